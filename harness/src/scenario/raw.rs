@@ -1,0 +1,283 @@
+//! The scenario file as written: serde types that mirror the YAML, strict about unknown fields. Values that
+//! have a type (durations, rates, codes, token patterns) are parsed here, so a bad one is reported with the
+//! line and column serde_yaml knows. Cross-field rules live in `validate`.
+
+use crate::coap::{Code, MessageType};
+use crate::token::TokenPattern;
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Name used for the report folder; defaults to the file's stem.
+    pub name: Option<String>,
+    /// `embedded`, or `coap://host[:port]`.
+    pub target: String,
+    /// Settings for the embedded target server (ignored for other targets).
+    #[serde(default)]
+    pub embedded: RawEmbedded,
+    /// Seed for every random choice (message IDs, tokens, payload generators, jitter).
+    pub seed: Option<u64>,
+    pub devices: RawDevices,
+    #[serde(default)]
+    pub request: RawRequest,
+    #[serde(default)]
+    pub coap: RawCoap,
+    pub phases: Vec<RawPhase>,
+    /// How long to wait for answers to requests still in flight after the last phase.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub drain: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbedded {
+    /// Answer CON requests with an empty ACK at once and the response this much later (ThingsBoard's
+    /// behaviour when slow).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub response_delay: Option<Duration>,
+    /// Accept any token instead of only the scenario's devices' tokens.
+    #[serde(default)]
+    pub any_token: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevices {
+    pub count: u32,
+    /// Token pattern such as `dev-{index:05}`.
+    #[serde(default, deserialize_with = "opt_pattern")]
+    pub token: Option<TokenPattern>,
+    /// File with one token per line (instead of `token`).
+    pub token_file: Option<PathBuf>,
+    /// Local addresses to bind device sockets to, spread round-robin.
+    #[serde(default)]
+    pub bind: Vec<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    #[serde(default = "default_method", deserialize_with = "method")]
+    pub method: Code,
+    /// URI path; `{token}` is replaced by the device's token.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Query options, `key=value` each.
+    #[serde(default)]
+    pub query: Vec<String>,
+    /// `con` or `non`.
+    #[serde(default = "default_type", rename = "type", deserialize_with = "mtype")]
+    pub mtype: MessageType,
+    /// Content-Format number, or `json`, `text`, `cbor`, `octet-stream`.
+    #[serde(default = "default_cf", deserialize_with = "content_format")]
+    pub content_format: Option<u16>,
+    /// Payload template with `{{generator}}` fields.
+    #[serde(default = "default_payload")]
+    pub payload: String,
+}
+
+impl Default for RawRequest {
+    fn default() -> Self {
+        RawRequest {
+            method: default_method(),
+            path: default_path(),
+            query: Vec::new(),
+            mtype: default_type(),
+            content_format: default_cf(),
+            payload: default_payload(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoap {
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ack_timeout: Option<Duration>,
+    pub ack_random_factor: Option<f64>,
+    pub max_retransmit: Option<u32>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub response_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhase {
+    pub name: Option<String>,
+    #[serde(deserialize_with = "duration")]
+    pub duration: Duration,
+    /// Devices active at the end of the phase; defaults to `devices.count`.
+    pub devices: Option<u32>,
+    /// `linear` ramps the device count from the previous phase's over the phase; `instant` (default) does
+    /// not.
+    #[serde(default)]
+    pub ramp: Ramp,
+    /// Open loop: each device sends every `interval`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub interval: Option<Duration>,
+    /// Open loop: requests per second across all the phase's devices, written `2000` or `2000/s`.
+    #[serde(default, deserialize_with = "opt_rate")]
+    pub rate: Option<f64>,
+    /// Closed loop: each device sends its next request this long after the last one completed.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub think: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ramp {
+    #[default]
+    Instant,
+    Linear,
+}
+
+fn default_method() -> Code {
+    Code::POST
+}
+fn default_path() -> String {
+    "/api/v1/{token}/telemetry".into()
+}
+fn default_type() -> MessageType {
+    MessageType::Con
+}
+fn default_cf() -> Option<u16> {
+    Some(crate::coap::content_format::JSON)
+}
+fn default_payload() -> String {
+    r#"{"temperature":{{random:15..30}},"seq":{{counter}}}"#.into()
+}
+
+/// Parses `30s`, `1m 30s`, `250ms` (humantime).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 2m"))
+}
+
+/// Parses `5000`, `5000/s`, `300/min`, `10k/s`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let bad = || format!("`{s}` is not a rate; write e.g. 500/s, 10k/s, 300/min");
+    let s = s.trim();
+    let (num, per) = s.split_once('/').unwrap_or((s, "s"));
+    let num = num.trim();
+    let (num, mult) = match num.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1000.0),
+        None => (num, 1.0),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match per.trim() {
+        "s" | "sec" => 1.0,
+        "min" | "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let rate = n * mult / secs;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(format!("rate `{s}` must be positive"));
+    }
+    Ok(rate)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(f64),
+    Str(String),
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) if n > 0.0 && n.is_finite() => Ok(Some(n)),
+        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("rate {n} must be positive"))),
+        NumOrStr::Str(s) => parse_rate(&s).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn opt_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenPattern>, D::Error> {
+    let s = String::deserialize(d)?;
+    TokenPattern::parse(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(match s.to_ascii_uppercase().as_str() {
+        "GET" => Code::GET,
+        "POST" => Code::POST,
+        "PUT" => Code::PUT,
+        "DELETE" => Code::DELETE,
+        "FETCH" => Code::FETCH,
+        "PATCH" => Code::PATCH,
+        "IPATCH" => Code::IPATCH,
+        _ => {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is not a method: expected GET, POST, PUT, DELETE, FETCH, PATCH or iPATCH"
+            )))
+        }
+    })
+}
+
+fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.parse::<MessageType>() {
+        Ok(t @ (MessageType::Con | MessageType::Non)) => Ok(t),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{s}` is not a request type: expected con or non"
+        ))),
+    }
+}
+
+fn content_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    use crate::coap::content_format as cf;
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) if n >= 0.0 && n <= 65535.0 && n.fract() == 0.0 => Ok(Some(n as u16)),
+        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!(
+            "content format {n} is out of range 0-65535"
+        ))),
+        NumOrStr::Str(s) => match s.as_str() {
+            "json" | "application/json" => Ok(Some(cf::JSON)),
+            "text" | "text/plain" => Ok(Some(cf::TEXT_PLAIN)),
+            "cbor" | "application/cbor" => Ok(Some(cf::CBOR)),
+            "octet-stream" | "application/octet-stream" => Ok(Some(cf::OCTET_STREAM)),
+            "none" => Ok(None),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{s}` is not a content format: expected a number, json, text, cbor, octet-stream or none"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("5000").unwrap(), 5000.0);
+        assert_eq!(parse_rate("5000/s").unwrap(), 5000.0);
+        assert_eq!(parse_rate("10k/s").unwrap(), 10000.0);
+        assert_eq!(parse_rate("300/min").unwrap(), 5.0);
+        for bad in ["", "x/s", "10/fortnight", "0/s", "-5"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("ten").is_err());
+    }
+}

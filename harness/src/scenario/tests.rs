@@ -1,0 +1,127 @@
+use super::*;
+
+const GOOD: &str = r#"
+name: t
+target: embedded
+devices:
+  count: 100
+  token: "dev-{index:05}"
+request:
+  type: non
+  payload: '{"n":{{counter}}}'
+coap:
+  ack_timeout: 500ms
+phases:
+  - name: ramp
+    duration: 2s
+    ramp: linear
+    interval: 1s
+  - name: steady
+    duration: 10s
+    rate: 200/s
+"#;
+
+fn parse_str(text: &str) -> Result<RunPlan, ScenarioError> {
+    parse(text, Path::new("s.yaml"), Path::new("."), "s", &Overrides::default())
+}
+
+#[test]
+fn parses_a_good_scenario() {
+    let plan = parse_str(GOOD).unwrap();
+    assert_eq!(plan.name, "t");
+    assert_eq!(plan.devices.count, 100);
+    assert_eq!(plan.phases.len(), 2);
+    assert_eq!(plan.phases[0].devices_from, 0);
+    assert_eq!(plan.phases[1].devices_from, 100);
+    assert_eq!(plan.phases[1].start, Duration::from_secs(2));
+    assert_eq!(plan.phases[1].interval(), Some(Duration::from_millis(500)));
+    assert_eq!(plan.transmission.ack_timeout, Duration::from_millis(500));
+    assert_eq!(plan.request.operation, "telemetry");
+    assert_eq!(plan.total_duration(), Duration::from_secs(12));
+    assert_eq!(plan.device_windows(50), vec![(Duration::from_secs(1), Duration::from_secs(12))]);
+}
+
+#[test]
+fn overrides_apply_before_validation() {
+    let o = Overrides {
+        target: Some("coap://127.0.0.1:7000".into()),
+        devices: Some(3),
+        duration: Some(Duration::from_secs(1)),
+    };
+    let plan = parse(GOOD, Path::new("s.yaml"), Path::new("."), "s", &o).unwrap();
+    assert_eq!(plan.devices.count, 3);
+    assert_eq!(plan.total_duration(), Duration::from_secs(3));
+    assert!(matches!(plan.target, Target::Remote { addr, .. } if addr.port() == 7000));
+    let o = Overrides {
+        devices: Some(0),
+        ..Default::default()
+    };
+    assert!(parse(GOOD, Path::new("s.yaml"), Path::new("."), "s", &o).is_err());
+}
+
+fn err(text: &str) -> String {
+    parse_str(text).unwrap_err().to_string()
+}
+
+#[test]
+fn rejects_unknown_field_with_location() {
+    let e = err(&GOOD.replace("  count: 100", "  count: 100\n  cuont: 5"));
+    assert!(e.starts_with("s.yaml:6:3: devices: unknown field `cuont`"), "{e}");
+}
+
+#[test]
+fn rejects_malformed_yaml_with_location() {
+    let e = err("target: embedded\ndevices: [count: 1\n");
+    assert!(e.starts_with("s.yaml:"), "{e}");
+    assert!(e.chars().filter(|c| *c == ':').count() >= 3, "{e}");
+}
+
+#[test]
+fn rejects_zero_devices_naming_the_field() {
+    let e = err(&GOOD.replace("count: 100", "count: 0"));
+    assert_eq!(e, "s.yaml:5:3: devices.count: must be at least 1 (got 0)");
+}
+
+#[test]
+fn rejects_bad_values_by_field() {
+    for (from, to, want) in [
+        ("duration: 2s", "duration: 2 parsecs", "s.yaml:14:5: phases[0].duration: `2 parsecs` is not a duration"),
+        ("rate: 200/s", "rate: lots", "s.yaml:19:5: phases[1].rate: `lots` is not a rate"),
+        ("type: non", "type: maybe", "s.yaml:8:3: request.type: `maybe` is not a request type"),
+        ("\"dev-{index:05}\"", "fixed", "s.yaml:6:3: devices.token: token pattern `fixed` has no {index}"),
+        ("interval: 1s", "interval: 1s\n    rate: 5/s", "s.yaml:13:3: phases[0]: give only one of"),
+        ("target: embedded", "target: http://x", "s.yaml:3:1: target: `http://x`: unknown scheme"),
+        ("ack_timeout: 500ms", "ack_random_factor: 0.5", "s.yaml:11:3: coap.ack_random_factor: 0.5 is outside"),
+        ("{{counter}}", "{{nope}}", "s.yaml:9:3: request.payload: unknown payload field"),
+    ] {
+        let e = err(&GOOD.replace(from, to));
+        assert!(e.starts_with(want), "for {to}:\n got  {e}\n want {want}");
+    }
+}
+
+#[test]
+fn rejects_missing_pacing_and_excess_devices() {
+    let e = err(&GOOD.replace("    interval: 1s\n", ""));
+    assert!(e.contains("phases[0]: needs one of"), "{e}");
+    let e = err(&GOOD.replace("ramp: linear", "devices: 101"));
+    assert!(e.contains("phases[0].devices: 101 is more than devices.count (100)"), "{e}");
+}
+
+#[test]
+fn token_file_is_read_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.txt"), "# ours\na\nb\n\nc\n").unwrap();
+    let text = GOOD
+        .replace("count: 100", "count: 3")
+        .replace("token: \"dev-{index:05}\"", "token_file: tokens.txt");
+    let plan = parse(&text, Path::new("s.yaml"), dir.path(), "s", &Overrides::default()).unwrap();
+    assert_eq!(plan.devices.tokens.token(2), "c");
+    let e = parse(&text.replace("count: 3", "count: 4"), Path::new("s.yaml"), dir.path(), "s", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds 3 tokens but devices.count is 4"), "{e}");
+    let e = parse(&text.replace("tokens.txt", "missing.txt"), Path::new("s.yaml"), dir.path(), "s", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("devices.token_file: cannot read") && e.contains("missing.txt"), "{e}");
+}

@@ -1,0 +1,295 @@
+//! Turns a [`RawScenario`] into a [`RunPlan`], checking every rule that spans fields. Reads token files
+//! but opens no socket.
+
+use super::locate::Step;
+use super::plan::{DevicePlan, Pacing, Phase, RequestPlan, RunPlan, Target, TokenSource};
+use super::raw::{RawScenario, Ramp};
+use super::template::PayloadTemplate;
+use crate::coap::{MessageType, TransmissionParams};
+use crate::token::TokenPattern;
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A rule broken: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub path: Vec<Step>,
+    pub message: String,
+}
+
+fn key(k: &str) -> Step {
+    Step::Key(k.into())
+}
+
+fn invalid(path: Vec<Step>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        path,
+        message: message.into(),
+    }
+}
+
+/// Validates a parsed scenario. `base` is the folder relative paths (token files) are taken from;
+/// `default_name` names the scenario when it has no `name`.
+pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<RunPlan, Invalid> {
+    let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
+    if name.is_empty() || name.contains(['/', '\\']) {
+        return Err(invalid(vec![key("name")], format!("`{name}` cannot name a report folder")));
+    }
+    let target = parse_target(&raw.target, &raw.embedded)
+        .map_err(|m| invalid(vec![key("target")], m))?;
+
+    let d = &raw.devices;
+    if d.count == 0 {
+        return Err(invalid(
+            vec![key("devices"), key("count")],
+            "must be at least 1 (got 0)",
+        ));
+    }
+    let tokens = match (&d.token, &d.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                vec![key("devices"), key("token_file")],
+                "give either `token` or `token_file`, not both",
+            ))
+        }
+        (Some(p), None) => TokenSource::Pattern(p.clone()),
+        (None, None) => TokenSource::Pattern(TokenPattern::parse("dev-{index:05}").expect("valid")),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let at = || vec![key("devices"), key("token_file")];
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(at(), format!("cannot read {}: {e}", path.display())))?;
+            let list: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            if list.len() < d.count as usize {
+                return Err(invalid(
+                    at(),
+                    format!(
+                        "{} holds {} tokens but devices.count is {}",
+                        path.display(),
+                        list.len(),
+                        d.count
+                    ),
+                ));
+            }
+            TokenSource::List(Arc::from(list))
+        }
+    };
+
+    let request = request_plan(&raw)?;
+    let transmission = transmission(&raw)?;
+    let phases = phases(&raw)?;
+    let drain = raw.drain.unwrap_or_else(|| {
+        let bound = match request.mtype {
+            MessageType::Con => transmission.max_transmit_wait(),
+            _ => transmission.response_timeout,
+        };
+        bound.min(Duration::from_secs(10))
+    });
+
+    Ok(RunPlan {
+        name,
+        source: None,
+        target,
+        seed: raw.seed.unwrap_or(0x5eed),
+        devices: DevicePlan {
+            count: d.count,
+            tokens,
+            bind: d.bind.clone(),
+        },
+        request,
+        transmission,
+        phases,
+        drain,
+    })
+}
+
+/// Parses `embedded` or `coap://host[:port]`.
+pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Target, String> {
+    if text == "embedded" {
+        return Ok(Target::Embedded {
+            response_delay: embedded.response_delay,
+            any_token: embedded.any_token,
+        });
+    }
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or_else(|| format!("`{text}` is not a target: expected `embedded` or coap://host:port"))?;
+    let default_port = match scheme {
+        "coap" => 5683,
+        "coaps" => {
+            return Err(format!(
+                "`{text}`: coaps:// (DTLS) targets are not supported by this build yet; use coap://"
+            ))
+        }
+        _ => return Err(format!("`{text}`: unknown scheme `{scheme}`, expected coap://")),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    let with_port = if authority.starts_with('[') {
+        if authority.contains("]:") {
+            authority.to_string()
+        } else {
+            format!("{authority}:{default_port}")
+        }
+    } else if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}`: cannot resolve `{with_port}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{text}`: `{with_port}` resolves to no address"))?;
+    Ok(Target::Remote {
+        url: format!("coap://{with_port}"),
+        addr,
+    })
+}
+
+fn request_plan(raw: &RawScenario) -> Result<RequestPlan, Invalid> {
+    let r = &raw.request;
+    let at = |k: &str| vec![key("request"), key(k)];
+    if !r.path.starts_with('/') {
+        return Err(invalid(at("path"), format!("`{}` must start with /", r.path)));
+    }
+    let path: Vec<Option<String>> = r
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| (s != "{token}").then(|| s.to_string()))
+        .collect();
+    if let Some(seg) = path.iter().flatten().find(|s| s.contains(['{', '}'])) {
+        return Err(invalid(
+            at("path"),
+            format!("segment `{seg}`: only a whole `{{token}}` segment is replaced"),
+        ));
+    }
+    if let Some(q) = r.query.iter().find(|q| q.is_empty()) {
+        return Err(invalid(at("query"), format!("empty query option `{q}`")));
+    }
+    let payload = PayloadTemplate::parse(&r.payload).map_err(|m| invalid(at("payload"), m))?;
+    let operation = path
+        .iter()
+        .rev()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "request".into());
+    Ok(RequestPlan {
+        method: r.method,
+        mtype: r.mtype,
+        path,
+        query: r.query.clone(),
+        content_format: r.content_format,
+        payload,
+        operation,
+    })
+}
+
+fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {
+    let c = &raw.coap;
+    let at = |k: &str| vec![key("coap"), key(k)];
+    let mut t = TransmissionParams::default();
+    if let Some(v) = c.ack_timeout {
+        if v.is_zero() {
+            return Err(invalid(at("ack_timeout"), "must be more than 0"));
+        }
+        t.ack_timeout = v;
+    }
+    if let Some(v) = c.ack_random_factor {
+        if !(1.0..=10.0).contains(&v) {
+            return Err(invalid(
+                at("ack_random_factor"),
+                format!("{v} is outside 1.0 to 10.0 (RFC 7252 requires at least 1.0)"),
+            ));
+        }
+        t.ack_random_factor = v;
+    }
+    if let Some(v) = c.max_retransmit {
+        if v > 20 {
+            return Err(invalid(at("max_retransmit"), format!("{v} is more than 20")));
+        }
+        t.max_retransmit = v;
+    }
+    if let Some(v) = c.response_timeout {
+        if v.is_zero() {
+            return Err(invalid(at("response_timeout"), "must be more than 0"));
+        }
+        t.response_timeout = v;
+    }
+    Ok(t)
+}
+
+fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
+    if raw.phases.is_empty() {
+        return Err(invalid(vec![key("phases")], "at least one phase is needed"));
+    }
+    let mut out = Vec::with_capacity(raw.phases.len());
+    let mut start = Duration::ZERO;
+    let mut previous = 0u32;
+    for (i, p) in raw.phases.iter().enumerate() {
+        let at = |k: &str| vec![key("phases"), Step::Index(i), key(k)];
+        if p.duration.is_zero() {
+            return Err(invalid(at("duration"), "must be more than 0"));
+        }
+        let devices = p.devices.unwrap_or(raw.devices.count);
+        if devices > raw.devices.count {
+            return Err(invalid(
+                at("devices"),
+                format!("{devices} is more than devices.count ({})", raw.devices.count),
+            ));
+        }
+        let pacing = match (p.interval, p.rate, p.think) {
+            (Some(d), None, None) if d.is_zero() => {
+                return Err(invalid(at("interval"), "must be more than 0"))
+            }
+            (Some(d), None, None) => Pacing::Interval(d),
+            (None, Some(r), None) => Pacing::Rate(r),
+            (None, None, Some(think)) => Pacing::Closed { think },
+            (None, None, None) => {
+                return Err(invalid(
+                    vec![key("phases"), Step::Index(i)],
+                    "needs one of `interval` (per device), `rate` (total) or `think` (closed loop)",
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    vec![key("phases"), Step::Index(i)],
+                    "give only one of `interval`, `rate` and `think`",
+                ))
+            }
+        };
+        let from = if p.ramp == Ramp::Linear { previous } else { devices };
+        out.push(Phase {
+            name: p.name.clone().unwrap_or_else(|| format!("phase-{}", i + 1)),
+            start,
+            duration: p.duration,
+            devices_from: from,
+            devices_to: devices,
+            ramp: p.ramp,
+            pacing,
+        });
+        start += p.duration;
+        previous = devices;
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in out.iter().enumerate() {
+        if !names.insert(p.name.as_str()) {
+            return Err(invalid(
+                vec![key("phases"), Step::Index(i), key("name")],
+                format!("phase name `{}` is used twice", p.name),
+            ));
+        }
+    }
+    Ok(out)
+}
