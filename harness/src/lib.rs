@@ -1,3 +1,24 @@
-//! coap-harness: load-testing and conformance harness for CoAP and CoAP-over-DTLS servers.
+//! coap-harness: load-testing and conformance harness for CoAP and CoAP-over-DTLS IoT servers that speak the
+//! ThingsBoard device API.
+//!
+//! # Layout
+//! Data flows one way: `cli` -> `scenario` -> `engine` -> `metrics` -> `report`.
+//! - [`coap`]: RFC 7252 codec and client exchange state, sans-IO (no sockets, no clock).
+//! - [`token`]: device access-token patterns (`dev-{index:05}`), shared by scenarios and the server.
+//! - [`scenario`]: YAML scenario files, validated into a typed [`scenario::RunPlan`] before any I/O.
+//! - [`engine`]: one task per simulated device (own UDP socket), pacing from the plan, the collector.
+//! - [`metrics`]: request outcomes, samples, and HDR-histogram aggregation.
+//! - [`report`]: the [`report::Report`] value and one renderer per output format.
+//! - [`server`]: the embedded ThingsBoard-compatible target server.
+//! - [`verdict`]: what a finished run means for the exit code.
+//! - [`cli`]: the command line.
+
+pub mod cli;
 pub mod coap;
+pub mod engine;
+pub mod metrics;
+pub mod report;
+pub mod scenario;
+pub mod server;
 pub mod token;
+pub mod verdict;

@@ -17,10 +17,14 @@ pub struct TokenPattern {
 #[non_exhaustive]
 pub enum TokenPatternError {
     /// No `{index}` placeholder: every device would get the same token.
-    #[error("token pattern `{0}` has no {{index}} placeholder, so every device would share one token")]
+    #[error(
+        "token pattern `{0}` has no {{index}} placeholder, so every device would share one token"
+    )]
     NoPlaceholder(String),
     /// More than one placeholder, or a placeholder we do not know.
-    #[error("token pattern `{0}` must contain exactly one {{index}} or {{index:WIDTH}} placeholder")]
+    #[error(
+        "token pattern `{0}` must contain exactly one {{index}} or {{index:WIDTH}} placeholder"
+    )]
     BadPlaceholder(String),
     /// Characters that cannot appear in a URI path segment unescaped.
     #[error("token pattern `{0}` contains `/`, `?`, `#` or whitespace, which cannot stand in a path segment")]
@@ -123,9 +127,18 @@ mod tests {
             TokenPattern::parse("fixed"),
             Err(TokenPatternError::NoPlaceholder(_))
         ));
-        for bad in ["{idx}", "{index:x}", "{index}{index}", "a{index", "}{index}"] {
+        for bad in [
+            "{idx}",
+            "{index:x}",
+            "{index}{index}",
+            "a{index",
+            "}{index}",
+        ] {
             assert!(
-                matches!(TokenPattern::parse(bad), Err(TokenPatternError::BadPlaceholder(_))),
+                matches!(
+                    TokenPattern::parse(bad),
+                    Err(TokenPatternError::BadPlaceholder(_))
+                ),
                 "{bad}"
             );
         }

@@ -130,7 +130,9 @@ impl fmt::Display for Code {
 
 /// Why a `c.dd` string is not a code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a CoAP code: expected class.detail such as 2.01 or 4.04 (class 0-7, detail 0-31)")]
+#[error(
+    "`{0}` is not a CoAP code: expected class.detail such as 2.01 or 4.04 (class 0-7, detail 0-31)"
+)]
 pub struct ParseCodeError(pub String);
 
 impl FromStr for Code {

@@ -35,7 +35,10 @@ fn piggybacked_response_completes() {
     assert_eq!(req.mtype, MessageType::Con);
     assert_eq!(req.token.as_bytes().len(), 4);
     let t1 = t0 + Duration::from_millis(3);
-    ep.handle_datagram(t1, &reply(&req, MessageType::Ack, Code::CREATED, req.message_id));
+    ep.handle_datagram(
+        t1,
+        &reply(&req, MessageType::Ack, Code::CREATED, req.message_id),
+    );
     let done = ep.poll_event().unwrap();
     assert_eq!(done.completed, t1);
     assert_eq!(done.retransmissions, 0);
@@ -47,7 +50,10 @@ fn piggybacked_response_completes() {
         other => panic!("{other:?}"),
     }
     assert_eq!(ep.in_flight(), 0);
-    assert!(ep.poll_transmit().is_none(), "nothing to ACK for a piggybacked response");
+    assert!(
+        ep.poll_transmit().is_none(),
+        "nothing to ACK for a piggybacked response"
+    );
     assert_eq!(ep.poll_timeout(), None);
 }
 
@@ -98,7 +104,10 @@ fn initial_timeout_is_randomised_within_the_factor() {
         let mut ep = ClientEndpoint::new(params(1.5), seed);
         ep.start(t0, post(MessageType::Con));
         let d = ep.poll_timeout().unwrap() - t0;
-        assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(3), "{d:?}");
+        assert!(
+            d >= Duration::from_secs(2) && d <= Duration::from_secs(3),
+            "{d:?}"
+        );
         seen.insert(d.as_millis());
     }
     assert!(seen.len() > 10, "timeouts should vary: {seen:?}");
@@ -112,10 +121,16 @@ fn retransmission_answered_late_counts_retransmissions() {
     ep.handle_timeout(t0 + Duration::from_secs(2));
     ep.poll_transmit().unwrap();
     let t = t0 + Duration::from_millis(2100);
-    ep.handle_datagram(t, &reply(&req, MessageType::Ack, Code::CREATED, req.message_id));
+    ep.handle_datagram(
+        t,
+        &reply(&req, MessageType::Ack, Code::CREATED, req.message_id),
+    );
     let done = ep.poll_event().unwrap();
     assert_eq!(done.retransmissions, 1);
-    assert_eq!(done.completed - done.first_sent, Duration::from_millis(2100));
+    assert_eq!(
+        done.completed - done.first_sent,
+        Duration::from_millis(2100)
+    );
 }
 
 /// ThingsBoard's pattern: an empty ACK when slow, then the response as its own CON, which we ACK.
@@ -124,9 +139,18 @@ fn separate_response_after_empty_ack() {
     let t0 = Instant::now();
     let mut ep = ClientEndpoint::new(params(1.0), 4);
     let req = sent(&mut ep, t0, MessageType::Con);
-    ep.handle_datagram(t0 + Duration::from_millis(500), &Message::empty_ack(req.message_id).to_bytes());
-    assert!(ep.poll_event().is_none(), "an empty ACK is not the response");
-    assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(500) + Duration::from_secs(10)));
+    ep.handle_datagram(
+        t0 + Duration::from_millis(500),
+        &Message::empty_ack(req.message_id).to_bytes(),
+    );
+    assert!(
+        ep.poll_event().is_none(),
+        "an empty ACK is not the response"
+    );
+    assert_eq!(
+        ep.poll_timeout(),
+        Some(t0 + Duration::from_millis(500) + Duration::from_secs(10))
+    );
     // No retransmission once acknowledged.
     ep.handle_timeout(t0 + Duration::from_secs(3));
     assert!(ep.poll_transmit().is_none());
@@ -136,12 +160,24 @@ fn separate_response_after_empty_ack() {
     let ack = Message::decode(&ep.poll_transmit().expect("we ACK the CON response")).unwrap();
     assert_eq!(ack, Message::empty_ack(0x5555));
     let done = ep.poll_event().unwrap();
-    assert_eq!(done.completed, t1, "latency runs to the response, not the empty ACK");
-    assert!(matches!(done.outcome, ExchangeOutcome::Response { separate: true, .. }));
+    assert_eq!(
+        done.completed, t1,
+        "latency runs to the response, not the empty ACK"
+    );
+    assert!(matches!(
+        done.outcome,
+        ExchangeOutcome::Response { separate: true, .. }
+    ));
 
     // The server did not get our ACK and sends the response again: ACK it again, no new event.
-    ep.handle_datagram(t1 + Duration::from_secs(2), &reply(&req, MessageType::Con, Code::CREATED, 0x5555));
-    assert_eq!(Message::decode(&ep.poll_transmit().unwrap()).unwrap(), Message::empty_ack(0x5555));
+    ep.handle_datagram(
+        t1 + Duration::from_secs(2),
+        &reply(&req, MessageType::Con, Code::CREATED, 0x5555),
+    );
+    assert_eq!(
+        Message::decode(&ep.poll_transmit().unwrap()).unwrap(),
+        Message::empty_ack(0x5555)
+    );
     assert!(ep.poll_event().is_none());
     assert_eq!(ep.stats().duplicates, 1);
 }
@@ -154,7 +190,10 @@ fn separate_non_response_is_not_acked() {
     ep.handle_datagram(t0, &Message::empty_ack(req.message_id).to_bytes());
     ep.handle_datagram(t0, &reply(&req, MessageType::Non, Code::CREATED, 7));
     assert!(ep.poll_transmit().is_none());
-    assert!(matches!(ep.poll_event().unwrap().outcome, ExchangeOutcome::Response { separate: true, .. }));
+    assert!(matches!(
+        ep.poll_event().unwrap().outcome,
+        ExchangeOutcome::Response { separate: true, .. }
+    ));
 }
 
 /// If the empty ACK is lost, the separate response still completes the exchange (§5.2.2).
@@ -175,7 +214,10 @@ fn acked_but_no_response_times_out() {
     let req = sent(&mut ep, t0, MessageType::Con);
     ep.handle_datagram(t0, &Message::empty_ack(req.message_id).to_bytes());
     ep.handle_timeout(t0 + Duration::from_secs(10));
-    assert_eq!(ep.poll_event().unwrap().outcome, ExchangeOutcome::Timeout { acked: true });
+    assert_eq!(
+        ep.poll_event().unwrap().outcome,
+        ExchangeOutcome::Timeout { acked: true }
+    );
 }
 
 #[test]
@@ -185,13 +227,21 @@ fn non_request_matched_by_token() {
     let req = sent(&mut ep, t0, MessageType::Non);
     assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     // A response with another token is not ours.
-    let mut other = Message::new(MessageType::Non, Code::CREATED, 1, Token::new(b"zz").unwrap());
+    let mut other = Message::new(
+        MessageType::Non,
+        Code::CREATED,
+        1,
+        Token::new(b"zz").unwrap(),
+    );
     other.payload = b"x".to_vec();
     ep.handle_datagram(t0, &other.to_bytes());
     assert!(ep.poll_event().is_none());
     assert_eq!(ep.stats().unmatched, 1);
     ep.handle_datagram(t0, &reply(&req, MessageType::Non, Code::CREATED, 2));
-    assert!(matches!(ep.poll_event().unwrap().outcome, ExchangeOutcome::Response { .. }));
+    assert!(matches!(
+        ep.poll_event().unwrap().outcome,
+        ExchangeOutcome::Response { .. }
+    ));
 }
 
 #[test]
@@ -201,7 +251,10 @@ fn non_request_times_out_without_retransmission() {
     sent(&mut ep, t0, MessageType::Non);
     ep.handle_timeout(t0 + Duration::from_secs(10));
     assert!(ep.poll_transmit().is_none());
-    assert_eq!(ep.poll_event().unwrap().outcome, ExchangeOutcome::Timeout { acked: false });
+    assert_eq!(
+        ep.poll_event().unwrap().outcome,
+        ExchangeOutcome::Timeout { acked: false }
+    );
 }
 
 #[test]
@@ -217,9 +270,17 @@ fn reset_completes() {
 fn stray_con_response_is_reset() {
     let t0 = Instant::now();
     let mut ep = ClientEndpoint::new(params(1.0), 11);
-    let stray = Message::new(MessageType::Con, Code::CONTENT, 42, Token::new(b"no").unwrap());
+    let stray = Message::new(
+        MessageType::Con,
+        Code::CONTENT,
+        42,
+        Token::new(b"no").unwrap(),
+    );
     ep.handle_datagram(t0, &stray.to_bytes());
-    assert_eq!(Message::decode(&ep.poll_transmit().unwrap()).unwrap(), Message::reset(42));
+    assert_eq!(
+        Message::decode(&ep.poll_transmit().unwrap()).unwrap(),
+        Message::reset(42)
+    );
     assert_eq!(ep.stats().resets_sent, 1);
 }
 
@@ -228,7 +289,12 @@ fn piggybacked_response_with_wrong_token_is_ignored() {
     let t0 = Instant::now();
     let mut ep = ClientEndpoint::new(params(1.0), 12);
     let req = sent(&mut ep, t0, MessageType::Con);
-    let bad = Message::new(MessageType::Ack, Code::CREATED, req.message_id, Token::new(b"x").unwrap());
+    let bad = Message::new(
+        MessageType::Ack,
+        Code::CREATED,
+        req.message_id,
+        Token::new(b"x").unwrap(),
+    );
     ep.handle_datagram(t0, &bad.to_bytes());
     assert!(ep.poll_event().is_none());
     assert_eq!(ep.stats().unmatched, 1);

@@ -358,7 +358,9 @@ fn extended(
     match nib {
         0..=12 => Ok(u16::from(nib)),
         13 => {
-            let b = *buf.get(*pos).ok_or(DecodeError::TruncatedOption { offset })?;
+            let b = *buf
+                .get(*pos)
+                .ok_or(DecodeError::TruncatedOption { offset })?;
             *pos += 1;
             Ok(u16::from(b) + 13)
         }

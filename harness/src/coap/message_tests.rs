@@ -48,7 +48,11 @@ fn option_delta_and_length_extensions() {
         let mut m = msg(MessageType::Non, Code::POST, 1, &[]);
         m.add_option(number, vec![b'x'; len]);
         let bytes = m.to_bytes();
-        assert_eq!(&bytes[4..4 + head.len()], head.as_slice(), "option {number}/{len}");
+        assert_eq!(
+            &bytes[4..4 + head.len()],
+            head.as_slice(),
+            "option {number}/{len}"
+        );
         assert_eq!(bytes.len(), 4 + head.len() + len);
         assert_eq!(Message::decode(&bytes).unwrap(), m);
     }
@@ -64,7 +68,11 @@ fn options_sorted_and_repeatable() {
     let numbers: Vec<u16> = m.options().iter().map(|o| o.number).collect();
     assert_eq!(numbers, vec![6, 11, 11, 11, 11, 12, 15]);
     assert_eq!(m.path_segments(), ["api", "v1", "TOKEN", "telemetry"]);
-    assert_eq!(m.option(option::OBSERVE), Some(&[][..]), "uint 0 encodes as empty");
+    assert_eq!(
+        m.option(option::OBSERVE),
+        Some(&[][..]),
+        "uint 0 encodes as empty"
+    );
     assert_eq!(m.content_format(), Some(50));
     let back = Message::decode(&m.to_bytes()).unwrap();
     assert_eq!(back, m);
@@ -81,7 +89,10 @@ fn token_from_u64_is_shortest() {
 
 #[test]
 fn rejects_short_datagram() {
-    assert_eq!(Message::decode(&[0x40, 0x01, 0x00]), Err(DecodeError::TooShort(3)));
+    assert_eq!(
+        Message::decode(&[0x40, 0x01, 0x00]),
+        Err(DecodeError::TooShort(3))
+    );
     assert_eq!(Message::decode(&[]), Err(DecodeError::TooShort(0)));
 }
 
@@ -98,7 +109,10 @@ fn rejects_token_length_9_to_15() {
     for tkl in 9u8..=15 {
         let mut b = vec![0x40 | tkl, 0x01, 0, 1];
         b.extend(std::iter::repeat_n(0u8, 15));
-        assert_eq!(Message::decode(&b), Err(DecodeError::ReservedTokenLength(tkl)));
+        assert_eq!(
+            Message::decode(&b),
+            Err(DecodeError::ReservedTokenLength(tkl))
+        );
     }
 }
 
@@ -163,8 +177,8 @@ fn rejects_payload_marker_without_payload() {
 #[test]
 fn rejects_truncated_options() {
     for bytes in [
-        vec![0x40, 0x01, 0, 1, 0xd0],             // 1-byte delta extension missing
-        vec![0x40, 0x01, 0, 1, 0xe0, 0x01],       // 2-byte delta extension cut short
+        vec![0x40, 0x01, 0, 1, 0xd0],       // 1-byte delta extension missing
+        vec![0x40, 0x01, 0, 1, 0xe0, 0x01], // 2-byte delta extension cut short
         vec![0x40, 0x01, 0, 1, 0xb5, b'a', b'b'], // value of 5 with 2 bytes left
     ] {
         assert_eq!(
@@ -238,7 +252,11 @@ fn agrees_with_coap_lite() {
             .collect();
         assert_eq!(their_opts, our_opts);
         let reencoded = theirs.to_bytes().expect("coap-lite encodes");
-        assert_eq!(Message::decode(&reencoded).unwrap(), m, "their encoding decodes to ours");
+        assert_eq!(
+            Message::decode(&reencoded).unwrap(),
+            m,
+            "their encoding decodes to ours"
+        );
     }
 }
 

@@ -58,7 +58,9 @@ pub fn locate(text: &str, path: &[Step]) -> Option<(usize, usize)> {
             }
             match step {
                 Step::Key(k) => {
-                    if content.starts_with(k.as_str()) && content[k.len()..].trim_start().starts_with(':') {
+                    if content.starts_with(k.as_str())
+                        && content[k.len()..].trim_start().starts_with(':')
+                    {
                         hit = Some((n, indent as usize, false));
                         break;
                     }
@@ -106,17 +108,32 @@ phases:
     #[test]
     fn finds_nested_keys_and_items() {
         assert_eq!(locate(DOC, &[k("devices"), k("count")]), Some((3, 3)));
-        assert_eq!(locate(DOC, &[k("phases"), Step::Index(0), k("duration")]), Some((7, 5)));
-        assert_eq!(locate(DOC, &[k("phases"), Step::Index(1), k("duration")]), Some((8, 5)));
-        assert_eq!(locate(DOC, &[k("phases"), Step::Index(1), k("rate")]), Some((9, 5)));
+        assert_eq!(
+            locate(DOC, &[k("phases"), Step::Index(0), k("duration")]),
+            Some((7, 5))
+        );
+        assert_eq!(
+            locate(DOC, &[k("phases"), Step::Index(1), k("duration")]),
+            Some((8, 5))
+        );
+        assert_eq!(
+            locate(DOC, &[k("phases"), Step::Index(1), k("rate")]),
+            Some((9, 5))
+        );
         assert_eq!(locate(DOC, &[k("phases"), Step::Index(1)]), Some((8, 3)));
-        assert_eq!(render(&[k("phases"), Step::Index(1), k("rate")]), "phases[1].rate");
+        assert_eq!(
+            render(&[k("phases"), Step::Index(1), k("rate")]),
+            "phases[1].rate"
+        );
     }
 
     #[test]
     fn falls_back_to_the_nearest_ancestor() {
         assert_eq!(locate(DOC, &[k("devices"), k("bind")]), Some((2, 1)));
-        assert_eq!(locate(DOC, &[k("phases"), Step::Index(0), k("rate")]), Some((6, 3)));
+        assert_eq!(
+            locate(DOC, &[k("phases"), Step::Index(0), k("rate")]),
+            Some((6, 3))
+        );
         assert_eq!(locate(DOC, &[k("nothing")]), None);
     }
 }

@@ -30,7 +30,10 @@ pub struct Overrides {
 #[non_exhaustive]
 pub enum ScenarioError {
     /// The file could not be read.
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     /// The YAML does not parse into a scenario (syntax, unknown field, wrong type, bad value).
     Parse {
         file: PathBuf,
@@ -50,16 +53,17 @@ pub enum ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = |f: &mut fmt::Formatter<'_>, file: &Path, line: &Option<usize>, col: &Option<usize>| {
-            write!(f, "{}", file.display())?;
-            if let Some(l) = line {
-                write!(f, ":{l}")?;
-                if let Some(c) = col {
-                    write!(f, ":{c}")?;
+        let at =
+            |f: &mut fmt::Formatter<'_>, file: &Path, line: &Option<usize>, col: &Option<usize>| {
+                write!(f, "{}", file.display())?;
+                if let Some(l) = line {
+                    write!(f, ":{l}")?;
+                    if let Some(c) = col {
+                        write!(f, ":{c}")?;
+                    }
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
         match self {
             ScenarioError::Read { file, source } => {
                 write!(f, "cannot read scenario {}: {source}", file.display())

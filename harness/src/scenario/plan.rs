@@ -216,22 +216,34 @@ mod tests {
     fn linear_ramp_up_staggers_starts() {
         let p = phase(0, 10, 0, 10, Ramp::Linear);
         assert_eq!(p.window(0), Some((Duration::ZERO, Duration::from_secs(10))));
-        assert_eq!(p.window(5), Some((Duration::from_secs(5), Duration::from_secs(10))));
-        assert_eq!(p.window(9), Some((Duration::from_secs(9), Duration::from_secs(10))));
+        assert_eq!(
+            p.window(5),
+            Some((Duration::from_secs(5), Duration::from_secs(10)))
+        );
+        assert_eq!(
+            p.window(9),
+            Some((Duration::from_secs(9), Duration::from_secs(10)))
+        );
         assert_eq!(p.window(10), None);
     }
 
     #[test]
     fn linear_ramp_down_staggers_stops() {
         let p = phase(10, 10, 10, 0, Ramp::Linear);
-        assert_eq!(p.window(9), Some((Duration::from_secs(10), Duration::from_secs(11))));
-        assert_eq!(p.window(0), Some((Duration::from_secs(10), Duration::from_secs(20))));
+        assert_eq!(
+            p.window(9),
+            Some((Duration::from_secs(10), Duration::from_secs(11)))
+        );
+        assert_eq!(
+            p.window(0),
+            Some((Duration::from_secs(10), Duration::from_secs(20)))
+        );
         assert_eq!(p.window(10), None);
     }
 
     #[test]
     fn windows_merge_across_phases() {
-        let plan_phases = vec![
+        let plan_phases = [
             phase(0, 10, 0, 4, Ramp::Linear),
             phase(10, 10, 4, 4, Ramp::Instant),
             phase(20, 4, 4, 2, Ramp::Instant),
@@ -247,7 +259,10 @@ mod tests {
             out
         };
         assert_eq!(windows(0), vec![(Duration::ZERO, Duration::from_secs(24))]);
-        assert_eq!(windows(3), vec![(Duration::from_millis(7500), Duration::from_secs(20))]);
+        assert_eq!(
+            windows(3),
+            vec![(Duration::from_millis(7500), Duration::from_secs(20))]
+        );
     }
 
     #[test]
@@ -255,7 +270,9 @@ mod tests {
         let mut p = phase(0, 10, 0, 1000, Ramp::Instant);
         p.pacing = Pacing::Rate(500.0);
         assert_eq!(p.interval(), Some(Duration::from_secs(2)));
-        p.pacing = Pacing::Closed { think: Duration::ZERO };
+        p.pacing = Pacing::Closed {
+            think: Duration::ZERO,
+        };
         assert_eq!(p.interval(), None);
     }
 }

@@ -199,7 +199,9 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
 fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) if n > 0.0 && n.is_finite() => Ok(Some(n)),
-        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("rate {n} must be positive"))),
+        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!(
+            "rate {n} must be positive"
+        ))),
         NumOrStr::Str(s) => parse_rate(&s).map(Some).map_err(serde::de::Error::custom),
     }
 }
@@ -242,7 +244,7 @@ fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
 fn content_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     use crate::coap::content_format as cf;
     match NumOrStr::deserialize(d)? {
-        NumOrStr::Num(n) if n >= 0.0 && n <= 65535.0 && n.fract() == 0.0 => Ok(Some(n as u16)),
+        NumOrStr::Num(n) if (0.0..=65535.0).contains(&n) && n.fract() == 0.0 => Ok(Some(n as u16)),
         NumOrStr::Num(n) => Err(serde::de::Error::custom(format!(
             "content format {n} is out of range 0-65535"
         ))),

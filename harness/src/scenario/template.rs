@@ -39,7 +39,7 @@ impl PayloadTemplate {
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
             if open > 0 {
-                parts.push(Part::Literal(rest[..open].as_bytes().to_vec()));
+                parts.push(Part::Literal(rest.as_bytes()[..open].to_vec()));
             }
             let after = &rest[open + 2..];
             let close = after
@@ -73,7 +73,7 @@ impl PayloadTemplate {
                 if lo.contains('.') || hi.contains('.') {
                     let lo: f64 = lo.trim().parse().map_err(|_| bad_range())?;
                     let hi: f64 = hi.trim().parse().map_err(|_| bad_range())?;
-                    if !(lo <= hi) {
+                    if lo.is_nan() || hi.is_nan() || lo > hi {
                         return Err(bad_range());
                     }
                     Part::RandomFloat(lo, hi)
@@ -164,8 +164,14 @@ mod tests {
             r#"{"i":7,"t":"dev-7","n":42,"ts":1700000000123,"r":5,"f":1.50}"#
         );
         assert!(t.needs_time());
-        assert_eq!(render(&PayloadTemplate::parse("plain").unwrap(), 0, &mut rng), "plain");
-        assert_eq!(render(&PayloadTemplate::parse("{{counter}}").unwrap(), 0, &mut rng), "0");
+        assert_eq!(
+            render(&PayloadTemplate::parse("plain").unwrap(), 0, &mut rng),
+            "plain"
+        );
+        assert_eq!(
+            render(&PayloadTemplate::parse("{{counter}}").unwrap(), 0, &mut rng),
+            "0"
+        );
     }
 
     #[test]
@@ -180,7 +186,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields() {
-        for bad in ["{{nope}}", "{{random:5..1}}", "{{random:a..b}}", "{{counter", "{{random:1}}"] {
+        for bad in [
+            "{{nope}}",
+            "{{random:5..1}}",
+            "{{random:a..b}}",
+            "{{counter",
+            "{{random:1}}",
+        ] {
             assert!(PayloadTemplate::parse(bad).is_err(), "{bad}");
         }
     }

@@ -22,7 +22,13 @@ phases:
 "#;
 
 fn parse_str(text: &str) -> Result<RunPlan, ScenarioError> {
-    parse(text, Path::new("s.yaml"), Path::new("."), "s", &Overrides::default())
+    parse(
+        text,
+        Path::new("s.yaml"),
+        Path::new("."),
+        "s",
+        &Overrides::default(),
+    )
 }
 
 #[test]
@@ -38,7 +44,10 @@ fn parses_a_good_scenario() {
     assert_eq!(plan.transmission.ack_timeout, Duration::from_millis(500));
     assert_eq!(plan.request.operation, "telemetry");
     assert_eq!(plan.total_duration(), Duration::from_secs(12));
-    assert_eq!(plan.device_windows(50), vec![(Duration::from_secs(1), Duration::from_secs(12))]);
+    assert_eq!(
+        plan.device_windows(50),
+        vec![(Duration::from_secs(1), Duration::from_secs(12))]
+    );
 }
 
 #[test]
@@ -66,7 +75,10 @@ fn err(text: &str) -> String {
 #[test]
 fn rejects_unknown_field_with_location() {
     let e = err(&GOOD.replace("  count: 100", "  count: 100\n  cuont: 5"));
-    assert!(e.starts_with("s.yaml:6:3: devices: unknown field `cuont`"), "{e}");
+    assert!(
+        e.starts_with("s.yaml:6:3: devices: unknown field `cuont`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -85,14 +97,46 @@ fn rejects_zero_devices_naming_the_field() {
 #[test]
 fn rejects_bad_values_by_field() {
     for (from, to, want) in [
-        ("duration: 2s", "duration: 2 parsecs", "s.yaml:14:5: phases[0].duration: `2 parsecs` is not a duration"),
-        ("rate: 200/s", "rate: lots", "s.yaml:19:5: phases[1].rate: `lots` is not a rate"),
-        ("type: non", "type: maybe", "s.yaml:8:3: request.type: `maybe` is not a request type"),
-        ("\"dev-{index:05}\"", "fixed", "s.yaml:6:3: devices.token: token pattern `fixed` has no {index}"),
-        ("interval: 1s", "interval: 1s\n    rate: 5/s", "s.yaml:13:3: phases[0]: give only one of"),
-        ("target: embedded", "target: http://x", "s.yaml:3:1: target: `http://x`: unknown scheme"),
-        ("ack_timeout: 500ms", "ack_random_factor: 0.5", "s.yaml:11:3: coap.ack_random_factor: 0.5 is outside"),
-        ("{{counter}}", "{{nope}}", "s.yaml:9:3: request.payload: unknown payload field"),
+        (
+            "duration: 2s",
+            "duration: 2 parsecs",
+            "s.yaml:14:5: phases[0].duration: `2 parsecs` is not a duration",
+        ),
+        (
+            "rate: 200/s",
+            "rate: lots",
+            "s.yaml:19:5: phases[1].rate: `lots` is not a rate",
+        ),
+        (
+            "type: non",
+            "type: maybe",
+            "s.yaml:8:3: request.type: `maybe` is not a request type",
+        ),
+        (
+            "\"dev-{index:05}\"",
+            "fixed",
+            "s.yaml:6:3: devices.token: token pattern `fixed` has no {index}",
+        ),
+        (
+            "interval: 1s",
+            "interval: 1s\n    rate: 5/s",
+            "s.yaml:13:3: phases[0]: give only one of",
+        ),
+        (
+            "target: embedded",
+            "target: http://x",
+            "s.yaml:3:1: target: `http://x`: unknown scheme",
+        ),
+        (
+            "ack_timeout: 500ms",
+            "ack_random_factor: 0.5",
+            "s.yaml:11:3: coap.ack_random_factor: 0.5 is outside",
+        ),
+        (
+            "{{counter}}",
+            "{{nope}}",
+            "s.yaml:9:3: request.payload: unknown payload field",
+        ),
     ] {
         let e = err(&GOOD.replace(from, to));
         assert!(e.starts_with(want), "for {to}:\n got  {e}\n want {want}");
@@ -104,7 +148,10 @@ fn rejects_missing_pacing_and_excess_devices() {
     let e = err(&GOOD.replace("    interval: 1s\n", ""));
     assert!(e.contains("phases[0]: needs one of"), "{e}");
     let e = err(&GOOD.replace("ramp: linear", "devices: 101"));
-    assert!(e.contains("phases[0].devices: 101 is more than devices.count (100)"), "{e}");
+    assert!(
+        e.contains("phases[0].devices: 101 is more than devices.count (100)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -114,14 +161,36 @@ fn token_file_is_read_and_counted() {
     let text = GOOD
         .replace("count: 100", "count: 3")
         .replace("token: \"dev-{index:05}\"", "token_file: tokens.txt");
-    let plan = parse(&text, Path::new("s.yaml"), dir.path(), "s", &Overrides::default()).unwrap();
+    let plan = parse(
+        &text,
+        Path::new("s.yaml"),
+        dir.path(),
+        "s",
+        &Overrides::default(),
+    )
+    .unwrap();
     assert_eq!(plan.devices.tokens.token(2), "c");
-    let e = parse(&text.replace("count: 3", "count: 4"), Path::new("s.yaml"), dir.path(), "s", &Overrides::default())
-        .unwrap_err()
-        .to_string();
+    let e = parse(
+        &text.replace("count: 3", "count: 4"),
+        Path::new("s.yaml"),
+        dir.path(),
+        "s",
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("holds 3 tokens but devices.count is 4"), "{e}");
-    let e = parse(&text.replace("tokens.txt", "missing.txt"), Path::new("s.yaml"), dir.path(), "s", &Overrides::default())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("devices.token_file: cannot read") && e.contains("missing.txt"), "{e}");
+    let e = parse(
+        &text.replace("tokens.txt", "missing.txt"),
+        Path::new("s.yaml"),
+        dir.path(),
+        "s",
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("devices.token_file: cannot read") && e.contains("missing.txt"),
+        "{e}"
+    );
 }

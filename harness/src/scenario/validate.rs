@@ -3,7 +3,7 @@
 
 use super::locate::Step;
 use super::plan::{DevicePlan, Pacing, Phase, RequestPlan, RunPlan, Target, TokenSource};
-use super::raw::{RawScenario, Ramp};
+use super::raw::{Ramp, RawScenario};
 use super::template::PayloadTemplate;
 use crate::coap::{MessageType, TransmissionParams};
 use crate::token::TokenPattern;
@@ -35,10 +35,13 @@ fn invalid(path: Vec<Step>, message: impl Into<String>) -> Invalid {
 pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<RunPlan, Invalid> {
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
     if name.is_empty() || name.contains(['/', '\\']) {
-        return Err(invalid(vec![key("name")], format!("`{name}` cannot name a report folder")));
+        return Err(invalid(
+            vec![key("name")],
+            format!("`{name}` cannot name a report folder"),
+        ));
     }
-    let target = parse_target(&raw.target, &raw.embedded)
-        .map_err(|m| invalid(vec![key("target")], m))?;
+    let target =
+        parse_target(&raw.target, &raw.embedded).map_err(|m| invalid(vec![key("target")], m))?;
 
     let d = &raw.devices;
     if d.count == 0 {
@@ -118,9 +121,9 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
             any_token: embedded.any_token,
         });
     }
-    let (scheme, rest) = text
-        .split_once("://")
-        .ok_or_else(|| format!("`{text}` is not a target: expected `embedded` or coap://host:port"))?;
+    let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+        format!("`{text}` is not a target: expected `embedded` or coap://host:port")
+    })?;
     let default_port = match scheme {
         "coap" => 5683,
         "coaps" => {
@@ -128,7 +131,11 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
                 "`{text}`: coaps:// (DTLS) targets are not supported by this build yet; use coap://"
             ))
         }
-        _ => return Err(format!("`{text}`: unknown scheme `{scheme}`, expected coap://")),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown scheme `{scheme}`, expected coap://"
+            ))
+        }
     };
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() {
@@ -160,7 +167,10 @@ fn request_plan(raw: &RawScenario) -> Result<RequestPlan, Invalid> {
     let r = &raw.request;
     let at = |k: &str| vec![key("request"), key(k)];
     if !r.path.starts_with('/') {
-        return Err(invalid(at("path"), format!("`{}` must start with /", r.path)));
+        return Err(invalid(
+            at("path"),
+            format!("`{}` must start with /", r.path),
+        ));
     }
     let path: Vec<Option<String>> = r
         .path
@@ -217,7 +227,10 @@ fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {
     }
     if let Some(v) = c.max_retransmit {
         if v > 20 {
-            return Err(invalid(at("max_retransmit"), format!("{v} is more than 20")));
+            return Err(invalid(
+                at("max_retransmit"),
+                format!("{v} is more than 20"),
+            ));
         }
         t.max_retransmit = v;
     }
@@ -246,30 +259,36 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
         if devices > raw.devices.count {
             return Err(invalid(
                 at("devices"),
-                format!("{devices} is more than devices.count ({})", raw.devices.count),
+                format!(
+                    "{devices} is more than devices.count ({})",
+                    raw.devices.count
+                ),
             ));
         }
-        let pacing = match (p.interval, p.rate, p.think) {
-            (Some(d), None, None) if d.is_zero() => {
-                return Err(invalid(at("interval"), "must be more than 0"))
-            }
-            (Some(d), None, None) => Pacing::Interval(d),
-            (None, Some(r), None) => Pacing::Rate(r),
-            (None, None, Some(think)) => Pacing::Closed { think },
-            (None, None, None) => {
-                return Err(invalid(
+        let pacing =
+            match (p.interval, p.rate, p.think) {
+                (Some(d), None, None) if d.is_zero() => {
+                    return Err(invalid(at("interval"), "must be more than 0"))
+                }
+                (Some(d), None, None) => Pacing::Interval(d),
+                (None, Some(r), None) => Pacing::Rate(r),
+                (None, None, Some(think)) => Pacing::Closed { think },
+                (None, None, None) => return Err(invalid(
                     vec![key("phases"), Step::Index(i)],
                     "needs one of `interval` (per device), `rate` (total) or `think` (closed loop)",
-                ))
-            }
-            _ => {
-                return Err(invalid(
-                    vec![key("phases"), Step::Index(i)],
-                    "give only one of `interval`, `rate` and `think`",
-                ))
-            }
+                )),
+                _ => {
+                    return Err(invalid(
+                        vec![key("phases"), Step::Index(i)],
+                        "give only one of `interval`, `rate` and `think`",
+                    ))
+                }
+            };
+        let from = if p.ramp == Ramp::Linear {
+            previous
+        } else {
+            devices
         };
-        let from = if p.ramp == Ramp::Linear { previous } else { devices };
         out.push(Phase {
             name: p.name.clone().unwrap_or_else(|| format!("phase-{}", i + 1)),
             start,

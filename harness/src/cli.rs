@@ -1,0 +1,235 @@
+//! The command line (clap derive): `run`, `serve`, `validate`. Each command returns its exit code; errors
+//! are printed as one line.
+
+use crate::engine::{self, ProgressMode, RunOptions};
+use crate::scenario::{self, Overrides};
+use crate::server::{self, ServerConfig, TokenPolicy};
+use crate::token::TokenPattern;
+use crate::{report, verdict};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Load-testing and conformance harness for CoAP and CoAP-over-DTLS IoT servers (ThingsBoard device API).
+///
+/// Exit codes: 0 every check held, 1 a check failed, 2 the harness could not run (bad input, bad
+/// configuration, unreachable or garbling target).
+#[derive(Debug, Parser)]
+#[command(name = "coap-harness", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write its report.
+    Run(RunArgs),
+    /// Serve the ThingsBoard CoAP device API (the embedded target) until Ctrl-C.
+    Serve(ServeArgs),
+    /// Check a scenario file without running it.
+    Validate {
+        /// The scenario YAML file.
+        scenario: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario YAML file.
+    pub scenario: PathBuf,
+    /// Replace the scenario's target (`embedded` or coap://host:port).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Replace the number of devices.
+    #[arg(long)]
+    pub devices: Option<u32>,
+    /// Replace the last phase's duration (e.g. 30s, 2m).
+    #[arg(long, value_parser = scenario::raw::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Report folder (default: reports/<scenario>-<UTC timestamp>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No live progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// UDP address to serve plain CoAP on.
+    #[arg(long, default_value = "127.0.0.1:5683")]
+    pub coap: SocketAddr,
+    /// File of accepted access tokens, one per line.
+    #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]
+    pub tokens: Option<PathBuf>,
+    /// Accept every access token.
+    #[arg(long, conflicts_with = "token_pattern")]
+    pub any_token: bool,
+    /// Accept the tokens this pattern gives for indexes below --token-count.
+    #[arg(long, default_value = "dev-{index:05}")]
+    pub token_pattern: String,
+    /// How many pattern tokens are devices.
+    #[arg(long, default_value_t = 1000)]
+    pub token_count: u64,
+    /// Answer CON requests with an empty ACK and the response this much later (ThingsBoard when slow).
+    #[arg(long, value_parser = scenario::raw::parse_duration)]
+    pub response_delay: Option<Duration>,
+}
+
+/// Runs the parsed command on the current runtime and returns the process exit code.
+pub async fn execute(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Validate { scenario } => validate(&scenario),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}
+
+fn validate(file: &Path) -> u8 {
+    match scenario::load(file, &Overrides::default()) {
+        Ok(plan) => {
+            println!(
+                "{}: ok: scenario `{}`, target {}, {} devices, {} phases, {} ({} in {})",
+                file.display(),
+                plan.name,
+                plan.target.describe(),
+                plan.devices.count,
+                plan.phases.len(),
+                humantime::format_duration(plan.total_duration()),
+                plan.request.mtype,
+                plan.request.operation,
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    PathBuf::from("reports").join(format!("{name}-{stamp}"))
+}
+
+async fn run(args: RunArgs) -> u8 {
+    let overrides = Overrides {
+        target: args.target,
+        devices: args.devices,
+        duration: args.duration,
+    };
+    let plan = match scenario::load(&args.scenario, &overrides) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(e),
+    };
+    let out = args.out.unwrap_or_else(|| default_out(&plan.name));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return fail(format_args!(
+            "cannot create report folder {}: {e}",
+            out.display()
+        ));
+    }
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: stopping devices and writing the report of what was measured"
+            );
+            on_signal.cancel();
+        }
+    });
+    eprintln!(
+        "running `{}` against {} with {} devices for {}",
+        plan.name,
+        plan.target.describe(),
+        plan.devices.count,
+        humantime::format_duration(plan.total_duration())
+    );
+    let opts = RunOptions {
+        progress: if args.quiet {
+            ProgressMode::Off
+        } else {
+            ProgressMode::Auto
+        },
+        cancel,
+    };
+    let output = match engine::run(plan, opts).await {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    print!("{}", report::terminal::render(&output.report));
+    match report::write_all(&output.report, &out) {
+        Ok(paths) => {
+            for p in paths {
+                println!("  wrote {}", p.display());
+            }
+        }
+        Err(e) => {
+            return fail(format_args!(
+                "cannot write report to {}: {e}",
+                out.display()
+            ))
+        }
+    }
+    let v = verdict::of(&output.report);
+    match &v {
+        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
+        verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
+    }
+    v.code()
+}
+
+async fn serve(args: ServeArgs) -> u8 {
+    let tokens = if let Some(file) = &args.tokens {
+        match TokenPolicy::from_file(file) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        }
+    } else if args.any_token {
+        TokenPolicy::Any
+    } else {
+        match TokenPattern::parse(&args.token_pattern) {
+            Ok(pattern) => TokenPolicy::Pattern {
+                pattern,
+                count: args.token_count,
+            },
+            Err(e) => return fail(format_args!("--token-pattern: {e}")),
+        }
+    };
+    let describe = tokens.to_string();
+    let handle = match server::start(ServerConfig {
+        bind: args.coap,
+        tokens,
+        response_delay: args.response_delay,
+    })
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C stops",
+        handle.local_addr()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = handle.stats();
+    handle.shutdown().await;
+    println!(
+        "stopped: {} datagrams, {} requests, {} devices, {} malformed",
+        stats.datagrams_received, stats.requests, stats.devices, stats.malformed
+    );
+    0
+}

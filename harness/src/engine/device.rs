@@ -1,0 +1,291 @@
+//! The one worker loop: a simulated device with its own UDP socket, driving a sans-IO
+//! [`ClientEndpoint`] on the schedule its [`Pacer`] gives, recording every request into its own batch.
+
+use super::pacer::Pacer;
+use crate::coap::{option, ClientEndpoint, Completed, ExchangeOutcome, Message, Token};
+use crate::metrics::{Batch, Outcome, Sample};
+use crate::scenario::template::RenderContext;
+use crate::scenario::RunPlan;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// What every device task shares (read-only).
+pub struct Shared {
+    pub plan: Arc<RunPlan>,
+    pub target: SocketAddr,
+    /// The run's start.
+    pub t0: Instant,
+    /// No exchange outlives this (last phase's end plus the drain).
+    pub hard_end: Instant,
+    pub tx: UnboundedSender<Batch>,
+    pub cancel: CancellationToken,
+}
+
+/// One device's own account of its run, for cross-checking against the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceTally {
+    pub index: u32,
+    pub token: String,
+    /// Whether the device became active and opened its socket.
+    pub started: bool,
+    /// Why the socket could not be opened.
+    pub socket_error: Option<String>,
+    pub sent: u64,
+    pub ok: u64,
+    /// Datagrams that were not CoAP, and the first decode error seen.
+    pub malformed: u64,
+    pub first_malformed: Option<String>,
+    pub unmatched: u64,
+    pub duplicates: u64,
+}
+
+const BATCH: usize = 128;
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+struct Recorder {
+    tx: UnboundedSender<Batch>,
+    batch: Batch,
+    last_flush: Instant,
+}
+
+impl Recorder {
+    fn record(&mut self, s: Sample, now: Instant) {
+        self.batch.push(s);
+        if self.batch.len() >= BATCH || now.duration_since(self.last_flush) >= FLUSH_EVERY {
+            self.flush(now);
+        }
+    }
+
+    /// When the batch must go out even if no other request completes (slow devices).
+    fn deadline(&self) -> Option<Instant> {
+        (!self.batch.is_empty()).then(|| self.last_flush + FLUSH_EVERY)
+    }
+
+    fn flush(&mut self, now: Instant) {
+        self.last_flush = now;
+        if !self.batch.is_empty() {
+            // The collector outlives every device; a closed channel means the run is being torn down.
+            let _ = self.tx.send(std::mem::replace(
+                &mut self.batch,
+                Vec::with_capacity(BATCH),
+            ));
+        }
+    }
+}
+
+/// The request as every send starts from it; the payload is rendered per send.
+fn base_request(plan: &RunPlan, token: &str) -> Message {
+    let r = &plan.request;
+    let mut m = Message::new(r.mtype, r.method, 0, Token::default());
+    for seg in &r.path {
+        m.add_option(option::URI_PATH, seg.as_deref().unwrap_or(token).as_bytes());
+    }
+    if let Some(cf) = r.content_format {
+        m.add_uint_option(option::CONTENT_FORMAT, u32::from(cf));
+    }
+    for q in &r.query {
+        m.add_option(option::URI_QUERY, q.as_bytes());
+    }
+    m
+}
+
+fn bind_addr(plan: &RunPlan, index: u32, target: SocketAddr) -> SocketAddr {
+    let ip = if plan.devices.bind.is_empty() {
+        match target {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    } else {
+        plan.devices.bind[index as usize % plan.devices.bind.len()]
+    };
+    SocketAddr::new(ip, 0)
+}
+
+async fn open_socket(local: SocketAddr, target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = UdpSocket::bind(local).await?;
+    sock.connect(target).await?;
+    Ok(sock)
+}
+
+fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
+    match &c.outcome {
+        ExchangeOutcome::Response { response, .. } if response.code.is_success() => Outcome::Ok,
+        ExchangeOutcome::Response { .. } => Outcome::CoapError,
+        ExchangeOutcome::Reset => Outcome::Reset,
+        ExchangeOutcome::Timeout { .. } if c.malformed.is_some() => Outcome::Malformed,
+        ExchangeOutcome::Timeout { acked: false } => Outcome::Timeout,
+        ExchangeOutcome::Timeout { acked: true } => Outcome::ResponseTimeout,
+        ExchangeOutcome::Aborted => aborted_as,
+    }
+}
+
+/// Runs device `index` to the end of its schedule (or cancellation) and returns its tally.
+pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
+    let plan = sh.plan.clone();
+    let token = plan.devices.tokens.token(u64::from(index));
+    let mut tally = DeviceTally {
+        index,
+        token: token.clone(),
+        ..Default::default()
+    };
+    let mut pacer = Pacer::new(&plan, index);
+    let Some(first) = pacer.first_active() else {
+        return tally;
+    };
+    tokio::select! {
+        _ = sh.cancel.cancelled() => return tally,
+        _ = tokio::time::sleep_until((sh.t0 + first).into()) => {}
+    }
+    let sock = match open_socket(bind_addr(&plan, index, sh.target), sh.target).await {
+        Ok(s) => s,
+        Err(e) => {
+            tally.socket_error = Some(e.to_string());
+            return tally;
+        }
+    };
+    tally.started = true;
+
+    let seed = plan.seed ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut ep = ClientEndpoint::new(plan.transmission.clone(), seed);
+    let mut rng = fastrand::Rng::with_seed(seed.rotate_left(17));
+    let base = base_request(&plan, &token);
+    let needs_time = plan.request.payload.needs_time();
+    let mut rec = Recorder {
+        tx: sh.tx.clone(),
+        batch: Vec::with_capacity(BATCH),
+        last_flush: Instant::now(),
+    };
+    // (intended offset, phase) of the request in flight; NSTART = 1.
+    let mut in_flight: Option<(Duration, u16)> = None;
+    let mut stopping = false;
+    let mut aborted_as = Outcome::Unfinished;
+    let mut buf = vec![0u8; 2048];
+
+    loop {
+        let now = Instant::now();
+        if in_flight.is_none() && !stopping {
+            if let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) {
+                let mut msg = base.clone();
+                let unix_ms = if needs_time {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64)
+                } else {
+                    0
+                };
+                plan.request.payload.render(
+                    &mut RenderContext {
+                        index: u64::from(index),
+                        token: &token,
+                        counter: tally.sent,
+                        rng: &mut rng,
+                        unix_ms,
+                    },
+                    &mut msg.payload,
+                );
+                ep.start(now, msg);
+                tally.sent += 1;
+                in_flight = Some((t, plan.phase_at(t) as u16));
+                pacer.on_sent(t);
+            }
+        }
+
+        while let Some(datagram) = ep.poll_transmit() {
+            if let Err(e) = sock.send(&datagram).await {
+                aborted_as = if e.kind() == ErrorKind::ConnectionRefused {
+                    Outcome::Unreachable
+                } else {
+                    Outcome::SendFailed
+                };
+                ep.abort_all(Instant::now());
+                break;
+            }
+        }
+
+        while let Some(done) = ep.poll_event() {
+            let (intended, phase) = in_flight.take().expect("an exchange was in flight");
+            let intended_at = sh.t0 + intended;
+            let outcome = classify(&done, aborted_as);
+            if let (None, Some(e)) = (&tally.first_malformed, &done.malformed) {
+                tally.first_malformed = Some(e.to_string());
+            }
+            if outcome == Outcome::Ok {
+                tally.ok += 1;
+            }
+            let code = match &done.outcome {
+                ExchangeOutcome::Response { response, .. } => Some(response.code),
+                _ => None,
+            };
+            let us = |d: Duration| d.as_micros() as u64;
+            rec.record(
+                Sample {
+                    phase,
+                    outcome,
+                    code,
+                    corrected_us: us(done.completed.saturating_duration_since(intended_at)),
+                    uncorrected_us: us(done.completed.saturating_duration_since(done.first_sent)),
+                    send_lag_us: us(done.first_sent.saturating_duration_since(intended_at)),
+                    completed_ms: done.completed.saturating_duration_since(sh.t0).as_millis()
+                        as u64,
+                    retransmissions: done.retransmissions,
+                },
+                done.completed,
+            );
+            pacer.on_completed(done.completed.saturating_duration_since(sh.t0));
+        }
+        aborted_as = Outcome::Unfinished;
+
+        if in_flight.is_none() && (stopping || pacer.is_done()) {
+            break;
+        }
+
+        let mut wake = sh.hard_end;
+        if let Some(t) = ep.poll_timeout() {
+            wake = wake.min(t);
+        }
+        if in_flight.is_none() {
+            if let Some(t) = pacer.next() {
+                wake = wake.min(sh.t0 + t);
+            }
+        }
+        if let Some(t) = rec.deadline() {
+            wake = wake.min(t);
+        }
+        tokio::select! {
+            _ = sh.cancel.cancelled(), if !stopping => {
+                stopping = true;
+                ep.abort_all(Instant::now());
+            }
+            r = sock.recv(&mut buf) => match r {
+                Ok(n) => ep.handle_datagram(Instant::now(), &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    aborted_as = Outcome::Unreachable;
+                    ep.abort_all(Instant::now());
+                }
+                Err(_) => {}
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                ep.handle_timeout(now);
+                if rec.deadline().is_some_and(|t| t <= now) {
+                    rec.flush(now);
+                }
+                if now >= sh.hard_end {
+                    stopping = true;
+                    ep.abort_all(now);
+                }
+            }
+        }
+    }
+    rec.flush(Instant::now());
+    let stats = ep.stats();
+    tally.malformed = stats.malformed;
+    tally.unmatched = stats.unmatched;
+    tally.duplicates = stats.duplicates;
+    tally
+}

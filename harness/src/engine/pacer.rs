@@ -1,0 +1,201 @@
+//! When one device sends, as pure logic over the plan: open-loop slots at a fixed interval (jittered per
+//! device so a fleet does not fire in lock-step), or closed-loop after each completion plus think time.
+//! Offsets are durations since the run started; no clock is read here.
+
+use crate::scenario::RunPlan;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    /// The next request is intended at this offset.
+    Due(Duration),
+    /// Closed loop: waiting for the request in flight to complete.
+    Awaiting,
+    /// No more requests.
+    Done,
+}
+
+/// One device's schedule.
+#[derive(Clone, Debug)]
+pub struct Pacer<'a> {
+    plan: &'a RunPlan,
+    windows: Vec<(Duration, Duration)>,
+    window: usize,
+    /// Fraction of an interval this device's open-loop slots are offset by.
+    jitter: f64,
+    state: State,
+}
+
+impl<'a> Pacer<'a> {
+    pub fn new(plan: &'a RunPlan, index: u32) -> Self {
+        let windows = plan.device_windows(index);
+        // Golden-ratio spacing spreads any number of devices evenly over an interval.
+        let jitter = (f64::from(index) * 0.618_033_988_749_895).fract();
+        let mut p = Pacer {
+            plan,
+            windows,
+            window: 0,
+            jitter,
+            state: State::Done,
+        };
+        if let Some(&(start, _)) = p.windows.first() {
+            p.state = State::Due(p.first_slot(start));
+            p.settle();
+        }
+        p
+    }
+
+    /// When this device first becomes active, if ever.
+    pub fn first_active(&self) -> Option<Duration> {
+        self.windows.first().map(|w| w.0)
+    }
+
+    /// The next intended send offset; `None` while waiting for a completion or when done.
+    pub fn next(&self) -> Option<Duration> {
+        match self.state {
+            State::Due(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// A request intended at `intended` has been sent.
+    pub fn on_sent(&mut self, intended: Duration) {
+        let phase = &self.plan.phases[self.plan.phase_at(intended)];
+        self.state = match phase.interval() {
+            Some(d) => State::Due(intended + d),
+            None => State::Awaiting,
+        };
+        self.settle();
+    }
+
+    /// The request in flight completed at offset `at`.
+    pub fn on_completed(&mut self, at: Duration) {
+        if self.state == State::Awaiting {
+            let phase = &self.plan.phases[self.plan.phase_at(at)];
+            let think = match phase.pacing {
+                crate::scenario::Pacing::Closed { think } => think,
+                _ => Duration::ZERO,
+            };
+            self.state = State::Due(at + think);
+            self.settle();
+        }
+    }
+
+    fn first_slot(&self, start: Duration) -> Duration {
+        let phase = &self.plan.phases[self.plan.phase_at(start)];
+        match phase.interval() {
+            Some(d) => start + d.mul_f64(self.jitter),
+            None => start,
+        }
+    }
+
+    /// Moves a due time that fell outside the device's active windows into the next one, or ends.
+    fn settle(&mut self) {
+        let State::Due(mut t) = self.state else {
+            return;
+        };
+        loop {
+            let Some(&(start, end)) = self.windows.get(self.window) else {
+                self.state = State::Done;
+                return;
+            };
+            if t < start {
+                t = self.first_slot(start);
+            }
+            if t < end {
+                self.state = State::Due(t);
+                return;
+            }
+            self.window += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, Overrides};
+    use std::path::Path;
+
+    fn plan(phases: &str, count: u32) -> RunPlan {
+        let text = format!("target: embedded\ndevices:\n  count: {count}\nphases:\n{phases}");
+        parse(
+            &text,
+            Path::new("t.yaml"),
+            Path::new("."),
+            "t",
+            &Overrides::default(),
+        )
+        .unwrap()
+    }
+
+    fn slots(p: &mut Pacer<'_>) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(t) = p.next() {
+            out.push(t.as_millis() as u64);
+            p.on_sent(t);
+        }
+        out
+    }
+
+    #[test]
+    fn open_loop_sends_every_interval_within_the_run() {
+        let plan = plan("  - duration: 3s\n    interval: 1s\n", 10);
+        let mut p0 = Pacer::new(&plan, 0);
+        assert_eq!(slots(&mut p0), vec![0, 1000, 2000]);
+        assert!(p0.is_done());
+        let mut p1 = Pacer::new(&plan, 1);
+        assert_eq!(slots(&mut p1), vec![618, 1618, 2618]);
+    }
+
+    #[test]
+    fn total_rate_divides_over_devices() {
+        let plan = plan("  - duration: 1s\n    rate: 100/s\n", 10);
+        let total: usize = (0..10)
+            .map(|i| slots(&mut Pacer::new(&plan, i)).len())
+            .sum();
+        assert_eq!(total, 100);
+    }
+
+    #[test]
+    fn ramp_up_starts_devices_late() {
+        let plan = plan(
+            "  - duration: 10s\n    ramp: linear\n    interval: 1s\n",
+            10,
+        );
+        let mut p = Pacer::new(&plan, 5);
+        assert_eq!(p.first_active(), Some(Duration::from_secs(5)));
+        assert_eq!(slots(&mut p).len(), 5);
+    }
+
+    #[test]
+    fn closed_loop_waits_for_completion() {
+        let plan = plan("  - duration: 1s\n    think: 100ms\n", 1);
+        let mut p = Pacer::new(&plan, 0);
+        assert_eq!(p.next(), Some(Duration::ZERO));
+        p.on_sent(Duration::ZERO);
+        assert_eq!(p.next(), None);
+        assert!(!p.is_done());
+        p.on_completed(Duration::from_millis(250));
+        assert_eq!(p.next(), Some(Duration::from_millis(350)));
+        p.on_sent(Duration::from_millis(350));
+        p.on_completed(Duration::from_millis(950));
+        assert!(p.is_done(), "1050 ms is past the run");
+    }
+
+    #[test]
+    fn pacing_changes_with_the_phase() {
+        let plan = plan(
+            "  - duration: 2s\n    interval: 1s\n  - duration: 1s\n    interval: 250ms\n",
+            1,
+        );
+        assert_eq!(
+            slots(&mut Pacer::new(&plan, 0)),
+            vec![0, 1000, 2000, 2250, 2500, 2750]
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Measurement: request outcomes, per-device samples, and the collector that turns them into HDR histograms
+//! (microseconds, 3 significant digits) and a per-second series.
+
+pub mod collector;
+pub mod outcome;
+pub mod sample;
+
+pub use collector::{Aggregate, Collector, Live, PhaseAgg, SecondPoint};
+pub use outcome::{Outcome, OutcomeCounts};
+pub use sample::{Batch, Sample};

@@ -1,0 +1,106 @@
+//! summary.md: the run for people, as Markdown tables.
+
+use super::model::{human_us, Report, RequestStats};
+use crate::metrics::Outcome;
+use std::fmt::Write;
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let verdict = if r.passed() { "PASSED" } else { "FAILED" };
+    let _ = writeln!(s, "# coap-harness: {} — {verdict}\n", r.scenario.name);
+    if r.interrupted {
+        let _ = writeln!(
+            s,
+            "> **Interrupted**: the figures cover the run until it was stopped.\n"
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "> **Warning**: {w}\n");
+    }
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(
+        s,
+        "| target | `{}` ({}, {}) |",
+        r.target.url, r.target.transport, r.target.address
+    );
+    let _ = writeln!(s, "| request | `{}` |", r.scenario.request);
+    let _ = writeln!(
+        s,
+        "| devices | {} ({} started, {} failed) |",
+        r.devices.count, r.devices.started, r.devices.failed
+    );
+    let _ = writeln!(s, "| started | {} |", r.started_at);
+    let _ = writeln!(s, "| duration | {:.1} s |", r.duration_s);
+    let _ = writeln!(s, "| harness | {} |\n", r.harness_version);
+
+    let _ = writeln!(s, "## Requests\n");
+    let _ = writeln!(
+        s,
+        "| phase | devices | sent | ok | errors | req/s | p50 | p90 | p99 | p99.9 | max | retrans |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for p in &r.phases {
+        row(&mut s, &p.name, p.devices, &p.requests);
+    }
+    row(&mut s, "**total**", r.devices.started, &r.total);
+    let _ = writeln!(
+        s,
+        "\nLatency runs from each request's intended send time, so a stalled server cannot hide behind the \
+         generator's backlog (coordinated omission). Measured from the actual send instead: p50 {}, p99 {}. \
+         Requests left on average {} (p99 {}) after their scheduled time.\n",
+        human_us(r.total.latency_uncorrected.p50_us),
+        human_us(r.total.latency_uncorrected.p99_us),
+        human_us(r.total.send_lag.mean_us as u64),
+        human_us(r.total.send_lag.p99_us),
+    );
+
+    let _ = writeln!(s, "## Outcomes\n\n| outcome | count |\n|---|---:|");
+    for o in Outcome::ALL {
+        let n = r.total.outcomes.get(o);
+        if n > 0 {
+            let _ = writeln!(s, "| {} | {n} |", o.name());
+        }
+    }
+    for (code, n) in &r.total.codes {
+        let _ = writeln!(s, "| code {code} | {n} |");
+    }
+
+    if !r.checks.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Checks\n\n| check | result | expected | observed |\n|---|---|---|---|"
+        );
+        for c in &r.checks {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                c.name,
+                if c.passed { "pass" } else { "**FAIL**" },
+                c.expected,
+                c.observed
+            );
+        }
+    }
+    s
+}
+
+fn row(s: &mut String, name: &str, devices: u32, q: &RequestStats) {
+    let l = &q.latency;
+    let _ = writeln!(
+        s,
+        "| {name} | {devices} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+        q.sent,
+        q.outcomes.ok,
+        q.outcomes.failures(),
+        q.throughput_rps,
+        human_us(l.p50_us),
+        human_us(l.p90_us),
+        human_us(l.p99_us),
+        human_us(l.p999_us),
+        human_us(l.max_us),
+        q.retransmissions
+    );
+}

@@ -1,0 +1,265 @@
+//! The report: one value every renderer reads. Serialized as report.json, it is the contract other tools
+//! (and later versions of this one) consume, so fields are only ever added.
+
+use crate::metrics::{Aggregate, OutcomeCounts, PhaseAgg, SecondPoint};
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped when a field changes meaning or is removed.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    pub harness_version: String,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// Wall-clock length of the run, drain included.
+    pub duration_s: f64,
+    /// Stopped early (Ctrl-C): the figures cover what was measured until then.
+    pub interrupted: bool,
+    pub devices: DeviceInfo,
+    pub phases: Vec<PhaseReport>,
+    pub total: RequestStats,
+    /// One point per second of the run, by completion time.
+    pub timeseries: Vec<SeriesPoint>,
+    pub checks: Vec<Check>,
+    /// Things a reader must know that are not a check (a saturated generator, garbage from the server...).
+    pub warnings: Vec<String>,
+    /// What the devices saw besides request outcomes.
+    pub protocol: ProtocolCounters,
+    /// The embedded server's own counters, when the target was embedded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: Option<String>,
+    pub seed: u64,
+    pub request: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TargetInfo {
+    /// `embedded` or the URL.
+    pub url: String,
+    /// The address requests went to.
+    pub address: String,
+    /// `coap` (plain UDP).
+    pub transport: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeviceInfo {
+    /// Devices in the scenario.
+    pub count: u32,
+    /// Devices whose socket opened and that took part.
+    pub started: u32,
+    /// Devices that could not open a socket (with the first reason).
+    pub failed: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
+}
+
+/// Datagrams that did not fit an exchange.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProtocolCounters {
+    /// Datagrams from the target that are not valid CoAP.
+    pub malformed_datagrams: u64,
+    /// The first decode error, naming the RFC 7252 rule broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_malformed: Option<String>,
+    /// Well-formed messages that matched no open request (late ACKs, stray responses).
+    pub unmatched: u64,
+    /// Repeated separate responses, acknowledged again.
+    pub duplicates: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PhaseReport {
+    pub name: String,
+    pub start_s: f64,
+    pub duration_s: f64,
+    pub devices: u32,
+    pub pacing: String,
+    pub requests: RequestStats,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RequestStats {
+    /// Requests sent; always equals the sum of `outcomes`.
+    pub sent: u64,
+    pub outcomes: OutcomeCounts,
+    /// Responses by code, `2.01` etc.
+    pub codes: BTreeMap<String, u64>,
+    pub retransmissions: u64,
+    /// Completed requests per second over the phase (or run).
+    pub throughput_rps: f64,
+    /// Failures (all but ok) over sent.
+    pub error_rate: f64,
+    /// From the intended send time (free of coordinated omission). Responses of any code.
+    pub latency: Latency,
+    /// From the actual first transmission.
+    pub latency_uncorrected: Latency,
+    /// How late sends went out versus their schedule.
+    pub send_lag: Latency,
+}
+
+/// A latency distribution in microseconds, with the histogram itself so runs can be merged.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// HdrHistogram V2 + DEFLATE, base64: `Histogram::deserialize` restores it.
+    pub histogram: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPoint {
+    pub t: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+/// One verdict: what was expected, what was seen.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    pub observed: String,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut buf)
+            .expect("serializing to memory");
+        let empty = h.is_empty();
+        let q = |x: f64| if empty { 0 } else { h.value_at_quantile(x) };
+        Latency {
+            count: h.len(),
+            min_us: if empty { 0 } else { h.min() },
+            mean_us: if empty {
+                0.0
+            } else {
+                (h.mean() * 10.0).round() / 10.0
+            },
+            p50_us: q(0.5),
+            p90_us: q(0.9),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: if empty { 0 } else { h.max() },
+            histogram: base64::engine::general_purpose::STANDARD.encode(buf),
+        }
+    }
+
+    /// Restores the histogram serialized in [`Self::histogram`].
+    pub fn histogram(&self) -> Result<Histogram<u64>, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.histogram)
+            .map_err(|e| format!("histogram is not base64: {e}"))?;
+        hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("histogram does not decode: {e:?}"))
+    }
+}
+
+impl RequestStats {
+    /// `seconds` is the span the throughput is computed over.
+    pub fn from_agg(agg: &PhaseAgg, seconds: f64) -> Self {
+        let sent = agg.sent();
+        RequestStats {
+            sent,
+            outcomes: agg.outcomes,
+            codes: agg.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            retransmissions: agg.retransmissions,
+            throughput_rps: if seconds > 0.0 {
+                ((agg.outcomes.total() as f64 / seconds) * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            error_rate: if sent > 0 {
+                agg.outcomes.failures() as f64 / sent as f64
+            } else {
+                0.0
+            },
+            latency: Latency::from_histogram(&agg.corrected),
+            latency_uncorrected: Latency::from_histogram(&agg.uncorrected),
+            send_lag: Latency::from_histogram(&agg.send_lag),
+        }
+    }
+}
+
+impl From<&SecondPoint> for SeriesPoint {
+    fn from(p: &SecondPoint) -> Self {
+        SeriesPoint {
+            t: p.t,
+            requests: p.requests,
+            errors: p.errors,
+            p50_us: p.p50_us,
+            p99_us: p.p99_us,
+        }
+    }
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The series of an aggregate, for building a report.
+    pub fn series(agg: &Aggregate) -> Vec<SeriesPoint> {
+        agg.series.iter().map(SeriesPoint::from).collect()
+    }
+}
+
+/// Formats microseconds for people: `850µs`, `12.3ms`, `2.05s`.
+pub fn human_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_round_trips_through_its_encoding() {
+        let mut h = crate::metrics::collector::latency_histogram();
+        for v in [100u64, 200, 300, 5000, 1_000_000] {
+            h.record(v).unwrap();
+        }
+        let l = Latency::from_histogram(&h);
+        assert_eq!(l.count, 5);
+        assert_eq!(l.p50_us, 300);
+        let back = l.histogram().unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.value_at_quantile(0.99), h.value_at_quantile(0.99));
+        assert_eq!(human_us(850), "850µs");
+        assert_eq!(human_us(12_345), "12.35ms");
+        assert_eq!(human_us(2_050_000), "2.05s");
+    }
+}

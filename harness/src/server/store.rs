@@ -1,0 +1,352 @@
+//! What the server remembers: each device's counters and attributes, and the server-wide counters, with the
+//! serialisable snapshots handed to callers.
+
+use super::tokens::TokenPolicy;
+use crate::coap::Code;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+
+/// One device's state, created on its first accepted request.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceState {
+    pub messages: u64,
+    pub attributes_posts: u64,
+    pub attributes_reads: u64,
+    pub rpc_posts: u64,
+    pub claims: u64,
+    /// The last accepted telemetry payload; its buffer is reused.
+    pub last_payload: Option<Vec<u8>>,
+    pub client: Map<String, Value>,
+    pub shared: Map<String, Value>,
+}
+
+impl DeviceState {
+    pub fn record_telemetry(&mut self, payload: &[u8]) {
+        self.messages += 1;
+        let last = self.last_payload.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(payload);
+    }
+
+    pub fn merge_client_attributes(&mut self, attributes: Map<String, Value>) {
+        self.attributes_posts += 1;
+        self.client.extend(attributes);
+    }
+
+    /// The body of a GET attributes response, ThingsBoard-style: `{"client":{..},"shared":{..}}` with empty
+    /// sections left out; `None` when nothing is left, which ThingsBoard answers 4.04. With no key filter at
+    /// all every attribute is returned; with a filter only the named keys of each named scope.
+    pub fn attributes_body(
+        &self,
+        client_keys: Option<&[&str]>,
+        shared_keys: Option<&[&str]>,
+    ) -> Option<Vec<u8>> {
+        let unfiltered = client_keys.is_none() && shared_keys.is_none();
+        let pick = |all: &Map<String, Value>, keys: Option<&[&str]>| -> Map<String, Value> {
+            match keys {
+                _ if unfiltered => all.clone(),
+                None => Map::new(),
+                Some(keys) => keys
+                    .iter()
+                    .filter_map(|k| all.get_key_value(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }
+        };
+        let mut body = Map::new();
+        for (scope, values) in [
+            ("client", pick(&self.client, client_keys)),
+            ("shared", pick(&self.shared, shared_keys)),
+        ] {
+            if !values.is_empty() {
+                body.insert(scope.to_string(), Value::Object(values));
+            }
+        }
+        if body.is_empty() {
+            return None;
+        }
+        Some(serde_json::to_vec(&body).expect("a JSON map serialises"))
+    }
+
+    fn snapshot(&self, token: &str) -> DeviceSnapshot {
+        DeviceSnapshot {
+            token: token.to_string(),
+            messages: self.messages,
+            attributes_posts: self.attributes_posts,
+            attributes_reads: self.attributes_reads,
+            rpc_posts: self.rpc_posts,
+            claims: self.claims,
+            last_payload: self
+                .last_payload
+                .as_deref()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            client_attributes: self.client.clone(),
+            shared_attributes: self.shared.clone(),
+        }
+    }
+}
+
+/// A copy of one device's state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceSnapshot {
+    /// The device's access token.
+    pub token: String,
+    /// Accepted telemetry posts (answered 2.01).
+    pub messages: u64,
+    /// Accepted client-attribute posts.
+    pub attributes_posts: u64,
+    /// Attribute reads answered (2.05 or 4.04).
+    pub attributes_reads: u64,
+    /// Accepted RPC posts.
+    pub rpc_posts: u64,
+    /// Accepted claim posts.
+    pub claims: u64,
+    /// The last accepted telemetry payload (invalid UTF-8 replaced).
+    pub last_payload: Option<String>,
+    /// Client-side attributes, as merged from every attributes post.
+    pub client_attributes: Map<String, Value>,
+    /// Shared attributes (set server-side).
+    pub shared_attributes: Map<String, Value>,
+}
+
+/// Responses sent, by code. Serialises as a map such as `{"2.01": 120, "4.01": 3}` (zero counts left out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseCounts([u64; 256]);
+
+impl Default for ResponseCounts {
+    fn default() -> Self {
+        ResponseCounts([0; 256])
+    }
+}
+
+impl ResponseCounts {
+    /// Responses sent with `code`.
+    pub fn get(&self, code: Code) -> u64 {
+        self.0[usize::from(code.0)]
+    }
+
+    /// Every code sent at least once, with its count, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (Code, u64)> + '_ {
+        (0..=255u8)
+            .map(|c| (Code(c), self.0[usize::from(c)]))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    /// All responses.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    pub(crate) fn add(&mut self, code: Code) {
+        self.0[usize::from(code.0)] += 1;
+    }
+}
+
+impl fmt::Debug for ResponseCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(c, n)| (c.to_string(), n)))
+            .finish()
+    }
+}
+
+impl Serialize for ResponseCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (code, n) in self.iter() {
+            map.serialize_entry(&code.to_string(), &n)?;
+        }
+        map.end()
+    }
+}
+
+/// Server-wide counters. Every datagram received is counted once in `datagrams_received` and ends in exactly
+/// one of `malformed`, `requests`, `duplicates`, `ignored`, `resets_sent` (for a well-formed CON we must
+/// reject), or one of the `separate_acked`/`separate_resets` answers to our separate responses.
+/// `responses_by_code.total() == requests`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServerStats {
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// Datagrams that are not CoAP messages (RFC 7252 message format errors). A malformed CON whose header is
+    /// readable is also answered with RST (§4.2) but counted here, not in `resets_sent`.
+    pub malformed: u64,
+    /// Requests processed, each once (duplicates excluded).
+    pub requests: u64,
+    /// The response code of each processed request.
+    pub responses_by_code: ResponseCounts,
+    /// Duplicate CON requests answered from the deduplication cache without being processed again.
+    pub duplicates: u64,
+    /// Requests answered 4.01 because their token is unknown or missing (a subset of `requests`).
+    pub unknown_token: u64,
+    /// RSTs sent for well-formed CON messages that are not requests (pings, stray responses).
+    pub resets_sent: u64,
+    /// Well-formed datagrams needing no reply: stray ACKs and RSTs, NON responses and empty NONs.
+    pub ignored: u64,
+    /// Separate responses sent (after `response_delay`), CON or NON.
+    pub separate_sent: u64,
+    /// Separate CON responses the client acknowledged.
+    pub separate_acked: u64,
+    /// Separate CON responses the client rejected with RST.
+    pub separate_resets: u64,
+    /// Retransmissions of separate CON responses.
+    pub separate_retransmissions: u64,
+    /// Separate CON responses given up after every retransmission went unacknowledged.
+    pub separate_timeouts: u64,
+    /// Deduplication entries dropped before their lifetime ended because the cache was full.
+    pub dedup_evictions: u64,
+    /// Failed `send_to` calls.
+    pub send_errors: u64,
+    /// Failed receive calls (other than "would block").
+    pub recv_errors: u64,
+    /// Devices seen (tokens accepted at least once).
+    pub devices: u64,
+}
+
+/// Devices and counters.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    devices: HashMap<Box<str>, DeviceState>,
+    pub stats: ServerStats,
+}
+
+impl Store {
+    /// The device with `token`, created on first contact if `policy` accepts the token; `None` (and a count
+    /// in `unknown_token`) otherwise.
+    pub fn device(&mut self, token: &str, policy: &TokenPolicy) -> Option<&mut DeviceState> {
+        if !self.devices.contains_key(token) {
+            if !policy.accepts(token) {
+                self.stats.unknown_token += 1;
+                return None;
+            }
+            self.devices.insert(token.into(), DeviceState::default());
+        }
+        self.devices.get_mut(token)
+    }
+
+    /// Sets a shared attribute of the device with `token`, creating it if `policy` accepts the token;
+    /// `false` when it does not.
+    pub fn set_shared(
+        &mut self,
+        token: &str,
+        key: &str,
+        value: Value,
+        policy: &TokenPolicy,
+    ) -> bool {
+        if !self.devices.contains_key(token) && !policy.accepts(token) {
+            return false;
+        }
+        self.devices
+            .entry(token.into())
+            .or_default()
+            .shared
+            .insert(key.to_string(), value);
+        true
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        let mut stats = self.stats.clone();
+        stats.devices = self.devices.len() as u64;
+        stats
+    }
+
+    pub fn device_snapshot(&self, token: &str) -> Option<DeviceSnapshot> {
+        self.devices.get(token).map(|d| d.snapshot(token))
+    }
+
+    /// Every device, sorted by token.
+    pub fn devices(&self) -> Vec<DeviceSnapshot> {
+        let mut all: Vec<_> = self.devices.iter().map(|(t, d)| d.snapshot(t)).collect();
+        all.sort_by(|a, b| a.token.cmp(&b.token));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn device_created_on_first_accepted_contact_only() {
+        let policy = TokenPolicy::List(["a".to_string()].into());
+        let mut store = Store::default();
+        assert!(store.device("b", &policy).is_none());
+        assert_eq!(store.stats().unknown_token, 1);
+        assert_eq!(store.stats().devices, 0);
+        store
+            .device("a", &policy)
+            .unwrap()
+            .record_telemetry(b"{\"x\":1}");
+        store
+            .device("a", &policy)
+            .unwrap()
+            .record_telemetry(b"{\"x\":2}");
+        let snap = store.device_snapshot("a").unwrap();
+        assert_eq!(snap.messages, 2);
+        assert_eq!(snap.last_payload.as_deref(), Some("{\"x\":2}"));
+        assert_eq!(store.stats().devices, 1);
+        assert!(store.device_snapshot("b").is_none());
+    }
+
+    #[test]
+    fn attributes_merge_and_filter_like_thingsboard() {
+        let mut d = DeviceState::default();
+        assert_eq!(d.attributes_body(None, None), None, "none yet: 4.04");
+        d.merge_client_attributes(obj(json!({"a": 1, "b": "x"})));
+        d.merge_client_attributes(obj(json!({"b": "y", "c": true})));
+        d.shared.insert("s".into(), json!(5));
+        let body = |c: Option<&[&str]>, s: Option<&[&str]>| {
+            d.attributes_body(c, s)
+                .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+        };
+        for (client, shared, want) in [
+            (
+                None,
+                None,
+                Some(json!({"client": {"a": 1, "b": "y", "c": true}, "shared": {"s": 5}})),
+            ),
+            (
+                Some(&["a", "zz"][..]),
+                None,
+                Some(json!({"client": {"a": 1}})),
+            ),
+            (None, Some(&["s"][..]), Some(json!({"shared": {"s": 5}}))),
+            (
+                Some(&["c"][..]),
+                Some(&["s"][..]),
+                Some(json!({"client": {"c": true}, "shared": {"s": 5}})),
+            ),
+            (Some(&["zz"][..]), None, None),
+            (None, Some(&["a"][..]), None),
+        ] {
+            assert_eq!(body(client, shared), want, "{client:?} {shared:?}");
+        }
+        assert_eq!(d.attributes_posts, 2);
+    }
+
+    #[test]
+    fn response_counts_serialise_as_code_map() {
+        let mut counts = ResponseCounts::default();
+        counts.add(Code::CREATED);
+        counts.add(Code::CREATED);
+        counts.add(Code::UNAUTHORIZED);
+        assert_eq!(counts.get(Code::CREATED), 2);
+        assert_eq!(counts.total(), 3);
+        assert_eq!(
+            serde_json::to_value(&counts).unwrap(),
+            json!({"2.01": 2, "4.01": 1})
+        );
+        assert_eq!(format!("{counts:?}"), r#"{"2.01": 2, "4.01": 1}"#);
+    }
+}

@@ -1,0 +1,117 @@
+//! The thin tokio driver: one socket, one receive loop feeding [`Endpoint`], and a timer task per delayed
+//! response. All protocol decisions are the endpoint's.
+
+use super::endpoint::{Deferred, Endpoint, SeparateStep};
+use super::ServerError;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+/// Socket buffer size asked for; the kernel caps it at `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Datagrams drained per readiness event before other work (timers, shutdown) gets a turn.
+const BATCH: usize = 256;
+
+/// Locks the endpoint, ignoring poisoning: the counters stay readable even if a handler panicked.
+pub(crate) fn lock(shared: &Mutex<Endpoint>) -> MutexGuard<'_, Endpoint> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds a non-blocking UDP socket with large buffers.
+pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket, ServerError> {
+    let setup = |source| ServerError::Socket { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(setup)?;
+    // Best effort: a smaller buffer only means drops sooner under load.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true).map_err(setup)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    UdpSocket::from_std(socket.into()).map_err(setup)
+}
+
+/// Receives until `shutdown` fires or its sender is dropped; pending delayed responses are then abandoned.
+pub(crate) async fn run(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Mutex<Endpoint>>,
+    delay: Option<Duration>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::with_capacity(1500);
+    let mut timers = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(_) = timers.join_next(), if !timers.is_empty() => {}
+            ready = socket.readable() => {
+                if ready.is_err() {
+                    lock(&shared).note_recv_error();
+                    continue;
+                }
+                for _ in 0..BATCH {
+                    let (n, peer) = match socket.try_recv_from(&mut buf) {
+                        Ok(got) => got,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            lock(&shared).note_recv_error();
+                            break;
+                        }
+                    };
+                    let deferred =
+                        lock(&shared).handle_datagram(Instant::now(), peer, &buf[..n], &mut out);
+                    if !out.is_empty() {
+                        send(&socket, &shared, &out, peer).await;
+                    }
+                    if let (Some(d), Some(delay)) = (deferred, delay) {
+                        timers.spawn(respond_later(socket.clone(), shared.clone(), d, delay));
+                    }
+                }
+            }
+        }
+    }
+    // Abort the timers and wait for them, so the socket is closed when the caller's shutdown returns.
+    timers.shutdown().await;
+}
+
+async fn send(socket: &UdpSocket, shared: &Mutex<Endpoint>, bytes: &[u8], peer: SocketAddr) {
+    if socket.send_to(bytes, peer).await.is_err() {
+        lock(shared).note_send_error();
+    }
+}
+
+/// Sends a deferred response after `delay`, then, for a CON, retransmits it until acknowledged or given up.
+async fn respond_later(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Mutex<Endpoint>>,
+    deferred: Deferred,
+    delay: Duration,
+) {
+    tokio::time::sleep(delay).await;
+    let peer = deferred.peer;
+    let mut out = Vec::new();
+    let pending = lock(&shared).separate_due(deferred, &mut out);
+    send(&socket, &shared, &out, peer).await;
+    let Some((mid, mut wait)) = pending else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(wait).await;
+        let step = lock(&shared).separate_timer(peer, mid, &mut out);
+        match step {
+            SeparateStep::Resend(next) => {
+                send(&socket, &shared, &out, peer).await;
+                wait = next;
+            }
+            SeparateStep::Done | SeparateStep::GaveUp => return,
+        }
+    }
+}

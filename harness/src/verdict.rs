@@ -1,0 +1,72 @@
+//! What a finished run means for the exit code: 0 every check held, 1 a check failed (or the run was
+//! interrupted), 2 the target could not be measured at all (nothing answered, or it answered garbage).
+
+use crate::report::Report;
+
+/// The exit status of a run, with the one-line reason for anything but success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// Exit 1.
+    Failed(String),
+    /// Exit 2: the harness could not measure the target.
+    Fault(String),
+}
+
+impl Verdict {
+    pub fn code(&self) -> u8 {
+        match self {
+            Verdict::Passed => 0,
+            Verdict::Failed(_) => 1,
+            Verdict::Fault(_) => 2,
+        }
+    }
+}
+
+pub fn of(r: &Report) -> Verdict {
+    let t = &r.total;
+    let o = &t.outcomes;
+    let url = &r.target.url;
+    if r.protocol.malformed_datagrams > 0 {
+        return Verdict::Fault(format!(
+            "target {url} sent {} datagrams that are not valid CoAP (first: {})",
+            r.protocol.malformed_datagrams,
+            r.protocol.first_malformed.as_deref().unwrap_or("?")
+        ));
+    }
+    if t.sent == 0 && !r.interrupted {
+        return Verdict::Fault(match &r.devices.first_failure {
+            Some(e) => format!("no request was sent: device sockets failed to open ({e})"),
+            None => "no request was sent: no device was active during the run".into(),
+        });
+    }
+    if t.sent > 0 && o.ok + o.coap_error == 0 && !r.interrupted {
+        return Verdict::Fault(if o.unreachable > 0 {
+            format!(
+                "target {url} ({}) is unreachable: {} of {} requests got ICMP port unreachable; is a server listening there?",
+                r.target.address, o.unreachable, t.sent
+            )
+        } else {
+            format!(
+                "no response from target {url} ({}): {} of {} requests timed out, {} reset",
+                r.target.address,
+                o.timeout + o.response_timeout,
+                t.sent,
+                o.reset
+            )
+        });
+    }
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Verdict::Failed(format!("failed checks: {}", failed.join("; ")));
+    }
+    if r.interrupted {
+        return Verdict::Failed("the run was interrupted before it finished".into());
+    }
+    Verdict::Passed
+}

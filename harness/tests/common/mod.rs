@@ -1,0 +1,121 @@
+//! Shared helpers for the integration tests: plans from YAML text, free ports, independent peers.
+#![allow(dead_code)]
+
+use coap_harness::engine::{self, RunOptions, RunOutput};
+use coap_harness::scenario::{self, Overrides, RunPlan};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A validated plan from scenario text.
+pub fn plan(yaml: &str) -> RunPlan {
+    scenario::parse(
+        yaml,
+        Path::new("test.yaml"),
+        Path::new("."),
+        "test",
+        &Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
+}
+
+/// Runs a plan with the library API.
+pub async fn run(plan: RunPlan) -> RunOutput {
+    engine::run(Arc::new(plan), RunOptions::default())
+        .await
+        .expect("run starts")
+}
+
+/// A UDP port nothing listens on right now (bound, then released).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether an executable is on PATH.
+pub fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Independent peers are required in CI (`ci/test.sh` installs them); locally a missing one skips loudly.
+pub fn require(bin: &str) -> bool {
+    if have(bin) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{bin} is required in CI (apt-get install libcoap3-bin)");
+    }
+    eprintln!("SKIPPED: {bin} not installed (apt-get install libcoap3-bin)");
+    false
+}
+
+/// Waits until a CoAP server answers a CON GET on `addr`, or panics after `limit`.
+pub fn wait_for_coap(addr: SocketAddr, limit: Duration) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let ping = [0x40, 0x01, 0x12, 0x34]; // CON GET, no path
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 1500];
+    while Instant::now() < deadline {
+        let _ = sock.send_to(&ping, addr);
+        if sock.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("no CoAP server answered on {addr} within {limit:?}");
+}
+
+/// A child process killed when dropped.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts libcoap's plain server with dynamic resources on a free port.
+pub fn libcoap_server() -> (Peer, SocketAddr) {
+    let port = free_udp_port();
+    let child = Command::new("coap-server-notls")
+        .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-d", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coap-server-notls");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let peer = Peer(child);
+    wait_for_coap(addr, Duration::from_secs(10));
+    (peer, addr)
+}
+
+/// Asserts `sent == sum of outcomes` for every phase and the total.
+pub fn assert_accounted(r: &coap_harness::report::Report) {
+    for p in &r.phases {
+        assert_eq!(
+            p.requests.sent,
+            p.requests.outcomes.total(),
+            "phase {}",
+            p.name
+        );
+    }
+    assert_eq!(r.total.sent, r.total.outcomes.total());
+    assert_eq!(
+        r.total.sent,
+        r.phases.iter().map(|p| p.requests.sent).sum::<u64>()
+    );
+    let series: u64 = r.timeseries.iter().map(|p| p.requests).sum();
+    assert_eq!(series, r.total.sent, "the time series covers every request");
+}
