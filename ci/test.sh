@@ -28,4 +28,5 @@ log "cargo test"
 CI="${CI:-true}" cargo test --workspace
 
 log "main job: scenarios/smoke.yaml against the embedded server"
-cargo run --release --quiet -- run scenarios/smoke.yaml --out reports/ci-smoke
+# The test profile is optimised (see Cargo.toml) and already built: no second, release-mode compile in CI.
+cargo run --quiet -- run scenarios/smoke.yaml --out reports/ci-smoke

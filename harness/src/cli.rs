@@ -30,6 +30,9 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the ThingsBoard CoAP device API (the embedded target) until Ctrl-C.
     Serve(ServeArgs),
+    /// Generate the test PKI: a root CA, server and client certificates, and the negative material for
+    /// trust cases (unknown CA, expired, not yet valid, wrong host, self-signed, rogue and expired clients).
+    Certs(CertsArgs),
     /// Check a scenario file without running it.
     Validate {
         /// The scenario YAML file.
@@ -59,10 +62,38 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write into.
+    #[arg(long, default_value = "certs")]
+    pub out: PathBuf,
+    /// Extra names or addresses for the server certificates (besides localhost, 127.0.0.1, ::1).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Regenerate even if a complete set exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// UDP address to serve plain CoAP on.
     #[arg(long, default_value = "127.0.0.1:5683")]
     pub coap: SocketAddr,
+    /// Also serve CoAP over DTLS on this address (needs --cert and --key).
+    #[arg(long, requires_all = ["cert", "key"])]
+    pub coaps: Option<SocketAddr>,
+    /// Server certificate (PEM, leaf first) for --coaps.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PKCS#8 PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// CA that client certificates must chain to.
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+    /// Ask for client certificates: none, want, or require (require needs --client-ca).
+    #[arg(long, value_enum, default_value = "none")]
+    pub client_auth: ClientAuthArg,
     /// File of accepted access tokens, one per line.
     #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]
     pub tokens: Option<PathBuf>,
@@ -80,11 +111,19 @@ pub struct ServeArgs {
     pub response_delay: Option<Duration>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuthArg {
+    None,
+    Want,
+    Require,
+}
+
 /// Runs the parsed command on the current runtime and returns the process exit code.
 pub async fn execute(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Certs(args) => certs(args),
         Command::Validate { scenario } => validate(&scenario),
     }
 }
@@ -112,6 +151,72 @@ fn validate(file: &Path) -> u8 {
         }
         Err(e) => fail(e),
     }
+}
+
+fn certs(args: CertsArgs) -> u8 {
+    let opts = crate::pki::PkiOptions {
+        out: args.out,
+        hosts: args.hosts,
+        force: args.force,
+    };
+    match crate::pki::generate(&opts) {
+        Ok(g) => {
+            let verb = if g.kept_existing {
+                "kept the existing PKI (use --force to make a new one)"
+            } else {
+                "generated"
+            };
+            println!(
+                "{verb} in {} (hosts: {})",
+                g.dir.display(),
+                g.manifest.hosts.join(", ")
+            );
+            for e in g.manifest.roles() {
+                println!("  {:<22} {:<24} {}", e.role.name(), e.cert, e.description);
+            }
+            println!(
+                "  manifest: {}",
+                g.dir.join(crate::pki::MANIFEST_FILE).display()
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerConfig>, String> {
+    use crate::engine::prepare;
+    use crate::scenario::plan::CertRef;
+    let Some(addr) = args.coaps else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Err("--coaps needs --cert and --key".into());
+    };
+    let identity = prepare::identity(
+        &CertRef::File(cert.clone()),
+        &CertRef::File(key.clone()),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Err(e) = crate::pki::check_key_permissions(key) {
+        eprintln!("warning: {e}");
+    }
+    let mut cfg = crate::server::DtlsServerConfig::new(addr, identity);
+    cfg.client_auth = match args.client_auth {
+        ClientAuthArg::None => crate::server::ClientAuth::None,
+        ClientAuthArg::Want => crate::server::ClientAuth::Want,
+        ClientAuthArg::Require => crate::server::ClientAuth::Require,
+    };
+    match (&args.client_ca, args.client_auth) {
+        (Some(ca), _) => {
+            cfg.client_ca =
+                prepare::certs(&CertRef::File(ca.clone()), None).map_err(|e| e.to_string())?
+        }
+        (None, ClientAuthArg::None) => {}
+        (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
+    }
+    Ok(Some(cfg))
 }
 
 fn default_out(name: &str) -> PathBuf {
@@ -210,20 +315,32 @@ async fn serve(args: ServeArgs) -> u8 {
         }
     };
     let describe = tokens.to_string();
+    let dtls = match dtls_listener(&args) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
     let handle = match server::start(ServerConfig {
         bind: args.coap,
         tokens,
         response_delay: args.response_delay,
+        plain: true,
+        dtls,
     })
     .await
     {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    println!(
-        "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C stops",
-        handle.local_addr()
-    );
+    match handle.dtls_addr() {
+        Some(d) => println!(
+            "serving the ThingsBoard CoAP device API on coap://{} and coaps://{d} ({describe}); Ctrl-C stops",
+            handle.local_addr()
+        ),
+        None => println!(
+            "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C stops",
+            handle.local_addr()
+        ),
+    }
     let _ = tokio::signal::ctrl_c().await;
     let stats = handle.stats();
     handle.shutdown().await;

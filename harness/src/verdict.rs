@@ -34,13 +34,22 @@ pub fn of(r: &Report) -> Verdict {
             r.protocol.first_malformed.as_deref().unwrap_or("?")
         ));
     }
-    if t.sent == 0 && !r.interrupted {
+    let load = !r.phases.is_empty();
+    if load && t.sent == 0 && !r.interrupted {
+        if let Some(h) = r.handshakes.as_ref().filter(|h| h.ok == 0 && h.failed > 0) {
+            return Verdict::Fault(format!(
+                "no DTLS session opened with {url}: {} of {} handshakes failed (first: {})",
+                h.failed,
+                h.attempted,
+                h.first_failure.as_deref().unwrap_or("?")
+            ));
+        }
         return Verdict::Fault(match &r.devices.first_failure {
             Some(e) => format!("no request was sent: device sockets failed to open ({e})"),
             None => "no request was sent: no device was active during the run".into(),
         });
     }
-    if t.sent > 0 && o.ok + o.coap_error == 0 && !r.interrupted {
+    if load && t.sent > 0 && o.ok + o.coap_error == 0 && !r.interrupted {
         return Verdict::Fault(if o.unreachable > 0 {
             format!(
                 "target {url} ({}) is unreachable: {} of {} requests got ICMP port unreachable; is a server listening there?",

@@ -118,6 +118,8 @@ async fn unknown_tokens_are_counted_as_coap_errors() {
             count: 10,
         },
         response_delay: None,
+        plain: true,
+        dtls: None,
     })
     .await
     .unwrap();

@@ -31,6 +31,8 @@ async fn start(tokens: TokenPolicy, response_delay: Option<Duration>) -> ServerH
         bind: "127.0.0.1:0".parse().unwrap(),
         tokens,
         response_delay,
+        plain: true,
+        dtls: None,
     })
     .await
     .expect("server starts")
@@ -564,6 +566,8 @@ async fn bind_conflict_names_the_address() {
         bind: addr,
         tokens: TokenPolicy::Any,
         response_delay: None,
+        plain: true,
+        dtls: None,
     })
     .await
     .unwrap_err();
@@ -596,6 +600,8 @@ async fn shutdown_releases_the_port() {
         bind: addr,
         tokens: TokenPolicy::Any,
         response_delay: None,
+        plain: true,
+        dtls: None,
     })
     .await
     .expect("the port is free again");

@@ -6,6 +6,9 @@ use crate::coap::{option, ClientEndpoint, Completed, ExchangeOutcome, Message, T
 use crate::metrics::{Batch, Outcome, Sample};
 use crate::scenario::template::RenderContext;
 use crate::scenario::RunPlan;
+use crate::transport::dtls::{self as dtls_client, ClientSettings};
+use crate::transport::Link;
+use crate::trust::TrustVerdict;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +27,16 @@ pub struct Shared {
     pub hard_end: Instant,
     pub tx: UnboundedSender<Batch>,
     pub cancel: CancellationToken,
+    /// DTLS settings when devices speak CoAP over DTLS.
+    pub dtls: Option<Arc<ClientSettings>>,
+}
+
+/// How a device's DTLS handshake went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandshakeTally {
+    pub verdict: TrustVerdict,
+    pub detail: Option<String>,
+    pub elapsed: Duration,
 }
 
 /// One device's own account of its run, for cross-checking against the server.
@@ -42,6 +55,8 @@ pub struct DeviceTally {
     pub first_malformed: Option<String>,
     pub unmatched: u64,
     pub duplicates: u64,
+    /// The DTLS handshake, when the device speaks DTLS.
+    pub handshake: Option<HandshakeTally>,
 }
 
 const BATCH: usize = 128;
@@ -124,6 +139,39 @@ fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
     }
 }
 
+/// Opens the device's link: its own UDP socket, and a DTLS session over it when the run uses DTLS.
+async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<Link> {
+    let sock = match open_socket(bind_addr(&sh.plan, index, sh.target), sh.target).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tally.socket_error = Some(e.to_string());
+            return None;
+        }
+    };
+    tally.started = true;
+    let Some(settings) = &sh.dtls else {
+        return Some(Link::Udp(sock));
+    };
+    match dtls_client::handshake(sock, settings).await {
+        Ok(session) => {
+            tally.handshake = Some(HandshakeTally {
+                verdict: session.verdict,
+                detail: None,
+                elapsed: session.elapsed,
+            });
+            Some(Link::Dtls(session.conn))
+        }
+        Err(failed) => {
+            tally.handshake = Some(HandshakeTally {
+                verdict: failed.judgement.verdict,
+                detail: Some(failed.judgement.detail),
+                elapsed: failed.elapsed,
+            });
+            None
+        }
+    }
+}
+
 /// Runs device `index` to the end of its schedule (or cancellation) and returns its tally.
 pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let plan = sh.plan.clone();
@@ -141,14 +189,13 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         _ = sh.cancel.cancelled() => return tally,
         _ = tokio::time::sleep_until((sh.t0 + first).into()) => {}
     }
-    let sock = match open_socket(bind_addr(&plan, index, sh.target), sh.target).await {
-        Ok(s) => s,
-        Err(e) => {
-            tally.socket_error = Some(e.to_string());
-            return tally;
-        }
+    let link = tokio::select! {
+        _ = sh.cancel.cancelled() => return tally,
+        link = open_link(&sh, index, &mut tally) => link,
     };
-    tally.started = true;
+    let Some(link) = link else {
+        return tally;
+    };
 
     let seed = plan.seed ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut ep = ClientEndpoint::new(plan.transmission.clone(), seed);
@@ -196,11 +243,14 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
 
         while let Some(datagram) = ep.poll_transmit() {
-            if let Err(e) = sock.send(&datagram).await {
-                aborted_as = if e.kind() == ErrorKind::ConnectionRefused {
-                    Outcome::Unreachable
-                } else {
-                    Outcome::SendFailed
+            if let Err(e) = link.send(&datagram).await {
+                aborted_as = match (&link, e.kind()) {
+                    (_, ErrorKind::ConnectionRefused) => Outcome::Unreachable,
+                    (Link::Dtls(_), _) => {
+                        stopping = true;
+                        Outcome::SessionClosed
+                    }
+                    _ => Outcome::SendFailed,
                 };
                 ep.abort_all(Instant::now());
                 break;
@@ -261,10 +311,16 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 stopping = true;
                 ep.abort_all(Instant::now());
             }
-            r = sock.recv(&mut buf) => match r {
+            r = link.recv(&mut buf) => match r {
                 Ok(n) => ep.handle_datagram(Instant::now(), &buf[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                     aborted_as = Outcome::Unreachable;
+                    ep.abort_all(Instant::now());
+                }
+                Err(_) if matches!(link, Link::Dtls(_)) => {
+                    // Alert or close from the server: the session is gone.
+                    aborted_as = Outcome::SessionClosed;
+                    stopping = true;
                     ep.abort_all(Instant::now());
                 }
                 Err(_) => {}
@@ -283,6 +339,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
     }
     rec.flush(Instant::now());
+    link.close().await;
     let stats = ep.stats();
     tally.malformed = stats.malformed;
     tally.unmatched = stats.unmatched;

@@ -23,12 +23,14 @@ pub enum Outcome {
     Malformed,
     /// The local socket refused to send.
     SendFailed,
+    /// The DTLS session ended (alert or close from the server) while the request was in flight.
+    SessionClosed,
     /// Still in flight when the run ended (drain expired, or interrupted).
     Unfinished,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::CoapError,
         Outcome::Timeout,
@@ -37,6 +39,7 @@ impl Outcome {
         Outcome::Unreachable,
         Outcome::Malformed,
         Outcome::SendFailed,
+        Outcome::SessionClosed,
         Outcome::Unfinished,
     ];
 
@@ -51,6 +54,7 @@ impl Outcome {
             Outcome::Unreachable => "unreachable",
             Outcome::Malformed => "malformed",
             Outcome::SendFailed => "send_failed",
+            Outcome::SessionClosed => "session_closed",
             Outcome::Unfinished => "unfinished",
         }
     }
@@ -72,6 +76,8 @@ pub struct OutcomeCounts {
     pub unreachable: u64,
     pub malformed: u64,
     pub send_failed: u64,
+    #[serde(default)]
+    pub session_closed: u64,
     pub unfinished: u64,
 }
 
@@ -86,6 +92,7 @@ impl OutcomeCounts {
             Outcome::Unreachable => &mut self.unreachable,
             Outcome::Malformed => &mut self.malformed,
             Outcome::SendFailed => &mut self.send_failed,
+            Outcome::SessionClosed => &mut self.session_closed,
             Outcome::Unfinished => &mut self.unfinished,
         }
     }
@@ -125,7 +132,7 @@ mod tests {
         for (i, o) in Outcome::ALL.iter().enumerate() {
             c.add(*o, i as u64 + 1);
         }
-        assert_eq!(c.total(), (1..=9).sum::<u64>());
+        assert_eq!(c.total(), (1..=10).sum::<u64>());
         assert_eq!(c.failures(), c.total() - 1);
         let json = serde_json::to_value(c).unwrap();
         for (i, o) in Outcome::ALL.iter().enumerate() {

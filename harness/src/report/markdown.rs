@@ -8,13 +8,21 @@ pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
     let _ = writeln!(s, "# coap-harness: {} — {verdict}\n", r.scenario.name);
+    if r.security.insecure {
+        let _ = writeln!(
+            s,
+            "> [!CAUTION]\n> **INSECURE RUN: DTLS certificate verification was disabled (no CA given).** The sessions \
+             were encrypted, but nothing proved the server's identity.\n"
+        );
+    }
     if r.interrupted {
         let _ = writeln!(
             s,
             "> **Interrupted**: the figures cover the run until it was stopped.\n"
         );
     }
-    for w in &r.warnings {
+    // The insecure banner above already says it.
+    for w in r.warnings.iter().filter(|w| !w.starts_with("INSECURE")) {
         let _ = writeln!(s, "> **Warning**: {w}\n");
     }
     let _ = writeln!(s, "| | |\n|---|---|");
@@ -33,6 +41,40 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "| duration | {:.1} s |", r.duration_s);
     let _ = writeln!(s, "| harness | {} |\n", r.harness_version);
 
+    if !r.trust_cases.is_empty() {
+        let _ = writeln!(s, "## Trust cases\n\n| case | result | verdict | expected | observed |\n|---|---|---|---|---|");
+        for c in &r.trust_cases {
+            let _ = writeln!(
+                s,
+                "| {} | {} | `{}`{} | {} | {} |",
+                c.name,
+                if c.passed { "pass" } else { "**FAIL**" },
+                c.verdict,
+                if c.insecure { " **INSECURE**" } else { "" },
+                c.expected,
+                c.observed.replace('|', "\\|")
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if let Some(h) = &r.handshakes {
+        let verdicts: Vec<String> = h.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let _ = writeln!(
+            s,
+            "## DTLS handshakes\n\n{} attempted, {} ok, {} failed ({}). Handshake time p50 {}, p90 {}, p99 {}, max {}.\n",
+            h.attempted,
+            h.ok,
+            h.failed,
+            verdicts.join(", "),
+            human_us(h.latency.p50_us),
+            human_us(h.latency.p90_us),
+            human_us(h.latency.p99_us),
+            human_us(h.latency.max_us)
+        );
+    }
+    if r.phases.is_empty() {
+        return checks(s, r);
+    }
     let _ = writeln!(s, "## Requests\n");
     let _ = writeln!(
         s,
@@ -68,6 +110,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "| code {code} | {n} |");
     }
 
+    checks(s, r)
+}
+
+fn checks(mut s: String, r: &Report) -> String {
     if !r.checks.is_empty() {
         let _ = writeln!(
             s,

@@ -33,6 +33,15 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// What the devices saw besides request outcomes.
     pub protocol: ProtocolCounters,
+    /// Transport security of the run: what was verified, and whether verification was disabled.
+    #[serde(default)]
+    pub security: Security,
+    /// DTLS handshakes of the load devices, when the run used DTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshakes: Option<HandshakeStats>,
+    /// Trust cases: one DTLS handshake each, with its expectation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_cases: Vec<TrustCaseResult>,
     /// The embedded server's own counters, when the target was embedded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
@@ -66,6 +75,65 @@ pub struct DeviceInfo {
     pub failed: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+}
+
+/// Transport security: `insecure` is true whenever any session ran with certificate verification disabled.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Security {
+    /// `coap` (plain UDP, no security) or `dtls`.
+    pub transport: String,
+    /// `certificate` (server verified against a CA), `disabled` (no verification), `psk`, or `none` (plain).
+    pub verification: String,
+    /// Certificate verification was disabled somewhere in the run: nothing proved who the server was.
+    pub insecure: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
+}
+
+/// DTLS handshakes of the load devices.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HandshakeStats {
+    pub attempted: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Count by verdict (`ok`, `ok_insecure`, `unknown_ca`, `handshake_timeout`...).
+    pub verdicts: BTreeMap<String, u64>,
+    /// Time to complete a handshake, successful ones only.
+    pub latency: Latency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
+}
+
+/// One trust case: expected and observed side by side.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrustCaseResult {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    pub observed: String,
+    /// The verdict name (`ok`, `unknown_ca`, ...).
+    pub verdict: String,
+    /// Why the handshake failed, in the words of the check or the peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Verification was disabled for this case.
+    pub insecure: bool,
+    /// The response code of the request sent over the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub handshake_us: u64,
+    /// What the server presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presented: Option<crate::trust::PresentedCert>,
+    /// What the embedded server recorded about the handshake, when it failed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_saw: Option<String>,
 }
 
 /// Datagrams that did not fit an exchange.

@@ -6,15 +6,99 @@ use std::fmt::Write;
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
+    if r.security.insecure {
+        let _ = writeln!(s, "\n{}", "!".repeat(78));
+        let _ = writeln!(
+            s,
+            "!! INSECURE RUN: DTLS certificate verification was DISABLED (no CA given).\n\
+             !! The sessions were encrypted, but nothing proved the server is who it claims to be."
+        );
+        let _ = writeln!(s, "{}", "!".repeat(78));
+    }
     let _ = writeln!(
         s,
-        "\n{} -> {} ({} devices, {:.1}s{})",
+        "\n{} -> {} over {} ({} devices, {:.1}s{})",
         r.scenario.name,
         r.target.url,
+        r.target.transport,
         r.devices.started,
         r.duration_s,
         if r.interrupted { ", INTERRUPTED" } else { "" }
     );
+    if !r.phases.is_empty() {
+        requests(&mut s, r);
+    }
+    if let Some(h) = &r.handshakes {
+        let verdicts: Vec<String> = h.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let _ = writeln!(
+            s,
+            "  DTLS handshakes: {} attempted, {} ok, {} failed ({}); p50 {}, p99 {}, max {}",
+            h.attempted,
+            h.ok,
+            h.failed,
+            verdicts.join(", "),
+            human_us(h.latency.p50_us),
+            human_us(h.latency.p99_us),
+            human_us(h.latency.max_us)
+        );
+    }
+    if !r.trust_cases.is_empty() {
+        let _ = writeln!(s, "  trust cases:");
+        for c in &r.trust_cases {
+            let _ = writeln!(
+                s,
+                "    [{}] {:<40} expected {:<22} observed {}{}",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                expected_short(c),
+                c.verdict,
+                if c.insecure { " (INSECURE)" } else { "" }
+            );
+            if !c.passed {
+                let _ = writeln!(
+                    s,
+                    "           expected: {}\n           observed: {}",
+                    c.expected, c.observed
+                );
+            }
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  WARNING: {w}");
+    }
+    for c in r
+        .checks
+        .iter()
+        .filter(|c| !c.name.starts_with("trust case: "))
+    {
+        let _ = writeln!(
+            s,
+            "  [{}] {}: expected {}, observed {}",
+            if c.passed { "pass" } else { "FAIL" },
+            c.name,
+            c.expected,
+            c.observed
+        );
+    }
+    s
+}
+
+fn expected_short(c: &super::model::TrustCaseResult) -> String {
+    // "handshake fails, verdict unknown_ca, ..." -> the verdict when one is named.
+    c.expected
+        .split(", ")
+        .find_map(|p| p.strip_prefix("verdict "))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            c.expected
+                .split(", ")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+}
+
+fn requests(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "  {:<12} {:>9} {:>9} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
@@ -55,18 +139,4 @@ pub fn render(r: &Report) -> String {
         human_us(r.total.latency_uncorrected.p99_us),
         human_us(r.total.send_lag.p99_us)
     );
-    for w in &r.warnings {
-        let _ = writeln!(s, "  WARNING: {w}");
-    }
-    for c in &r.checks {
-        let _ = writeln!(
-            s,
-            "  [{}] {}: expected {}, observed {}",
-            if c.passed { "pass" } else { "FAIL" },
-            c.name,
-            c.expected,
-            c.observed
-        );
-    }
-    s
 }

@@ -2,6 +2,7 @@
 //! low/high args: `raw` mirrors the file (unknown fields rejected), `validate` checks rules across fields.
 //! Every error names the file, line, column and field.
 
+pub mod dtls;
 pub mod locate;
 pub mod plan;
 pub mod raw;
@@ -53,17 +54,20 @@ pub enum ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at =
-            |f: &mut fmt::Formatter<'_>, file: &Path, line: &Option<usize>, col: &Option<usize>| {
-                write!(f, "{}", file.display())?;
-                if let Some(l) = line {
-                    write!(f, ":{l}")?;
-                    if let Some(c) = col {
-                        write!(f, ":{c}")?;
-                    }
+        let at = |f: &mut fmt::Formatter<'_>,
+                  file: &Path,
+                  line: &Option<usize>,
+                  col: &Option<usize>|
+         -> fmt::Result {
+            write!(f, "{}", file.display())?;
+            if let Some(l) = line {
+                write!(f, ":{l}")?;
+                if let Some(c) = col {
+                    write!(f, ":{c}")?;
                 }
-                Ok(())
-            };
+            }
+            Ok(())
+        };
         match self {
             ScenarioError::Read { file, source } => {
                 write!(f, "cannot read scenario {}: {source}", file.display())

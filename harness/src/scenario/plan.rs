@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::dtls::{
+    CertRef, ClientAuthMode, ClientTrust, DtlsPlan, Expect, PkiPlan, ServerIdentity, TrustCase,
+};
 pub use super::raw::Ramp;
 
 #[derive(Clone, Debug)]
@@ -24,6 +27,11 @@ pub struct RunPlan {
     pub phases: Vec<Phase>,
     /// Grace period after the last phase for requests still in flight.
     pub drain: Duration,
+    /// Devices speak DTLS with these settings.
+    pub dtls: Option<DtlsPlan>,
+    /// Where `pki:ROLE` references are resolved.
+    pub pki: Option<PkiPlan>,
+    pub trust_cases: Vec<TrustCase>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +42,14 @@ pub enum Target {
         any_token: bool,
     },
     /// A server elsewhere.
-    Remote { url: String, addr: SocketAddr },
+    Remote {
+        url: String,
+        /// The host as written (the default name its certificate must carry).
+        host: String,
+        addr: SocketAddr,
+        /// `coaps://`.
+        secure: bool,
+    },
 }
 
 impl Target {

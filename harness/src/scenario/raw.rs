@@ -25,7 +25,17 @@ pub struct RawScenario {
     pub request: RawRequest,
     #[serde(default)]
     pub coap: RawCoap,
+    /// Load phases; may be left out when the scenario only has trust cases.
+    #[serde(default)]
     pub phases: Vec<RawPhase>,
+    /// Devices speak CoAP over DTLS with these settings (the target must then be `coaps://` or `embedded`).
+    pub dtls: Option<super::dtls::RawDtls>,
+    /// Where `pki:ROLE` certificates come from: `generate` (a fresh PKI for the run) or a folder made by
+    /// `coap-harness certs`.
+    pub pki: Option<String>,
+    /// DTLS handshakes with expectations, run one at a time before any load phase.
+    #[serde(default)]
+    pub trust_cases: Vec<super::dtls::RawTrustCase>,
     /// How long to wait for answers to requests still in flight after the last phase.
     #[serde(default, deserialize_with = "opt_duration")]
     pub drain: Option<Duration>,
@@ -41,6 +51,9 @@ pub struct RawEmbedded {
     /// Accept any token instead of only the scenario's devices' tokens.
     #[serde(default)]
     pub any_token: bool,
+    /// The DTLS identity the embedded server presents when the scenario has `dtls:`.
+    #[serde(default)]
+    pub server: super::dtls::RawServerIdentity,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,7 +205,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
 

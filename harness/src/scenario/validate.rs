@@ -1,8 +1,12 @@
 //! Turns a [`RawScenario`] into a [`RunPlan`], checking every rule that spans fields. Reads token files
 //! but opens no socket.
 
+use super::dtls;
 use super::locate::Step;
-use super::plan::{DevicePlan, Pacing, Phase, RequestPlan, RunPlan, Target, TokenSource};
+use super::plan::{
+    CertRef, DevicePlan, DtlsPlan, Pacing, Phase, PkiPlan, RequestPlan, RunPlan, Target,
+    TokenSource, TrustCase,
+};
 use super::raw::{Ramp, RawScenario};
 use super::template::PayloadTemplate;
 use crate::coap::{MessageType, TransmissionParams};
@@ -87,7 +91,12 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
 
     let request = request_plan(&raw)?;
     let transmission = transmission(&raw)?;
-    let phases = phases(&raw)?;
+    let phases = if raw.phases.is_empty() && !raw.trust_cases.is_empty() {
+        Vec::new()
+    } else {
+        phases(&raw)?
+    };
+    let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
     let drain = raw.drain.unwrap_or_else(|| {
         let bound = match request.mtype {
             MessageType::Con => transmission.max_transmit_wait(),
@@ -110,10 +119,111 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         transmission,
         phases,
         drain,
+        dtls,
+        pki,
+        trust_cases,
     })
 }
 
-/// Parses `embedded` or `coap://host[:port]`.
+type Security = (Option<DtlsPlan>, Option<PkiPlan>, Vec<TrustCase>);
+
+/// `dtls:`, `pki:`, `embedded.server` and `trust_cases:`, and how they fit the target.
+fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security, Invalid> {
+    let secure_target = matches!(target, Target::Remote { secure: true, .. });
+    let dtls_plan = match &raw.dtls {
+        None if secure_target => {
+            return Err(invalid(
+                vec![key("target")],
+                "a coaps:// target needs a `dtls:` section (at least `ca:`: a CA file, pki:ca, or none)",
+            ))
+        }
+        None => None,
+        Some(_) if matches!(target, Target::Remote { secure: false, .. }) => {
+            return Err(invalid(
+                vec![key("dtls")],
+                "DTLS settings with a coap:// target: use coaps://host:port (5684 by default)",
+            ))
+        }
+        Some(d) => {
+            let client = dtls::client_trust(d, None, base, &[key("dtls")])?;
+            let server = dtls::server_identity(
+                &raw.embedded.server,
+                None,
+                base,
+                &[key("embedded"), key("server")],
+            )?;
+            Some(DtlsPlan { client, server })
+        }
+    };
+    if !raw.trust_cases.is_empty() && dtls_plan.is_none() {
+        return Err(invalid(
+            vec![key("trust_cases")],
+            "trust cases are DTLS handshakes: add a `dtls:` section (and a coaps:// or embedded target)",
+        ));
+    }
+    let mut cases = Vec::with_capacity(raw.trust_cases.len());
+    let mut names = std::collections::HashSet::new();
+    for (i, c) in raw.trust_cases.iter().enumerate() {
+        let at = vec![key("trust_cases"), Step::Index(i)];
+        let d = dtls_plan.as_ref().expect("checked above");
+        let with = |k: &str| {
+            let mut p = at.clone();
+            p.push(key(k));
+            p
+        };
+        if !names.insert(c.name.as_str()) {
+            return Err(invalid(with("name"), format!("`{}` is used twice", c.name)));
+        }
+        let server_changes = c.server.cert.is_some()
+            || c.server.key.is_some()
+            || c.server.client_auth.is_some()
+            || c.server.client_ca.is_some();
+        if server_changes && !matches!(target, Target::Embedded { .. }) {
+            return Err(invalid(
+                with("server"),
+                "server identity can only be changed for the embedded target; a remote server presents what it presents",
+            ));
+        }
+        cases.push(TrustCase {
+            name: c.name.clone(),
+            client: dtls::client_trust(&c.client, Some(&d.client), base, &with("client"))?,
+            server: dtls::server_identity(&c.server, Some(&d.server), base, &with("server"))?,
+            expect: dtls::expect(&c.expect, &with("expect"))?,
+        });
+    }
+    let pki = match raw.pki.as_deref() {
+        None => None,
+        Some("generate") => Some(PkiPlan::Generate),
+        Some(dir) => Some(PkiPlan::Dir(base.join(dir))),
+    };
+    let embedded = matches!(target, Target::Embedded { .. });
+    let mut refs: Vec<&CertRef> = Vec::new();
+    if let Some(d) = &dtls_plan {
+        refs.extend(d.client.ca.iter());
+        refs.extend(d.client.client_cert.iter().flat_map(|(c, k)| [c, k]));
+        if embedded {
+            refs.extend([&d.server.cert, &d.server.key, &d.server.client_ca]);
+        }
+    }
+    for c in &cases {
+        refs.extend(c.client.ca.iter());
+        refs.extend(c.client.client_cert.iter().flat_map(|(c, k)| [c, k]));
+        if embedded {
+            refs.extend([&c.server.cert, &c.server.key, &c.server.client_ca]);
+        }
+    }
+    if pki.is_none() {
+        if let Some(r) = refs.iter().find(|r| matches!(r, CertRef::Pki(_))) {
+            return Err(invalid(
+                vec![key("pki")],
+                format!("{r} is used, so the scenario needs `pki: generate` (a fresh PKI for the run) or `pki: DIR` (made by coap-harness certs)"),
+            ));
+        }
+    }
+    Ok((dtls_plan, pki, cases))
+}
+
+/// Parses `embedded`, `coap://host[:port]` or `coaps://host[:port]`.
 pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Target, String> {
     if text == "embedded" {
         return Ok(Target::Embedded {
@@ -122,18 +232,16 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
         });
     }
     let (scheme, rest) = text.split_once("://").ok_or_else(|| {
-        format!("`{text}` is not a target: expected `embedded` or coap://host:port")
+        format!(
+            "`{text}` is not a target: expected `embedded`, coap://host:port or coaps://host:port"
+        )
     })?;
-    let default_port = match scheme {
-        "coap" => 5683,
-        "coaps" => {
-            return Err(format!(
-                "`{text}`: coaps:// (DTLS) targets are not supported by this build yet; use coap://"
-            ))
-        }
+    let (default_port, secure) = match scheme {
+        "coap" => (5683, false),
+        "coaps" => (5684, true),
         _ => {
             return Err(format!(
-                "`{text}`: unknown scheme `{scheme}`, expected coap://"
+                "`{text}`: unknown scheme `{scheme}`, expected coap:// or coaps://"
             ))
         }
     };
@@ -141,6 +249,13 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
     if authority.is_empty() {
         return Err(format!("`{text}` has no host"));
     }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_string(),
+    };
     let with_port = if authority.starts_with('[') {
         if authority.contains("]:") {
             authority.to_string()
@@ -158,8 +273,10 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
         .next()
         .ok_or_else(|| format!("`{text}`: `{with_port}` resolves to no address"))?;
     Ok(Target::Remote {
-        url: format!("coap://{with_port}"),
+        url: format!("{scheme}://{with_port}"),
+        host,
         addr,
+        secure,
     })
 }
 

@@ -1,6 +1,6 @@
-//! The embedded target server: a ThingsBoard-compatible CoAP device API over plain UDP, answering with
-//! ThingsBoard's own response codes, and counting every message of every device so a load test can prove what
-//! arrived.
+//! The embedded target server: a ThingsBoard-compatible CoAP device API over plain UDP and, optionally,
+//! DTLS (coaps), answering with ThingsBoard's own response codes, and counting every message of every device
+//! so a load test can prove what arrived. Both listeners share one endpoint, hence one device store.
 //!
 //! # Layout
 //! - `api`: the device API, `/api/v1/{token}/{feature}`: request in, code and body out.
@@ -9,8 +9,10 @@
 //! - `store`: per-device counters and attributes, server-wide counters and their snapshots.
 //! - `tokens`: which access tokens name devices.
 //! - `udp`: the tokio driver (one socket, one receive loop, timers for delayed responses).
+//! - `separate`: the timer loop of delayed responses, shared by both transports.
+//! - `dtls`: the CoAP-over-DTLS listener (its own demultiplexer of sessions; see its docs).
 //!
-//! Everything but `udp` is sans-IO and unit-tested with `now` passed in.
+//! Everything but `udp`, `separate` and the tasks of `dtls` is sans-IO and unit-tested with `now` passed in.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), coap_harness::server::ServerError> {
@@ -19,6 +21,8 @@
 //!     bind: "127.0.0.1:0".parse().unwrap(),
 //!     tokens: TokenPolicy::Any,
 //!     response_delay: None,
+//!     plain: true,
+//!     dtls: None,
 //! })
 //! .await?;
 //! println!("listening on {}", server.local_addr());
@@ -30,11 +34,14 @@
 
 mod api;
 mod dedup;
+mod dtls;
 mod endpoint;
+mod separate;
 mod store;
 mod tokens;
 mod udp;
 
+pub use self::dtls::{ClientAuth, DtlsServerConfig, DtlsStats, HandshakeFailure};
 pub use store::{DeviceSnapshot, ResponseCounts, ServerStats};
 pub use tokens::TokenPolicy;
 
@@ -51,7 +58,8 @@ use tokio::task::JoinHandle;
 /// How to run the server.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Address to listen on; port 0 picks a free port (see [`ServerHandle::local_addr`]).
+    /// Address of the plain CoAP listener; port 0 picks a free port (see [`ServerHandle::local_addr`]).
+    /// Unused when `plain` is false.
     pub bind: SocketAddr,
     /// Which access tokens are devices; others get 4.01.
     pub tokens: TokenPolicy,
@@ -60,6 +68,10 @@ pub struct ServerConfig {
     /// §4.2 until acknowledged, at most MAX_RETRANSMIT = 4 times); a NON request is answered later with a NON.
     /// This is ThingsBoard's behaviour when it takes longer than 500 ms to answer.
     pub response_delay: Option<Duration>,
+    /// Whether to listen for plain CoAP on `bind`; false makes a DTLS-only server.
+    pub plain: bool,
+    /// The CoAP-over-DTLS listener, if any, answering from the same device store.
+    pub dtls: Option<DtlsServerConfig>,
 }
 
 /// Why the server could not start.
@@ -88,40 +100,66 @@ pub enum ServerError {
     /// The token list file holds no token, so every request would be rejected.
     #[error("token file {} lists no tokens", path.display())]
     EmptyTokenFile { path: PathBuf },
+    /// The DTLS listening address could not be bound.
+    #[error("cannot bind the DTLS (coaps) address {addr}: {source}")]
+    DtlsBind { addr: SocketAddr, source: io::Error },
+    /// The DTLS configuration cannot work: unsupported key, unusable client CA, zero limit...
+    #[error("DTLS listener {addr}: {reason}")]
+    DtlsConfig { addr: SocketAddr, reason: String },
+    /// Neither the plain nor the DTLS listener is enabled.
+    #[error("no listener: enable plain CoAP, DTLS, or both")]
+    NoListener,
 }
 
 /// A running server. Dropping the handle stops it, like [`ServerHandle::shutdown`] without the wait.
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shared: Arc<Mutex<Endpoint>>,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    plain: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    dtls: Option<self::dtls::Running>,
 }
 
-/// Binds `config.bind` and serves on the current tokio runtime until the handle is shut down or dropped.
+/// Binds the enabled listeners (plain on `config.bind`, DTLS on its own address) and serves on the current
+/// tokio runtime until the handle is shut down or dropped. Nothing is bound if any part of the
+/// configuration is wrong.
 pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let socket = udp::bind(config.bind)?;
-    let local_addr = socket.local_addr().map_err(|source| ServerError::Socket {
-        addr: config.bind,
-        source,
-    })?;
+    if !config.plain && config.dtls.is_none() {
+        return Err(ServerError::NoListener);
+    }
+    let dtls = config.dtls.as_ref().map(self::dtls::bind).transpose()?;
+    let plain = if config.plain {
+        let socket = udp::bind(config.bind)?;
+        let local_addr = socket.local_addr().map_err(|source| ServerError::Socket {
+            addr: config.bind,
+            source,
+        })?;
+        Some((socket, local_addr))
+    } else {
+        None
+    };
     let shared = Arc::new(Mutex::new(Endpoint::new(
         config.tokens,
         config.response_delay.is_some(),
         fastrand::u64(..),
     )));
-    let (shutdown, stop) = oneshot::channel();
-    let task = tokio::spawn(udp::run(
-        Arc::new(socket),
-        shared.clone(),
-        config.response_delay,
-        stop,
-    ));
+    let dtls = dtls.map(|bound| bound.spawn(shared.clone(), config.response_delay));
+    let mut local_addr = dtls.as_ref().map(|d| d.local_addr);
+    let plain = plain.map(|(socket, addr)| {
+        local_addr = Some(addr);
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(udp::run(
+            Arc::new(socket),
+            shared.clone(),
+            config.response_delay,
+            stop,
+        ));
+        (shutdown, task)
+    });
     Ok(ServerHandle {
-        local_addr,
+        local_addr: local_addr.expect("at least one listener"),
         shared,
-        shutdown,
-        task,
+        plain,
+        dtls,
     })
 }
 
@@ -129,14 +167,26 @@ impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
             .field("local_addr", &self.local_addr)
+            .field("dtls_addr", &self.dtls_addr())
             .finish_non_exhaustive()
     }
 }
 
 impl ServerHandle {
-    /// The address the server listens on (with the port chosen when binding port 0).
+    /// The plain CoAP address (with the port chosen when binding port 0); for a DTLS-only server, the DTLS
+    /// address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The DTLS (coaps) address, when that listener is enabled.
+    pub fn dtls_addr(&self) -> Option<SocketAddr> {
+        self.dtls.as_ref().map(|d| d.local_addr)
+    }
+
+    /// A snapshot of the DTLS listener's counters (handshakes, sessions, drops), when it is enabled.
+    pub fn dtls_stats(&self) -> Option<DtlsStats> {
+        self.dtls.as_ref().map(|d| d.stats())
     }
 
     /// A snapshot of the server-wide counters.
@@ -160,9 +210,20 @@ impl ServerHandle {
         udp::lock(&self.shared).set_shared_attribute(token, key, value)
     }
 
-    /// Stops receiving, abandons delayed responses not yet sent, and waits for the receive loop to end.
+    /// Stops receiving, abandons delayed responses not yet sent, ends every DTLS session without a
+    /// close_notify, and waits for the receive loops to end.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        let mut tasks = Vec::new();
+        if let Some((shutdown, task)) = self.plain {
+            let _ = shutdown.send(());
+            tasks.push(task);
+        }
+        if let Some(d) = self.dtls {
+            let _ = d.shutdown.send(());
+            tasks.push(d.task);
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 }

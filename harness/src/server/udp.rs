@@ -1,7 +1,8 @@
 //! The thin tokio driver: one socket, one receive loop feeding [`Endpoint`], and a timer task per delayed
 //! response. All protocol decisions are the endpoint's.
 
-use super::endpoint::{Deferred, Endpoint, SeparateStep};
+use super::endpoint::Endpoint;
+use super::separate::{respond_later, Outbound};
 use super::ServerError;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -72,7 +73,8 @@ pub(crate) async fn run(
                         send(&socket, &shared, &out, peer).await;
                     }
                     if let (Some(d), Some(delay)) = (deferred, delay) {
-                        timers.spawn(respond_later(socket.clone(), shared.clone(), d, delay));
+                        let out = PlainPeer { socket: socket.clone(), peer };
+                        timers.spawn(respond_later(out, shared.clone(), d, delay));
                     }
                 }
             }
@@ -88,30 +90,14 @@ async fn send(socket: &UdpSocket, shared: &Mutex<Endpoint>, bytes: &[u8], peer: 
     }
 }
 
-/// Sends a deferred response after `delay`, then, for a CON, retransmits it until acknowledged or given up.
-async fn respond_later(
+/// A plain peer, for separate responses.
+struct PlainPeer {
     socket: Arc<UdpSocket>,
-    shared: Arc<Mutex<Endpoint>>,
-    deferred: Deferred,
-    delay: Duration,
-) {
-    tokio::time::sleep(delay).await;
-    let peer = deferred.peer;
-    let mut out = Vec::new();
-    let pending = lock(&shared).separate_due(deferred, &mut out);
-    send(&socket, &shared, &out, peer).await;
-    let Some((mid, mut wait)) = pending else {
-        return;
-    };
-    loop {
-        tokio::time::sleep(wait).await;
-        let step = lock(&shared).separate_timer(peer, mid, &mut out);
-        match step {
-            SeparateStep::Resend(next) => {
-                send(&socket, &shared, &out, peer).await;
-                wait = next;
-            }
-            SeparateStep::Done | SeparateStep::GaveUp => return,
-        }
+    peer: SocketAddr,
+}
+
+impl Outbound for PlainPeer {
+    async fn send(&self, bytes: &[u8]) -> bool {
+        self.socket.send_to(bytes, self.peer).await.is_ok()
     }
 }

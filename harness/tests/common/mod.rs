@@ -119,3 +119,44 @@ pub fn assert_accounted(r: &coap_harness::report::Report) {
     let series: u64 = r.timeseries.iter().map(|p| p.requests).sum();
     assert_eq!(series, r.total.sent, "the time series covers every request");
 }
+
+/// Two consecutive free UDP ports P, P+1 (libcoap serves DTLS on P+1 when started with -p P).
+pub fn free_udp_port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65535 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no pair of free UDP ports");
+}
+
+/// Starts libcoap's OpenSSL server with a certificate; returns it and its DTLS address (port P+1).
+pub fn libcoap_dtls_server(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> (Peer, SocketAddr) {
+    let port = free_udp_port_pair();
+    let mut cmd = Command::new("coap-server-openssl");
+    cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-d", "100000"])
+        .arg("-c")
+        .arg(cert)
+        .arg("-j")
+        .arg(key);
+    if let Some(ca) = client_ca {
+        cmd.arg("-C").arg(ca);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coap-server-openssl");
+    let peer = Peer(child);
+    wait_for_coap(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(10),
+    );
+    (peer, format!("127.0.0.1:{}", port + 1).parse().unwrap())
+}

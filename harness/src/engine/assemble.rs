@@ -1,0 +1,259 @@
+//! Builds the [`Report`] from what the run measured. The only place that knows both the engine's results and
+//! the report's shape.
+
+use super::device::DeviceTally;
+use super::load::Measured;
+use crate::metrics::collector::latency_histogram;
+use crate::report::model::{
+    DeviceInfo, HandshakeStats, Latency, PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo,
+    Security, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
+};
+use crate::report::{Check, Report};
+use crate::scenario::{Pacing, RunPlan};
+use crate::server::DeviceSnapshot;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+pub struct Parts {
+    pub started_at: String,
+    pub target: SocketAddr,
+    pub interrupted: bool,
+    pub measured: Measured,
+    pub trust_cases: Vec<TrustCaseResult>,
+    pub server_stats: Option<serde_json::Value>,
+    pub server_devices: Option<Vec<DeviceSnapshot>>,
+}
+
+pub fn report(plan: &RunPlan, p: &Parts) -> Report {
+    let devices = &p.measured.devices;
+    let agg = &p.measured.agg;
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        scenario: ScenarioInfo {
+            name: plan.name.clone(),
+            file: plan.source.as_ref().map(|p| p.display().to_string()),
+            seed: plan.seed,
+            request: describe_request(plan),
+        },
+        target: TargetInfo {
+            url: plan.target.describe(),
+            address: p.target.to_string(),
+            transport: if plan.dtls.is_some() { "dtls" } else { "coap" }.into(),
+        },
+        started_at: p.started_at.clone(),
+        duration_s: round3(p.measured.elapsed.as_secs_f64()),
+        interrupted: p.interrupted,
+        devices: DeviceInfo {
+            count: plan.devices.count,
+            started: devices.iter().filter(|d| d.started).count() as u32,
+            failed: devices.iter().filter(|d| d.socket_error.is_some()).count() as u32,
+            first_failure: devices.iter().find_map(|d| d.socket_error.clone()),
+        },
+        phases: plan
+            .phases
+            .iter()
+            .zip(&agg.phases)
+            .map(|(ph, a)| PhaseReport {
+                name: ph.name.clone(),
+                start_s: ph.start.as_secs_f64(),
+                duration_s: ph.duration.as_secs_f64(),
+                devices: ph.devices_to,
+                pacing: describe_pacing(ph.pacing),
+                requests: RequestStats::from_agg(a, ph.duration.as_secs_f64()),
+            })
+            .collect(),
+        total: RequestStats::from_agg(&agg.total, plan.total_duration().as_secs_f64()),
+        timeseries: Report::series(agg),
+        checks: Vec::new(),
+        warnings: Vec::new(),
+        protocol: ProtocolCounters {
+            malformed_datagrams: devices.iter().map(|d| d.malformed).sum(),
+            unmatched: devices.iter().map(|d| d.unmatched).sum(),
+            duplicates: devices.iter().map(|d| d.duplicates).sum(),
+            first_malformed: devices.iter().find_map(|d| d.first_malformed.clone()),
+        },
+        security: security(plan, &p.trust_cases, devices),
+        handshakes: handshakes(devices),
+        trust_cases: p.trust_cases.clone(),
+        server: p.server_stats.clone(),
+    };
+    if report.devices.failed > 0 {
+        report.warnings.push(format!(
+            "{} devices could not open a socket (first: {})",
+            report.devices.failed,
+            report.devices.first_failure.as_deref().unwrap_or("?")
+        ));
+    }
+    if report.security.insecure {
+        report.warnings.insert(
+            0,
+            "INSECURE: certificate verification was disabled (ca: none); nothing proved the server's identity"
+                .into(),
+        );
+    }
+    if let Some(h) = &report.handshakes {
+        if h.failed > 0 {
+            report.warnings.push(format!(
+                "{} of {} DTLS handshakes failed (first: {})",
+                h.failed,
+                h.attempted,
+                h.first_failure.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    for case in &p.trust_cases {
+        report.checks.push(Check {
+            name: format!("trust case: {}", case.name),
+            passed: case.passed,
+            expected: case.expected.clone(),
+            observed: case.observed.clone(),
+        });
+    }
+    if let Some(sd) = &p.server_devices {
+        if let Some(check) = accounting_check(plan, devices, sd) {
+            report.checks.push(check);
+        }
+    }
+    report
+}
+
+fn security(plan: &RunPlan, cases: &[TrustCaseResult], devices: &[DeviceTally]) -> Security {
+    let Some(d) = &plan.dtls else {
+        return Security {
+            transport: "coap".into(),
+            verification: "none".into(),
+            ..Default::default()
+        };
+    };
+    let c = &d.client;
+    let load_insecure = !plan.phases.is_empty() && c.ca.is_none() && c.psk.is_none();
+    let handshake_insecure = devices.iter().any(|d| {
+        d.handshake
+            .as_ref()
+            .is_some_and(|h| h.verdict == crate::trust::TrustVerdict::OkInsecure)
+    });
+    Security {
+        transport: "dtls".into(),
+        verification: match (&c.ca, &c.psk) {
+            (_, Some(_)) => "psk",
+            (Some(_), None) => "certificate",
+            (None, None) => "disabled",
+        }
+        .into(),
+        insecure: load_insecure || handshake_insecure || cases.iter().any(|c| c.insecure),
+        ca: c.ca.as_ref().map(|r| r.to_string()),
+        server_name: c.server_name.clone(),
+        client_cert: c.client_cert.as_ref().map(|(cert, _)| cert.to_string()),
+        cipher_suites: if c.cipher_suites.is_empty() {
+            crate::transport::dtls::default_cipher_suites(c.psk.is_some())
+        } else {
+            c.cipher_suites.clone()
+        }
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    }
+}
+
+fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
+    let all: Vec<_> = devices
+        .iter()
+        .filter_map(|d| d.handshake.as_ref())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let mut verdicts = BTreeMap::new();
+    let mut hist = latency_histogram();
+    for h in &all {
+        *verdicts.entry(h.verdict.name().to_string()).or_insert(0) += 1;
+        if h.verdict.connected() {
+            hist.saturating_record((h.elapsed.as_micros() as u64).max(1));
+        }
+    }
+    let ok = all.iter().filter(|h| h.verdict.connected()).count() as u64;
+    Some(HandshakeStats {
+        attempted: all.len() as u64,
+        ok,
+        failed: all.len() as u64 - ok,
+        verdicts,
+        latency: Latency::from_histogram(&hist),
+        first_failure: all
+            .iter()
+            .find(|h| !h.verdict.connected())
+            .map(|h| format!("{}: {}", h.verdict, h.detail.as_deref().unwrap_or(""))),
+    })
+}
+
+/// For telemetry posts to the embedded server: every acknowledged message arrived, device by device.
+fn accounting_check(
+    plan: &RunPlan,
+    devices: &[DeviceTally],
+    server: &[DeviceSnapshot],
+) -> Option<Check> {
+    if plan.phases.is_empty()
+        || plan.request.method != crate::coap::Code::POST
+        || plan.request.operation != "telemetry"
+    {
+        return None;
+    }
+    let seen: std::collections::HashMap<&str, u64> = server
+        .iter()
+        .map(|d| (d.token.as_str(), d.messages))
+        .collect();
+    let mut mismatched = 0u64;
+    let mut first = None;
+    for d in devices.iter().filter(|d| d.started) {
+        let got = seen.get(d.token.as_str()).copied().unwrap_or(0);
+        // The server may count a message whose response was lost; it may never count fewer.
+        if got < d.ok || got > d.sent {
+            mismatched += 1;
+            first.get_or_insert_with(|| {
+                format!(
+                    "{}: {} acknowledged, {} sent, server counted {got}",
+                    d.token, d.ok, d.sent
+                )
+            });
+        }
+    }
+    let started = devices.iter().filter(|d| d.started).count();
+    Some(Check {
+        name: "embedded server received every acknowledged message".into(),
+        passed: mismatched == 0,
+        expected: format!("for each of {started} devices: acknowledged <= server count <= sent"),
+        observed: match first {
+            None => format!("{started} devices consistent"),
+            Some(f) => format!("{mismatched} devices inconsistent, first {f}"),
+        },
+    })
+}
+
+fn describe_request(plan: &RunPlan) -> String {
+    let r = &plan.request;
+    let path: Vec<&str> = r
+        .path
+        .iter()
+        .map(|s| s.as_deref().unwrap_or("{token}"))
+        .collect();
+    format!(
+        "{} {} /{}",
+        r.mtype,
+        r.method.method_name().unwrap_or("?"),
+        path.join("/")
+    )
+}
+
+fn describe_pacing(p: Pacing) -> String {
+    match p {
+        Pacing::Interval(d) => format!("every {} per device", humantime::format_duration(d)),
+        Pacing::Rate(r) => format!("{r}/s total"),
+        Pacing::Closed { think } => {
+            format!("closed loop, think {}", humantime::format_duration(think))
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

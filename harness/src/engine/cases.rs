@@ -1,0 +1,266 @@
+//! Trust cases: for each, one DTLS handshake (against a fresh embedded server with the case's identity, or
+//! the remote target), one request over the session when it opens, and a verdict against the expectation.
+
+use super::embedded;
+use super::prepare::{self, RunPki};
+use super::EngineError;
+use crate::coap::{ClientEndpoint, ExchangeOutcome, Message, MessageType};
+use crate::report::model::TrustCaseResult;
+use crate::scenario::plan::{Expect, TrustCase};
+use crate::scenario::{RunPlan, Target};
+use crate::transport::dtls::{self as dtls_client};
+use crate::transport::Link;
+use crate::trust::TrustVerdict;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// What one case observed.
+#[derive(Clone, Debug)]
+struct Observed {
+    verdict: TrustVerdict,
+    detail: Option<String>,
+    code: Option<crate::coap::Code>,
+    elapsed: Duration,
+    presented: Option<crate::trust::PresentedCert>,
+    server_saw: Option<String>,
+}
+
+/// Runs every case in order.
+pub async fn run_all(
+    plan: &RunPlan,
+    run_pki: Option<&RunPki>,
+) -> Result<Vec<TrustCaseResult>, EngineError> {
+    let mut out = Vec::with_capacity(plan.trust_cases.len());
+    for case in &plan.trust_cases {
+        let observed = run_one(plan, case, run_pki).await?;
+        out.push(judge(case, &observed));
+    }
+    Ok(out)
+}
+
+async fn run_one(
+    plan: &RunPlan,
+    case: &TrustCase,
+    run_pki: Option<&RunPki>,
+) -> Result<Observed, EngineError> {
+    let settings =
+        prepare::client_settings(&case.client, run_pki, &prepare::default_server_name(plan))?;
+    let server = match &plan.target {
+        Target::Embedded { .. } => Some(embedded::start(plan, Some(&case.server), run_pki).await?),
+        Target::Remote { .. } => None,
+    };
+    let target = match (&plan.target, &server) {
+        (Target::Remote { addr, .. }, _) => *addr,
+        (_, Some(s)) => embedded::device_target(s, true),
+        _ => unreachable!(),
+    };
+    let local: SocketAddr = match target {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(local)
+        .await
+        .map_err(|e| EngineError::Credentials(format!("cannot open a UDP socket: {e}")))?;
+    sock.connect(target).await.map_err(|e| {
+        EngineError::Credentials(format!("cannot connect a UDP socket to {target}: {e}"))
+    })?;
+    let mut observed = match dtls_client::handshake(Arc::new(sock), &settings).await {
+        Ok(session) => {
+            let link = Link::Dtls(session.conn);
+            let code = one_request(plan, &link).await;
+            link.close().await;
+            Observed {
+                verdict: session.verdict,
+                detail: None,
+                code,
+                elapsed: session.elapsed,
+                presented: session.presented,
+                server_saw: None,
+            }
+        }
+        Err(failed) => Observed {
+            verdict: failed.judgement.verdict,
+            detail: Some(failed.judgement.detail),
+            code: None,
+            elapsed: failed.elapsed,
+            presented: failed.presented,
+            server_saw: None,
+        },
+    };
+    if let Some(s) = server {
+        // Give the server a moment to record the failed handshake's reason.
+        if !observed.verdict.connected() {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                if s.dtls_stats()
+                    .is_some_and(|st| !st.handshake_failures.is_empty())
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let reasons: Vec<(String, u64)> = s
+            .dtls_stats()
+            .map(|st| {
+                st.handshake_failures
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| (r.to_string(), *n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The client only sees a fatal alert; the embedded server knows why it refused the client.
+        if let [(reason, 1)] = reasons.as_slice() {
+            if matches!(
+                observed.verdict,
+                TrustVerdict::PeerAlert | TrustVerdict::ClientCertRejected
+            ) {
+                if let Some(v) = TrustVerdict::parse(reason).filter(|v| {
+                    matches!(
+                        v,
+                        TrustVerdict::ClientCertRequired | TrustVerdict::ClientCertRejected
+                    )
+                }) {
+                    observed.verdict = v;
+                }
+            }
+        }
+        observed.server_saw = (!reasons.is_empty()).then(|| {
+            reasons
+                .iter()
+                .map(|(r, n)| format!("{r} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        s.shutdown().await;
+    }
+    Ok(observed)
+}
+
+/// Sends the plan's request once as device 0 over `link` and returns the response code, if any.
+async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
+    let token = plan.devices.tokens.token(0);
+    let r = &plan.request;
+    let mut msg = Message::new(MessageType::Con, r.method, 0, Default::default());
+    for seg in &r.path {
+        msg.add_option(
+            crate::coap::option::URI_PATH,
+            seg.as_deref().unwrap_or(&token).as_bytes(),
+        );
+    }
+    if let Some(cf) = r.content_format {
+        msg.add_uint_option(crate::coap::option::CONTENT_FORMAT, u32::from(cf));
+    }
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    r.payload.render(
+        &mut crate::scenario::template::RenderContext {
+            index: 0,
+            token: &token,
+            counter: 0,
+            rng: &mut rng,
+            unix_ms: 0,
+        },
+        &mut msg.payload,
+    );
+    let mut ep = ClientEndpoint::new(plan.transmission.clone(), plan.seed);
+    ep.start(Instant::now(), msg);
+    let mut buf = vec![0u8; 2048];
+    let give_up = Instant::now()
+        + plan
+            .transmission
+            .max_transmit_wait()
+            .min(Duration::from_secs(10));
+    loop {
+        while let Some(d) = ep.poll_transmit() {
+            link.send(&d).await.ok()?;
+        }
+        if let Some(done) = ep.poll_event() {
+            return match done.outcome {
+                ExchangeOutcome::Response { response, .. } => Some(response.code),
+                _ => None,
+            };
+        }
+        let wake = ep.poll_timeout().unwrap_or(give_up).min(give_up);
+        tokio::select! {
+            r = link.recv(&mut buf) => match r {
+                Ok(n) => ep.handle_datagram(Instant::now(), &buf[..n]),
+                Err(_) => return None,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= give_up {
+                    return None;
+                }
+                ep.handle_timeout(Instant::now());
+            }
+        }
+    }
+}
+
+fn describe(e: &Expect) -> String {
+    let mut parts = vec![format!(
+        "handshake {}",
+        if e.connect { "ok" } else { "fails" }
+    )];
+    if let Some(v) = e.verdict {
+        parts.push(format!("verdict {v}"));
+    }
+    if let Some(i) = e.insecure {
+        parts.push(if i {
+            "flagged insecure".into()
+        } else {
+            "verified".into()
+        });
+    }
+    if let Some(c) = e.code {
+        parts.push(format!("response {c}"));
+    }
+    parts.join(", ")
+}
+
+fn judge(case: &TrustCase, o: &Observed) -> TrustCaseResult {
+    let e = &case.expect;
+    let insecure = o.verdict == TrustVerdict::OkInsecure;
+    let passed = o.verdict.connected() == e.connect
+        && e.verdict.is_none_or(|v| v == o.verdict)
+        && e.insecure.is_none_or(|i| i == insecure)
+        && e.code.is_none_or(|c| Some(c) == o.code);
+    let mut observed = format!(
+        "handshake {} ({})",
+        if o.verdict.connected() {
+            "ok"
+        } else {
+            "failed"
+        },
+        o.verdict
+    );
+    if insecure {
+        observed.push_str(", flagged insecure");
+    }
+    if let Some(c) = o.code {
+        observed.push_str(&format!(", response {c}"));
+    } else if o.verdict.connected() {
+        observed.push_str(", no response");
+    }
+    if let Some(d) = &o.detail {
+        observed.push_str(&format!(": {d}"));
+    }
+    if let Some(s) = &o.server_saw {
+        observed.push_str(&format!(" (server: {s})"));
+    }
+    TrustCaseResult {
+        name: case.name.clone(),
+        passed,
+        expected: describe(e),
+        observed,
+        verdict: o.verdict.name().into(),
+        detail: o.detail.clone(),
+        insecure,
+        code: o.code.map(|c| c.to_string()),
+        handshake_us: o.elapsed.as_micros() as u64,
+        presented: o.presented.clone(),
+        server_saw: o.server_saw.clone(),
+    }
+}

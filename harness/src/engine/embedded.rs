@@ -1,0 +1,74 @@
+//! Starting the embedded target for a plan: plain CoAP, and DTLS with the identity the plan (or a trust
+//! case) names, on ephemeral loopback ports.
+
+use super::prepare::{self, RunPki};
+use super::EngineError;
+use crate::scenario::plan::{ClientAuthMode, ServerIdentity, TokenSource};
+use crate::scenario::{RunPlan, Target};
+use crate::server::{self, ClientAuth, DtlsServerConfig, ServerConfig, ServerHandle, TokenPolicy};
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// The tokens the embedded server accepts: exactly the scenario's devices, unless `any_token`.
+pub fn token_policy(plan: &RunPlan) -> TokenPolicy {
+    if matches!(
+        plan.target,
+        Target::Embedded {
+            any_token: true,
+            ..
+        }
+    ) {
+        return TokenPolicy::Any;
+    }
+    match &plan.devices.tokens {
+        TokenSource::Pattern(p) => TokenPolicy::Pattern {
+            pattern: p.clone(),
+            count: u64::from(plan.devices.count),
+        },
+        TokenSource::List(l) => TokenPolicy::List(l.iter().cloned().collect()),
+    }
+}
+
+/// Starts the embedded server; with `identity`, it serves DTLS with that certificate too.
+pub async fn start(
+    plan: &RunPlan,
+    identity: Option<&ServerIdentity>,
+    run_pki: Option<&RunPki>,
+) -> Result<ServerHandle, EngineError> {
+    let Target::Embedded { response_delay, .. } = &plan.target else {
+        unreachable!("only embedded targets are started");
+    };
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let dtls = match identity {
+        None => None,
+        Some(id) => {
+            let mut cfg =
+                DtlsServerConfig::new(loopback, prepare::identity(&id.cert, &id.key, run_pki)?);
+            cfg.client_auth = match id.client_auth {
+                ClientAuthMode::None => ClientAuth::None,
+                ClientAuthMode::Want => ClientAuth::Want,
+                ClientAuthMode::Require => ClientAuth::Require,
+            };
+            if id.client_auth != ClientAuthMode::None {
+                cfg.client_ca = prepare::certs(&id.client_ca, run_pki)?;
+            }
+            Some(cfg)
+        }
+    };
+    Ok(server::start(ServerConfig {
+        bind: loopback,
+        tokens: token_policy(plan),
+        response_delay: *response_delay,
+        plain: true,
+        dtls,
+    })
+    .await?)
+}
+
+/// Where devices send: the DTLS port when the run uses DTLS.
+pub fn device_target(handle: &ServerHandle, dtls: bool) -> SocketAddr {
+    if dtls {
+        handle.dtls_addr().expect("DTLS was configured")
+    } else {
+        handle.local_addr()
+    }
+}

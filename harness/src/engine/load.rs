@@ -1,0 +1,73 @@
+//! The load phases: one task per device, one collector, live progress.
+
+use super::device::{self, DeviceTally};
+use super::progress::{self, ProgressMode};
+use crate::metrics::{Aggregate, Collector};
+use crate::scenario::RunPlan;
+use crate::transport::dtls::ClientSettings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What the load phases measured.
+pub struct Measured {
+    pub agg: Aggregate,
+    pub devices: Vec<DeviceTally>,
+    pub elapsed: Duration,
+}
+
+pub async fn run(
+    plan: Arc<RunPlan>,
+    target: SocketAddr,
+    dtls: Option<Arc<ClientSettings>>,
+    progress_mode: ProgressMode,
+    cancel: CancellationToken,
+) -> Measured {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut collector = Collector::new(plan.phases.len());
+    let live = collector.live();
+    let collector_task = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            collector.record_batch(&batch);
+        }
+        collector
+    });
+
+    let t0 = Instant::now() + Duration::from_millis(50);
+    let shared = Arc::new(device::Shared {
+        plan: plan.clone(),
+        target,
+        t0,
+        hard_end: t0 + plan.total_duration() + plan.drain,
+        tx,
+        cancel,
+        dtls,
+    });
+    let stop_progress = CancellationToken::new();
+    let progress = progress::spawn(
+        progress_mode,
+        live,
+        plan.total_duration(),
+        stop_progress.clone(),
+    );
+    let handles: Vec<_> = (0..plan.devices.count)
+        .map(|i| tokio::spawn(device::run(shared.clone(), i)))
+        .collect();
+    drop(shared);
+    let mut devices = Vec::with_capacity(handles.len());
+    for h in handles {
+        devices.push(h.await.expect("device task panicked"));
+    }
+    let elapsed = t0.elapsed();
+    let collector = collector_task.await.expect("collector task panicked");
+    stop_progress.cancel();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    Measured {
+        agg: collector.finish(elapsed.as_secs_f64().ceil() as u64),
+        devices,
+        elapsed,
+    }
+}

@@ -1,0 +1,155 @@
+//! Before any socket opens: the run's PKI (generated or loaded), and every certificate and key the plan
+//! names, loaded into the types the DTLS drivers take. Problems are one-line errors naming the file.
+
+use super::EngineError;
+use crate::pki::{self, Manifest, PkiOptions};
+use crate::scenario::plan::{CertRef, ClientTrust, PkiPlan, RunPlan, Target};
+use crate::transport::dtls::ClientSettings;
+use crate::trust::ServerTrust;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+use std::path::{Path, PathBuf};
+
+/// The run's PKI; a generated one lives in a temporary folder removed when this is dropped.
+pub struct RunPki {
+    pub manifest: Manifest,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RunPki {
+    pub fn dir(&self) -> &Path {
+        self.manifest.dir()
+    }
+}
+
+/// Generates or loads the PKI the plan asks for.
+pub fn pki(plan: &RunPlan) -> Result<Option<RunPki>, EngineError> {
+    match &plan.pki {
+        None => Ok(None),
+        Some(PkiPlan::Generate) => {
+            let temp = tempfile::Builder::new()
+                .prefix("coap-harness-pki-")
+                .tempdir()
+                .map_err(|e| {
+                    EngineError::Credentials(format!("cannot make a folder for the run's PKI: {e}"))
+                })?;
+            let generated = pki::generate(&PkiOptions {
+                out: temp.path().to_path_buf(),
+                hosts: Vec::new(),
+                force: true,
+            })?;
+            Ok(Some(RunPki {
+                manifest: generated.manifest,
+                _temp: Some(temp),
+            }))
+        }
+        Some(PkiPlan::Dir(dir)) => Ok(Some(RunPki {
+            manifest: pki::load_manifest(dir)?,
+            _temp: None,
+        })),
+    }
+}
+
+/// The file a reference stands for (`key` picks the role's key file).
+pub fn resolve(r: &CertRef, run_pki: Option<&RunPki>, key: bool) -> Result<PathBuf, EngineError> {
+    match r {
+        CertRef::File(p) => Ok(p.clone()),
+        CertRef::Pki(role) => {
+            let m = &run_pki
+                .ok_or_else(|| {
+                    EngineError::Credentials(format!("{r} needs a PKI (pki: generate or pki: DIR)"))
+                })?
+                .manifest;
+            Ok(if key {
+                m.key_path(*role)
+            } else {
+                m.cert_path(*role)
+            })
+        }
+    }
+}
+
+/// Reads PEM certificates as DER.
+pub fn certs(
+    r: &CertRef,
+    run_pki: Option<&RunPki>,
+) -> Result<Vec<CertificateDer<'static>>, EngineError> {
+    let path = resolve(r, run_pki, false)?;
+    Ok(pki::read_certs(&path)?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect())
+}
+
+/// A trust store holding the certificates of `r`.
+pub fn roots(r: &CertRef, run_pki: Option<&RunPki>) -> Result<RootCertStore, EngineError> {
+    let path = resolve(r, run_pki, false)?;
+    let mut store = RootCertStore::empty();
+    for cert in certs(r, run_pki)? {
+        store.add(cert).map_err(|e| {
+            EngineError::Credentials(format!(
+                "{}: not a usable CA certificate: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(store)
+}
+
+/// A certificate chain with its private key, as the DTLS crate takes it.
+pub fn identity(
+    cert: &CertRef,
+    key: &CertRef,
+    run_pki: Option<&RunPki>,
+) -> Result<dtls::crypto::Certificate, EngineError> {
+    let key_path = resolve(key, run_pki, true)?;
+    let chain = certs(cert, run_pki)?;
+    let pair = pki::read_key(&key_path)?;
+    let private_key = dtls::crypto::CryptoPrivateKey::from_key_pair(&pair).map_err(|e| {
+        EngineError::Credentials(format!(
+            "{}: key not usable for DTLS (ECDSA P-256 or Ed25519 only): {e}",
+            key_path.display()
+        ))
+    })?;
+    Ok(dtls::crypto::Certificate {
+        certificate: chain,
+        private_key,
+    })
+}
+
+/// The host name a target's certificate must carry unless `server_name` says otherwise.
+pub fn default_server_name(plan: &RunPlan) -> String {
+    match &plan.target {
+        Target::Embedded { .. } => "localhost".into(),
+        Target::Remote { host, .. } => host.clone(),
+    }
+}
+
+/// Device-side DTLS settings for one trust configuration.
+pub fn client_settings(
+    t: &ClientTrust,
+    run_pki: Option<&RunPki>,
+    default_name: &str,
+) -> Result<ClientSettings, EngineError> {
+    let server_name = t
+        .server_name
+        .clone()
+        .unwrap_or_else(|| default_name.to_string());
+    let trust = match &t.ca {
+        None => ServerTrust::Insecure,
+        Some(ca) => ServerTrust::verify(roots(ca, run_pki)?, &server_name)
+            .map_err(EngineError::Credentials)?,
+    };
+    let client_certificate = match &t.client_cert {
+        None => None,
+        Some((cert, key)) => Some(identity(cert, key, run_pki)?),
+    };
+    Ok(ClientSettings {
+        trust,
+        server_name,
+        client_certificate,
+        psk: t.psk.clone(),
+        cipher_suites: t.cipher_suites.clone(),
+        handshake_timeout: t.handshake_timeout,
+    })
+}

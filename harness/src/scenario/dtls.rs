@@ -1,0 +1,525 @@
+//! The DTLS part of a scenario: how devices trust the server (`dtls:`), what identity the embedded server
+//! presents (`embedded:`), where the PKI comes from (`pki:`), and the trust cases with their expectations
+//! (`trust_cases:`). Raw serde types, their validated plan types, and the rules between them.
+
+use super::locate::Step;
+use super::validate::Invalid;
+use crate::coap::Code;
+use crate::pki::Role;
+use crate::transport::dtls::{parse_cipher_suite, Psk};
+use crate::trust::TrustVerdict;
+use dtls::cipher_suite::CipherSuiteId;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+// ---- raw ----
+
+/// `dtls:` — the device side of every DTLS session.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDtls {
+    /// CA certificate file (PEM), `pki:ROLE`, or `none` to disable verification (the run is flagged insecure).
+    pub ca: Option<String>,
+    /// The name (or IP address) the server's certificate must carry; defaults to the target host.
+    pub server_name: Option<String>,
+    /// Client certificate for two-way DTLS: a PEM file or `pki:ROLE`.
+    pub client_cert: Option<String>,
+    /// Its private key (PKCS#8 PEM); for `pki:ROLE` certificates the role's key is used.
+    pub client_key: Option<String>,
+    pub psk_identity: Option<String>,
+    /// The pre-shared key: text, or `hex:0a1b...`.
+    pub psk_key: Option<String>,
+    /// IANA names, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; default CCM_8 and AES_128_GCM.
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+    #[serde(default, deserialize_with = "super::raw::opt_duration")]
+    pub handshake_timeout: Option<Duration>,
+}
+
+/// The embedded server's DTLS identity (under `embedded:` or a trust case's `server:`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerIdentity {
+    /// Certificate presented: a PEM file or `pki:ROLE` (default `pki:server`).
+    pub cert: Option<String>,
+    /// Its key; for `pki:ROLE` the role's key.
+    pub key: Option<String>,
+    /// `none` (default), `want` or `require` a client certificate.
+    pub client_auth: Option<String>,
+    /// CA that client certificates must chain to (default `pki:ca`).
+    pub client_ca: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrustCase {
+    pub name: String,
+    /// Changes to `dtls:` for this case (`client_cert: none` removes the client certificate).
+    #[serde(default)]
+    pub client: RawDtls,
+    /// Changes to the embedded server's identity for this case (embedded target only).
+    #[serde(default)]
+    pub server: RawServerIdentity,
+    pub expect: RawExpect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// `ok` or `fail`.
+    pub handshake: String,
+    /// The verdict expected, e.g. `unknown_ca` (with `fail`) or `ok_insecure` (with `ok`).
+    pub verdict: Option<String>,
+    /// Whether the session must be flagged insecure (verification disabled).
+    pub insecure: Option<bool>,
+    /// The response code of the request sent over the session, e.g. `2.01`.
+    pub code: Option<String>,
+}
+
+// ---- plan ----
+
+/// A certificate or key: from the run's PKI by role, or a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertRef {
+    Pki(Role),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for CertRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertRef::Pki(r) => write!(f, "pki:{}", r.name()),
+            CertRef::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Where `pki:ROLE` references come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PkiPlan {
+    /// A fresh PKI made for the run (in a temporary folder, removed afterwards).
+    Generate,
+    /// A folder written by `coap-harness certs`.
+    Dir(PathBuf),
+}
+
+/// The device side of a DTLS session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientTrust {
+    /// The CA to verify the server against; `None` disables verification (flagged insecure).
+    pub ca: Option<CertRef>,
+    pub server_name: Option<String>,
+    /// Certificate and key for two-way DTLS.
+    pub client_cert: Option<(CertRef, CertRef)>,
+    pub psk: Option<Psk>,
+    pub cipher_suites: Vec<CipherSuiteId>,
+    pub handshake_timeout: Duration,
+}
+
+/// Client authentication the embedded server asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    None,
+    Want,
+    Require,
+}
+
+/// The embedded DTLS server's identity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerIdentity {
+    pub cert: CertRef,
+    pub key: CertRef,
+    pub client_auth: ClientAuthMode,
+    pub client_ca: CertRef,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    pub connect: bool,
+    pub verdict: Option<TrustVerdict>,
+    pub insecure: Option<bool>,
+    pub code: Option<Code>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrustCase {
+    pub name: String,
+    pub client: ClientTrust,
+    pub server: ServerIdentity,
+    pub expect: Expect,
+}
+
+/// DTLS settings of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DtlsPlan {
+    pub client: ClientTrust,
+    /// For the embedded target.
+    pub server: ServerIdentity,
+}
+
+// ---- validation ----
+
+fn key(k: &str) -> Step {
+    Step::Key(k.into())
+}
+
+fn bad(path: Vec<Step>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        path,
+        message: message.into(),
+    }
+}
+
+/// Parses `pki:ROLE` or a file path (relative to the scenario's folder).
+pub fn cert_ref(text: &str, base: &Path, at: Vec<Step>) -> Result<CertRef, Invalid> {
+    match text.strip_prefix("pki:") {
+        Some(name) => Role::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .map(CertRef::Pki)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                bad(
+                    at,
+                    format!("`{text}`: unknown PKI role; roles are {}", names.join(", ")),
+                )
+            }),
+        None if text.trim().is_empty() => Err(bad(at, "empty path")),
+        None => Ok(CertRef::File(base.join(text))),
+    }
+}
+
+/// The key that goes with a certificate: given explicitly, or the role's own for `pki:` certificates.
+fn key_for(
+    cert: &CertRef,
+    key_text: Option<&str>,
+    base: &Path,
+    at: Vec<Step>,
+) -> Result<CertRef, Invalid> {
+    match (key_text, cert) {
+        (Some(k), _) => cert_ref(k, base, at),
+        (None, CertRef::Pki(r)) => Ok(CertRef::Pki(*r)),
+        (None, CertRef::File(p)) => Err(bad(
+            at,
+            format!("a key file is needed for the certificate {}", p.display()),
+        )),
+    }
+}
+
+fn psk(raw: &RawDtls, at: &dyn Fn(&str) -> Vec<Step>) -> Result<Option<Psk>, Invalid> {
+    match (&raw.psk_identity, &raw.psk_key) {
+        (None, None) => Ok(None),
+        (Some(id), Some(k)) => {
+            let key = match k.strip_prefix("hex:") {
+                Some(hex) => decode_hex(hex).ok_or_else(|| {
+                    bad(
+                        at("psk_key"),
+                        "`hex:` is followed by something that is not hex",
+                    )
+                })?,
+                None => k.as_bytes().to_vec(),
+            };
+            if key.is_empty() {
+                return Err(bad(at("psk_key"), "the key is empty"));
+            }
+            Ok(Some(Psk {
+                identity: id.as_bytes().to_vec(),
+                key,
+            }))
+        }
+        (Some(_), None) => Err(bad(at("psk_key"), "psk_identity needs psk_key")),
+        (None, Some(_)) => Err(bad(at("psk_identity"), "psk_key needs psk_identity")),
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Validates `dtls:` (or a case's changes to it, applied over `base_trust`).
+pub fn client_trust(
+    raw: &RawDtls,
+    base_trust: Option<&ClientTrust>,
+    base: &Path,
+    path: &[Step],
+) -> Result<ClientTrust, Invalid> {
+    let at = |k: &str| {
+        let mut p = path.to_vec();
+        p.push(key(k));
+        p
+    };
+    let ca = match (raw.ca.as_deref(), base_trust) {
+        (Some("none"), _) => None,
+        (Some(t), _) => Some(cert_ref(t, base, at("ca"))?),
+        (None, Some(b)) => b.ca.clone(),
+        (None, None) if raw.psk_identity.is_some() => None,
+        (None, None) => {
+            return Err(bad(
+                at("ca"),
+                "is required: a CA certificate file, pki:ca, or `none` to disable verification (the run is then flagged insecure)",
+            ))
+        }
+    };
+    let client_cert = match (raw.client_cert.as_deref(), base_trust) {
+        (Some("none"), _) => None,
+        (Some(t), _) => {
+            let cert = cert_ref(t, base, at("client_cert"))?;
+            let key = key_for(&cert, raw.client_key.as_deref(), base, at("client_key"))?;
+            Some((cert, key))
+        }
+        (None, Some(b)) => b.client_cert.clone(),
+        (None, None) => None,
+    };
+    if raw.client_key.is_some() && raw.client_cert.is_none() {
+        return Err(bad(at("client_key"), "client_key needs client_cert"));
+    }
+    let mut suites = Vec::new();
+    for name in &raw.cipher_suites {
+        suites.push(parse_cipher_suite(name).ok_or_else(|| {
+            bad(
+                at("cipher_suites"),
+                format!("`{name}` is not a cipher suite webrtc-rs DTLS supports"),
+            )
+        })?);
+    }
+    let psk = match psk(raw, &at)? {
+        Some(p) => Some(p),
+        None => base_trust.and_then(|b| b.psk.clone()),
+    };
+    if psk.is_some() && client_cert.is_some() {
+        return Err(bad(
+            at("psk_identity"),
+            "a session uses either a PSK or a client certificate, not both",
+        ));
+    }
+    Ok(ClientTrust {
+        ca,
+        server_name: raw
+            .server_name
+            .clone()
+            .or_else(|| base_trust.and_then(|b| b.server_name.clone())),
+        client_cert,
+        psk,
+        cipher_suites: if suites.is_empty() {
+            base_trust
+                .map(|b| b.cipher_suites.clone())
+                .unwrap_or_default()
+        } else {
+            suites
+        },
+        handshake_timeout: raw
+            .handshake_timeout
+            .or(base_trust.map(|b| b.handshake_timeout))
+            .unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+/// Validates the embedded server's identity, over `base_identity` for trust cases.
+pub fn server_identity(
+    raw: &RawServerIdentity,
+    base_identity: Option<&ServerIdentity>,
+    base: &Path,
+    path: &[Step],
+) -> Result<ServerIdentity, Invalid> {
+    let at = |k: &str| {
+        let mut p = path.to_vec();
+        p.push(key(k));
+        p
+    };
+    let (cert, key) = match (raw.cert.as_deref(), base_identity) {
+        (Some(t), _) => {
+            let cert = cert_ref(t, base, at("cert"))?;
+            let key = key_for(&cert, raw.key.as_deref(), base, at("key"))?;
+            (cert, key)
+        }
+        (None, Some(b)) => (b.cert.clone(), b.key.clone()),
+        (None, None) => (CertRef::Pki(Role::Server), CertRef::Pki(Role::Server)),
+    };
+    let client_auth = match raw.client_auth.as_deref() {
+        Some("none") => ClientAuthMode::None,
+        Some("want") => ClientAuthMode::Want,
+        Some("require") => ClientAuthMode::Require,
+        Some(other) => {
+            return Err(bad(
+                at("client_auth"),
+                format!("`{other}`: expected none, want or require"),
+            ))
+        }
+        None => base_identity.map_or(ClientAuthMode::None, |b| b.client_auth),
+    };
+    let client_ca = match (raw.client_ca.as_deref(), base_identity) {
+        (Some(t), _) => cert_ref(t, base, at("client_ca"))?,
+        (None, Some(b)) => b.client_ca.clone(),
+        (None, None) => CertRef::Pki(Role::CaRoot),
+    };
+    Ok(ServerIdentity {
+        cert,
+        key,
+        client_auth,
+        client_ca,
+    })
+}
+
+pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
+    let at = |k: &str| {
+        let mut p = path.to_vec();
+        p.push(key(k));
+        p
+    };
+    let connect = match raw.handshake.as_str() {
+        "ok" => true,
+        "fail" => false,
+        other => {
+            return Err(bad(
+                at("handshake"),
+                format!("`{other}`: expected ok or fail"),
+            ))
+        }
+    };
+    let verdict = match &raw.verdict {
+        None => None,
+        Some(v) => {
+            let verdict = TrustVerdict::parse(v).ok_or_else(|| {
+                let names: Vec<&str> = TrustVerdict::ALL.iter().map(|v| v.name()).collect();
+                bad(
+                    at("verdict"),
+                    format!("`{v}` is not a verdict; verdicts are {}", names.join(", ")),
+                )
+            })?;
+            if verdict.connected() != connect {
+                return Err(bad(
+                    at("verdict"),
+                    format!("`{v}` contradicts handshake: {}", raw.handshake),
+                ));
+            }
+            Some(verdict)
+        }
+    };
+    let code = match &raw.code {
+        None => None,
+        Some(c) => Some(
+            c.parse::<Code>()
+                .map_err(|e| bad(at("code"), e.to_string()))?,
+        ),
+    };
+    if code.is_some() && !connect {
+        return Err(bad(at("code"), "a failed handshake has no response code"));
+    }
+    Ok(Expect {
+        connect,
+        verdict,
+        insecure: raw.insecure,
+        code,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Step {
+        Step::Key(s.into())
+    }
+
+    #[test]
+    fn cert_refs() {
+        let base = Path::new("/s");
+        assert_eq!(
+            cert_ref("pki:ca", base, vec![]).unwrap(),
+            CertRef::Pki(Role::CaRoot)
+        );
+        assert_eq!(
+            cert_ref("ca.pem", base, vec![]).unwrap(),
+            CertRef::File("/s/ca.pem".into())
+        );
+        let e = cert_ref("pki:nope", base, vec![k("ca")]).unwrap_err();
+        assert!(e.message.contains("unknown PKI role") && e.message.contains("expired_server"));
+    }
+
+    #[test]
+    fn case_changes_apply_over_the_base() {
+        let base = Path::new(".");
+        let top = client_trust(
+            &RawDtls {
+                ca: Some("pki:ca".into()),
+                client_cert: Some("pki:client".into()),
+                ..Default::default()
+            },
+            None,
+            base,
+            &[k("dtls")],
+        )
+        .unwrap();
+        assert_eq!(
+            top.client_cert,
+            Some((CertRef::Pki(Role::Client), CertRef::Pki(Role::Client)))
+        );
+        let case = client_trust(
+            &RawDtls {
+                ca: Some("none".into()),
+                client_cert: Some("none".into()),
+                ..Default::default()
+            },
+            Some(&top),
+            base,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(case.ca, None);
+        assert_eq!(case.client_cert, None);
+        let inherit = client_trust(&RawDtls::default(), Some(&top), base, &[]).unwrap();
+        assert_eq!(inherit, top);
+    }
+
+    #[test]
+    fn rejects_bad_dtls_settings() {
+        let base = Path::new(".");
+        let e = client_trust(&RawDtls::default(), None, base, &[k("dtls")]).unwrap_err();
+        assert!(e.message.contains("is required"), "{}", e.message);
+        let e = client_trust(
+            &RawDtls {
+                ca: Some("none".into()),
+                cipher_suites: vec!["TLS_RSA_WITH_RC4".into()],
+                ..Default::default()
+            },
+            None,
+            base,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("TLS_RSA_WITH_RC4"));
+        let e = client_trust(
+            &RawDtls {
+                ca: Some("none".into()),
+                client_cert: Some("c.pem".into()),
+                ..Default::default()
+            },
+            None,
+            base,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("key file is needed"));
+        let e = expect(
+            &RawExpect {
+                handshake: "fail".into(),
+                verdict: Some("ok".into()),
+                insecure: None,
+                code: None,
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("contradicts"));
+        assert_eq!(decode_hex("0a1B"), Some(vec![0x0a, 0x1b]));
+        assert_eq!(decode_hex("0g"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! How to run the DTLS listener, and its translation into the `dtls` crate's per-session `Config`, checked
+//! once at start so that a bad key or CA list is an error naming what is wrong, not a failed handshake later.
+
+use crate::server::ServerError;
+use ::dtls::cipher_suite::CipherSuiteId;
+use ::dtls::config::{ClientAuthType, Config};
+use ::dtls::crypto::{Certificate, CryptoPrivateKeyKind};
+use rustls::pki_types::CertificateDer;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Whether the server asks DTLS clients for a certificate (RFC 5246 §7.4.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No CertificateRequest: any client may connect (ThingsBoard's access-token devices).
+    #[default]
+    None,
+    /// Ask for a certificate; a client without one still connects, but one that presents a certificate
+    /// not issued by a `client_ca` is refused (ThingsBoard's default, "WANTED").
+    Want,
+    /// A certificate issued by a `client_ca` is mandatory.
+    Require,
+}
+
+impl ClientAuth {
+    fn to_dtls(self) -> ClientAuthType {
+        match self {
+            ClientAuth::None => ClientAuthType::NoClientCert,
+            ClientAuth::Want => ClientAuthType::VerifyClientCertIfGiven,
+            ClientAuth::Require => ClientAuthType::RequireAndVerifyClientCert,
+        }
+    }
+}
+
+/// How to run the CoAP-over-DTLS (coaps) listener of the embedded server.
+#[derive(Clone)]
+pub struct DtlsServerConfig {
+    /// Address to listen on; port 0 picks a free port (see `ServerHandle::dtls_addr`).
+    pub bind: SocketAddr,
+    /// The server's certificate chain (leaf first) and private key: ECDSA P-256 or Ed25519, the only key
+    /// kinds the `dtls` crate can sign with.
+    pub certificate: Certificate,
+    /// Whether to ask for, or insist on, a client certificate.
+    pub client_auth: ClientAuth,
+    /// DER certificates of the CAs whose client certificates are accepted; needed for `Want` and `Require`.
+    pub client_ca: Vec<CertificateDer<'static>>,
+    /// Cipher suites offered, in no particular order (the client's preference wins); empty means
+    /// [`DtlsServerConfig::DEFAULT_CIPHER_SUITES`].
+    pub cipher_suites: Vec<CipherSuiteId>,
+    /// How long a handshake may take from the first ClientHello; an abandoned one is dropped after this.
+    pub handshake_timeout: Duration,
+    /// An established session that receives nothing for this long is evicted (with a close_notify).
+    pub idle_timeout: Duration,
+    /// Most sessions (handshaking and established) at once; ClientHellos from new peers beyond it are dropped.
+    pub max_sessions: usize,
+    /// Most handshakes in progress at once; further ClientHellos are dropped (the client retransmits).
+    pub max_handshakes: usize,
+}
+
+impl DtlsServerConfig {
+    /// The cipher suites offered by default: AES-128-CCM-8, the one RFC 7252 §9.1.3.3 makes mandatory for
+    /// CoAP certificate mode, plus AES-128-GCM and AES-256-CBC, which general-purpose DTLS stacks offer.
+    pub const DEFAULT_CIPHER_SUITES: [CipherSuiteId; 3] = [
+        CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8,
+        CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
+        CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha,
+    ];
+    /// Default for [`DtlsServerConfig::handshake_timeout`].
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default for [`DtlsServerConfig::idle_timeout`].
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Default for [`DtlsServerConfig::max_sessions`].
+    pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
+    /// Default for [`DtlsServerConfig::max_handshakes`].
+    pub const DEFAULT_MAX_HANDSHAKES: usize = 512;
+
+    /// A listener on `bind` with this identity, no client authentication and the defaults above.
+    pub fn new(bind: SocketAddr, certificate: Certificate) -> Self {
+        DtlsServerConfig {
+            bind,
+            certificate,
+            client_auth: ClientAuth::None,
+            client_ca: Vec::new(),
+            cipher_suites: Vec::new(),
+            handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            max_handshakes: Self::DEFAULT_MAX_HANDSHAKES,
+        }
+    }
+
+    /// The `dtls` crate's server configuration, cloned for each session; every problem it could only
+    /// report at the first handshake is reported here instead.
+    pub(crate) fn dtls_config(&self) -> Result<Config, ServerError> {
+        let invalid = |reason: String| ServerError::DtlsConfig {
+            addr: self.bind,
+            reason,
+        };
+        if self.certificate.certificate.is_empty() {
+            return Err(invalid("the certificate chain is empty".into()));
+        }
+        match self.certificate.private_key.kind {
+            CryptoPrivateKeyKind::Ecdsa256(_) | CryptoPrivateKeyKind::Ed25519(_) => {}
+            CryptoPrivateKeyKind::Rsa256(_) => {
+                return Err(invalid(
+                    "the private key is RSA; the DTLS stack signs only with ECDSA P-256 or Ed25519"
+                        .into(),
+                ))
+            }
+        }
+        for (what, value) in [
+            ("max_sessions", self.max_sessions),
+            ("max_handshakes", self.max_handshakes),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("{what} is 0: no client could connect")));
+            }
+        }
+        for (what, value) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(format!("{what} is 0")));
+            }
+        }
+        let mut client_cas = rustls::RootCertStore::empty();
+        for (i, der) in self.client_ca.iter().enumerate() {
+            client_cas.add(der.clone()).map_err(|e| {
+                invalid(format!(
+                    "client CA certificate #{} is not a usable trust anchor: {e}",
+                    i + 1
+                ))
+            })?;
+        }
+        if self.client_auth != ClientAuth::None && client_cas.is_empty() {
+            return Err(invalid(format!(
+                "client authentication `{:?}` needs at least one client CA certificate",
+                self.client_auth
+            )));
+        }
+        let cipher_suites = if self.cipher_suites.is_empty() {
+            Self::DEFAULT_CIPHER_SUITES.to_vec()
+        } else {
+            self.cipher_suites.clone()
+        };
+        for suite in &cipher_suites {
+            use CipherSuiteId::*;
+            match suite {
+                Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm
+                | Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8
+                | Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256
+                | Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha
+                | Tls_Ecdhe_Ecdsa_With_ChaCha20_Poly1305_Sha256
+                | Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256
+                | Tls_Ecdhe_Rsa_With_Aes_256_Cbc_Sha
+                | Tls_Ecdhe_Rsa_With_ChaCha20_Poly1305_Sha256 => {}
+                other => {
+                    return Err(invalid(format!(
+                        "cipher suite {other} cannot be used with a certificate (PSK suites need a PSK)"
+                    )))
+                }
+            }
+        }
+        Ok(Config {
+            certificates: vec![self.certificate.clone()],
+            cipher_suites,
+            client_auth: self.client_auth.to_dtls(),
+            client_cas,
+            ..Config::default()
+        })
+    }
+}
+
+impl fmt::Debug for DtlsServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The private key stays out of logs.
+        f.debug_struct("DtlsServerConfig")
+            .field("bind", &self.bind)
+            .field("certificates", &self.certificate.certificate.len())
+            .field("client_auth", &self.client_auth)
+            .field("client_ca", &self.client_ca.len())
+            .field("cipher_suites", &self.cipher_suites)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_handshakes", &self.max_handshakes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DtlsServerConfig {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let certificate = Certificate {
+            certificate: vec![cert.der().clone()],
+            private_key: ::dtls::crypto::CryptoPrivateKey::from_key_pair(&key).unwrap(),
+        };
+        DtlsServerConfig::new("127.0.0.1:0".parse().unwrap(), certificate)
+    }
+
+    /// Why `cfg` is refused (the crate's `Config` is not `Debug`, so no `unwrap_err`).
+    fn refusal(cfg: &DtlsServerConfig) -> String {
+        match cfg.dtls_config() {
+            Ok(_) => panic!("{cfg:?} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_translate_to_a_server_config() {
+        let c = config().dtls_config().unwrap();
+        assert_eq!(c.cipher_suites, DtlsServerConfig::DEFAULT_CIPHER_SUITES);
+        assert!(c.client_auth == ClientAuthType::NoClientCert);
+        assert_eq!(c.certificates.len(), 1);
+    }
+
+    #[test]
+    fn client_auth_maps_to_the_crate_policy() {
+        let mut cfg = config();
+        cfg.client_ca = cfg.certificate.certificate.clone();
+        for (auth, want) in [
+            (ClientAuth::Want, ClientAuthType::VerifyClientCertIfGiven),
+            (
+                ClientAuth::Require,
+                ClientAuthType::RequireAndVerifyClientCert,
+            ),
+        ] {
+            cfg.client_auth = auth;
+            let c = cfg.dtls_config().unwrap();
+            assert!(c.client_auth == want, "{auth:?}");
+            assert_eq!(c.client_cas.len(), 1);
+        }
+    }
+
+    #[test]
+    fn rejects_client_auth_without_ca() {
+        let mut cfg = config();
+        cfg.client_auth = ClientAuth::Require;
+        let err = refusal(&cfg);
+        assert!(err.contains("needs at least one client CA"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unusable_client_ca() {
+        let mut cfg = config();
+        cfg.client_auth = ClientAuth::Want;
+        cfg.client_ca = vec![CertificateDer::from(vec![1, 2, 3])];
+        let err = refusal(&cfg);
+        assert!(err.contains("client CA certificate #1"), "{err}");
+    }
+
+    #[test]
+    fn rejects_psk_suite_and_zero_limits() {
+        let mut cfg = config();
+        cfg.cipher_suites = vec![CipherSuiteId::Tls_Psk_With_Aes_128_Ccm_8];
+        let err = refusal(&cfg);
+        assert!(err.contains("PSK"), "{err}");
+        let mut cfg = config();
+        cfg.max_handshakes = 0;
+        let err = refusal(&cfg);
+        assert!(err.contains("max_handshakes is 0"), "{err}");
+        assert!(err.contains("127.0.0.1:0"), "{err}");
+    }
+
+    #[test]
+    fn rejects_empty_chain() {
+        let mut cfg = config();
+        cfg.certificate.certificate.clear();
+        let err = refusal(&cfg);
+        assert!(err.contains("chain is empty"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The DTLS socket's receive loop: classifies each datagram, routes it through the session [`Table`] to its
+//! session's queue, admits ClientHellos from new peers within the limits, applies the sessions' reports,
+//! evicts idle sessions on a tick, and on shutdown stops every session before the socket closes.
+
+use super::record::{self, Datagram};
+use super::session::{self, Event, Session, Shared, Stop};
+use super::stats::{bump, Counters};
+use super::table::{Route, Table};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+
+/// Datagrams drained per readiness event before other work gets a turn.
+const BATCH: usize = 256;
+/// Datagrams queued per session before further ones are dropped (a handshake flight is a few records;
+/// a CoAP client has one request in flight per NSTART).
+const QUEUE: usize = 64;
+
+/// How the driver reaches one session.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    inbound: mpsc::Sender<Vec<u8>>,
+    stop: oneshot::Sender<Stop>,
+}
+
+/// The limits the driver enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_sessions: usize,
+    pub max_handshakes: usize,
+    pub idle_timeout: Duration,
+}
+
+struct Driver {
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    table: Table<Handle>,
+    handshakes: Arc<Semaphore>,
+    sessions: JoinSet<()>,
+}
+
+/// Serves until `shutdown` fires or its sender is dropped.
+pub(crate) async fn run(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    limits: Limits,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut d = Driver {
+        socket,
+        counters: shared.counters.clone(),
+        shared,
+        table: Table::new(limits.max_sessions),
+        handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
+        sessions: JoinSet::new(),
+    };
+    let period = (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(event) = events.recv() => d.event(event),
+            Some(_) = d.sessions.join_next(), if !d.sessions.is_empty() => {}
+            _ = tick.tick() => d.evict_idle(Instant::now(), limits.idle_timeout),
+            ready = d.socket.readable() => {
+                if ready.is_ok() {
+                    d.receive(&mut buf);
+                }
+            }
+        }
+        d.counters.sessions(d.table.len(), d.table.peak());
+    }
+    // Dropping the handles tells every session to stop; aborting and awaiting them leaves the socket ours
+    // alone, so it closes when this returns.
+    d.table.drain().for_each(drop);
+    d.counters.sessions(0, d.table.peak());
+    d.sessions.shutdown().await;
+}
+
+impl Driver {
+    /// Drains the socket, up to [`BATCH`] datagrams.
+    fn receive(&mut self, buf: &mut [u8]) {
+        for _ in 0..BATCH {
+            let (n, peer) = match self.socket.try_recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // ICMP errors reported on the socket (port unreachable...) name no datagram: skip them.
+                Err(_) => continue,
+            };
+            self.datagram(Instant::now(), peer, &buf[..n]);
+        }
+    }
+
+    fn datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) {
+        bump(&self.counters.datagrams);
+        let kind = record::classify(bytes);
+        match self.table.route(now, peer, kind) {
+            Route::Session(handle) => match handle.inbound.try_send(bytes.to_vec()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => bump(&self.counters.queue_drops),
+                // The session is ending; its report is on the way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            },
+            Route::Garbage => bump(&self.counters.garbage),
+            Route::Restart => {
+                if let Some(old) = self.table.remove(peer) {
+                    // A session whose task already ended (a failed handshake, say) is not replaced, only
+                    // forgotten a little earlier than its report would have.
+                    if !old.inbound.is_closed() {
+                        bump(&self.counters.replaced);
+                    }
+                    let _ = old.stop.send(Stop::Replaced);
+                }
+                self.admit(now, peer, kind, bytes);
+            }
+            Route::New => self.admit(now, peer, kind, bytes),
+        }
+    }
+
+    /// Starts a session for a ClientHello from a peer without one, if the limits allow.
+    fn admit(&mut self, now: Instant, peer: SocketAddr, kind: Datagram, hello: &[u8]) {
+        let random = match kind {
+            Datagram::ClientHello { random } => random,
+            Datagram::Other => None,
+        };
+        if !self.table.has_room() {
+            bump(&self.counters.dropped_handshakes);
+            return;
+        }
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            bump(&self.counters.dropped_handshakes);
+            return;
+        };
+        let (inbound, queue) = mpsc::channel(QUEUE);
+        let (stop, stopped) = oneshot::channel();
+        inbound
+            .try_send(hello.to_vec())
+            .expect("a new queue has room");
+        let generation = self
+            .table
+            .insert(now, peer, random, Handle { inbound, stop })
+            .expect("checked for room");
+        bump(&self.counters.handshakes_started);
+        let session = Session {
+            peer,
+            generation,
+            inbound: queue,
+            stop: stopped,
+            permit,
+        };
+        self.sessions
+            .spawn(session::run(self.shared.clone(), session));
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Established { peer, generation } => {
+                self.table.establish(peer, generation);
+            }
+            Event::Ended { peer, generation } => {
+                self.table.remove_if(peer, generation);
+            }
+        }
+    }
+
+    fn evict_idle(&mut self, now: Instant, idle: Duration) {
+        for (_, handle) in self.table.evict_idle(now, idle) {
+            let _ = handle.stop.send(Stop::Evicted);
+            bump(&self.counters.evicted_idle);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The embedded server's CoAP-over-DTLS (coaps) listener: one UDP socket demultiplexed by peer address into
+//! sessions of our own, each a `dtls::conn::DTLSConn` over a virtual connection, instead of the crate's
+//! `DTLSListener`, which handshakes one peer at a time, never forgets a peer (a client restarting on the same
+//! port cannot reconnect) and never times a handshake out.
+//!
+//! # Layout
+//! - `config`: [`DtlsServerConfig`] and its translation into the crate's per-session configuration.
+//! - `record`: what the demultiplexer reads of a datagram (is it a ClientHello, with which client random).
+//! - `table`: the per-peer session table, sans-IO: routing, limits, idle eviction, generations.
+//! - `conn`: one peer's virtual connection over the shared socket.
+//! - `session`: one session's task: handshake under timeout, then CoAP through the shared endpoint.
+//! - `driver`: the socket's receive loop, owner of the table.
+//! - `stats`: counters, [`DtlsStats`] and [`HandshakeFailure`].
+//!
+//! Handshakes run concurrently, each in its own task, at most `max_handshakes` at once; decrypted
+//! requests go through the same [`Endpoint`] (one device store) as the plain listener.
+
+mod config;
+mod conn;
+mod driver;
+mod record;
+mod session;
+mod stats;
+mod table;
+
+pub use config::{ClientAuth, DtlsServerConfig};
+pub use stats::{DtlsStats, HandshakeFailure};
+
+use super::endpoint::Endpoint;
+use super::{udp, ServerError};
+use stats::Counters;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// A checked configuration and its bound socket, not yet serving.
+pub(crate) struct Bound {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    dtls_config: ::dtls::config::Config,
+    handshake_timeout: Duration,
+    limits: driver::Limits,
+}
+
+/// A serving DTLS listener.
+pub(crate) struct Running {
+    pub local_addr: SocketAddr,
+    counters: Arc<Counters>,
+    pub shutdown: oneshot::Sender<()>,
+    pub task: JoinHandle<()>,
+}
+
+/// Checks `config` and binds its socket (with large buffers, like the plain listener's).
+pub(crate) fn bind(config: &DtlsServerConfig) -> Result<Bound, ServerError> {
+    let dtls_config = config.dtls_config()?;
+    let socket = udp::bind(config.bind).map_err(|e| match e {
+        ServerError::Bind { addr, source } => ServerError::DtlsBind { addr, source },
+        other => other,
+    })?;
+    let local_addr = socket.local_addr().map_err(|source| ServerError::Socket {
+        addr: config.bind,
+        source,
+    })?;
+    Ok(Bound {
+        socket,
+        local_addr,
+        dtls_config,
+        handshake_timeout: config.handshake_timeout,
+        limits: driver::Limits {
+            max_sessions: config.max_sessions,
+            max_handshakes: config.max_handshakes,
+            idle_timeout: config.idle_timeout,
+        },
+    })
+}
+
+impl Bound {
+    /// Starts serving on the current tokio runtime, answering through `endpoint`.
+    pub fn spawn(
+        self,
+        endpoint: Arc<Mutex<Endpoint>>,
+        response_delay: Option<Duration>,
+    ) -> Running {
+        let socket = Arc::new(self.socket);
+        let counters = Arc::new(Counters::default());
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(session::Shared {
+            config: self.dtls_config,
+            handshake_timeout: self.handshake_timeout,
+            endpoint,
+            response_delay,
+            counters: counters.clone(),
+            events,
+            socket: Arc::downgrade(&socket),
+            local: self.local_addr,
+        });
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(driver::run(socket, shared, events_rx, self.limits, stop));
+        Running {
+            local_addr: self.local_addr,
+            counters,
+            shutdown,
+            task,
+        }
+    }
+}
+
+impl Running {
+    pub fn stats(&self) -> DtlsStats {
+        self.counters.snapshot()
+    }
+}

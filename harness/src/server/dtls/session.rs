@@ -1,0 +1,192 @@
+//! One DTLS session, as a task: the handshake over a [`PeerConn`] under the handshake timeout, then the CoAP
+//! loop, each decrypted datagram through the shared [`Endpoint`] and each reply (and delayed separate
+//! response) back through the session. It reports to the driver when established and, always, when it ends.
+
+use super::conn::PeerConn;
+use super::stats::{bump, Counters, HandshakeFailure};
+use crate::server::endpoint::Endpoint;
+use crate::server::separate::{respond_later, Outbound};
+use crate::server::udp::lock;
+use ::dtls::config::Config;
+use ::dtls::conn::DTLSConn;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::task::JoinSet;
+
+/// Largest decrypted datagram read: the `dtls` crate reads at most 8,192 bytes per datagram anyway.
+const READ_BUFFER: usize = 8192;
+/// How long an evicted session may take to send its close_notify.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_millis(200);
+
+/// What every session shares.
+pub(crate) struct Shared {
+    /// The `dtls` crate's server configuration, cloned for each session.
+    pub config: Config,
+    pub handshake_timeout: Duration,
+    pub endpoint: Arc<Mutex<Endpoint>>,
+    pub response_delay: Option<Duration>,
+    pub counters: Arc<Counters>,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub socket: Weak<UdpSocket>,
+    pub local: SocketAddr,
+}
+
+/// What a session tells the driver.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The handshake completed: the session may now be evicted for idleness.
+    Established { peer: SocketAddr, generation: u64 },
+    /// The session task ended, for whatever reason (sent on drop, so also on panic or abort).
+    Ended { peer: SocketAddr, generation: u64 },
+}
+
+/// Why the driver stops a session; a dropped sender means shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Idle too long: say close_notify.
+    Evicted,
+    /// The client started over from the same address and port: say nothing (it would reach the new client).
+    Replaced,
+}
+
+/// What the session task is given.
+pub(crate) struct Session {
+    pub peer: SocketAddr,
+    pub generation: u64,
+    pub inbound: mpsc::Receiver<Vec<u8>>,
+    pub stop: oneshot::Receiver<Stop>,
+    /// Held for the handshake only: the bound on handshakes in progress.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Sends [`Event::Ended`] when dropped.
+struct EndGuard {
+    events: mpsc::UnboundedSender<Event>,
+    peer: SocketAddr,
+    generation: u64,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Ended {
+            peer: self.peer,
+            generation: self.generation,
+        });
+    }
+}
+
+/// Runs one session to its end.
+pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
+    let Session {
+        peer,
+        generation,
+        inbound,
+        mut stop,
+        permit,
+    } = session;
+    let _end = EndGuard {
+        events: shared.events.clone(),
+        peer,
+        generation,
+    };
+    let conn = Arc::new(PeerConn::new(
+        shared.socket.clone(),
+        shared.local,
+        peer,
+        inbound,
+    ));
+    let handshake = tokio::time::timeout(
+        shared.handshake_timeout,
+        DTLSConn::new(conn, shared.config.clone(), false, None),
+    );
+    let counters = &shared.counters;
+    let dtls = tokio::select! {
+        biased;
+        _ = &mut stop => {
+            counters.failed(HandshakeFailure::Interrupted);
+            return;
+        }
+        done = handshake => match done {
+            Ok(Ok(dtls)) => dtls,
+            Ok(Err(e)) => {
+                counters.failed(HandshakeFailure::from_error(&e));
+                return;
+            }
+            Err(_elapsed) => {
+                counters.failed(HandshakeFailure::Timeout);
+                return;
+            }
+        },
+    };
+    drop(permit);
+    bump(&counters.handshakes_ok);
+    let _ = shared.events.send(Event::Established { peer, generation });
+    serve(&shared, peer, Arc::new(dtls), stop).await;
+}
+
+/// How the CoAP loop ended.
+enum End {
+    Stopped(Stop),
+    Shutdown,
+    Closed,
+}
+
+/// The CoAP loop of an established session.
+async fn serve(
+    shared: &Shared,
+    peer: SocketAddr,
+    conn: Arc<DTLSConn>,
+    mut stop: oneshot::Receiver<Stop>,
+) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut out = Vec::with_capacity(1500);
+    let mut timers = JoinSet::new();
+    let end = loop {
+        tokio::select! {
+            biased;
+            why = &mut stop => break why.map_or(End::Shutdown, End::Stopped),
+            Some(_) = timers.join_next(), if !timers.is_empty() => {}
+            read = conn.read(&mut buf, None) => match read {
+                Ok(n) => {
+                    let deferred = lock(&shared.endpoint).handle_datagram(
+                        Instant::now(),
+                        peer,
+                        &buf[..n],
+                        &mut out,
+                    );
+                    if !out.is_empty() && conn.write(&out, None).await.is_err() {
+                        lock(&shared.endpoint).note_send_error();
+                    }
+                    if let (Some(d), Some(delay)) = (deferred, shared.response_delay) {
+                        let out = SessionOut(conn.clone());
+                        timers.spawn(respond_later(out, shared.endpoint.clone(), d, delay));
+                    }
+                }
+                // A record bigger than the buffer is lost, not the session.
+                Err(::dtls::Error::ErrBufferTooSmall) => lock(&shared.endpoint).note_recv_error(),
+                // The crate's reader ended: close_notify or a fatal alert from the client.
+                Err(_) => break End::Closed,
+            },
+        }
+    };
+    timers.shutdown().await;
+    match end {
+        End::Closed => bump(&shared.counters.closed),
+        End::Stopped(Stop::Evicted) => {
+            let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, conn.close()).await;
+        }
+        End::Stopped(Stop::Replaced) | End::Shutdown => {}
+    }
+}
+
+/// An established session, for separate responses.
+struct SessionOut(Arc<DTLSConn>);
+
+impl Outbound for SessionOut {
+    async fn send(&self, bytes: &[u8]) -> bool {
+        self.0.write(bytes, None).await.is_ok()
+    }
+}
