@@ -6,6 +6,7 @@ mod common;
 use coap_harness::report::Report;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use common::Peer;
 use std::time::Duration;
 
 fn harness(args: &[&str]) -> Output {
@@ -217,4 +218,71 @@ fn interrupted_run_writes_its_report() {
     assert!(r.total.sent > 0);
     assert_eq!(r.total.sent, r.total.outcomes.total());
     assert!(r.duration_s < 30.0, "stopped early: {}", r.duration_s);
+}
+
+/// `serve --coaps` answers libcoap's DTLS client, and stops cleanly on Ctrl-C.
+#[test]
+fn serve_coaps_answers_libcoap_client() {
+    if !common::require("coap-client-openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: dir.path().to_path_buf(),
+        hosts: vec![],
+        force: false,
+    })
+    .unwrap()
+    .manifest;
+    use coap_harness::pki::Role;
+    let plain = common::free_udp_port();
+    let secure = common::free_udp_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .args(["serve", "--any-token", "--coap", &format!("127.0.0.1:{plain}")])
+        .args(["--coaps", &format!("127.0.0.1:{secure}")])
+        .arg("--cert")
+        .arg(pki.cert_path(Role::Server))
+        .arg("--key")
+        .arg(pki.key_path(Role::Server))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = Peer::new(child);
+    common::wait_for_coap(format!("127.0.0.1:{plain}").parse().unwrap(), Duration::from_secs(10));
+    let out = Command::new("timeout")
+        .args(["20", "coap-client-openssl", "-v", "6", "-B", "5", "-m", "POST", "-R"])
+        .arg(pki.cert_path(Role::CaRoot))
+        .args(["-t", "application/json", "-e", r#"{"temperature":42}"#])
+        .arg(format!("coaps://127.0.0.1:{secure}/api/v1/any-device/telemetry"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("2.01"), "{text}");
+    let pid = server.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let o = server.take().wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("coaps://127.0.0.1:{secure}")), "{stdout}");
+    assert!(stdout.contains("stopped:"), "{stdout}");
+}
+
+#[test]
+fn serve_coaps_with_a_missing_key_exits_2_naming_the_file() {
+    let o = harness(&[
+        "serve",
+        "--coap",
+        "127.0.0.1:0",
+        "--coaps",
+        "127.0.0.1:0",
+        "--cert",
+        "/nonexistent/server.pem",
+        "--key",
+        "/nonexistent/server.key",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/server"), "{err}");
 }

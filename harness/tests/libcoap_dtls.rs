@@ -157,3 +157,47 @@ async fn two_way_dtls_against_libcoap_requiring_client_certificates() {
         "{verdicts:?}"
     );
 }
+
+/// Pre-shared keys, as libcoap and Californium devices use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psk_against_libcoap() {
+    if !require("coap-server-openssl") {
+        return;
+    }
+    let port = free_udp_port_pair();
+    let child = std::process::Command::new("coap-server-openssl")
+        .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-d", "1000", "-k", "s3cret"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Peer::new(child);
+    wait_for_coap(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        std::time::Duration::from_secs(10),
+    );
+    let yaml = format!(
+        r#"target: coaps://127.0.0.1:{}
+devices:
+  count: 1
+dtls:
+  psk_identity: device-1
+  psk_key: s3cret
+  handshake_timeout: 2s
+trust_cases:
+  - name: right key
+    expect: {{ handshake: ok, verdict: ok, insecure: false, code: "2.01" }}
+  - name: wrong key
+    client: {{ psk_key: "hex:00112233" }}
+    expect: {{ handshake: fail }}
+"#,
+        port + 1
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    for c in &r.trust_cases {
+        assert!(c.passed, "{}: expected {} observed {}", c.name, c.expected, c.observed);
+    }
+    assert_eq!(r.security.verification, "psk");
+    assert!(!r.security.insecure);
+}

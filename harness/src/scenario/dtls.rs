@@ -207,27 +207,26 @@ fn key_for(
     }
 }
 
-fn psk(raw: &RawDtls, at: &dyn Fn(&str) -> Vec<Step>) -> Result<Option<Psk>, Invalid> {
-    match (&raw.psk_identity, &raw.psk_key) {
+/// The PSK: identity and key each from the raw settings, or else from `base` (a case changing only the key).
+fn psk(raw: &RawDtls, base: Option<&Psk>, at: &dyn Fn(&str) -> Vec<Step>) -> Result<Option<Psk>, Invalid> {
+    let identity = match (&raw.psk_identity, base) {
+        (Some(id), _) => Some(id.as_bytes().to_vec()),
+        (None, Some(b)) => Some(b.identity.clone()),
+        (None, None) => None,
+    };
+    let key = match (&raw.psk_key, base) {
+        (Some(k), _) => Some(match k.strip_prefix("hex:") {
+            Some(hex) => decode_hex(hex)
+                .ok_or_else(|| bad(at("psk_key"), "`hex:` is followed by something that is not hex"))?,
+            None => k.as_bytes().to_vec(),
+        }),
+        (None, Some(b)) => Some(b.key.clone()),
+        (None, None) => None,
+    };
+    match (identity, key) {
         (None, None) => Ok(None),
-        (Some(id), Some(k)) => {
-            let key = match k.strip_prefix("hex:") {
-                Some(hex) => decode_hex(hex).ok_or_else(|| {
-                    bad(
-                        at("psk_key"),
-                        "`hex:` is followed by something that is not hex",
-                    )
-                })?,
-                None => k.as_bytes().to_vec(),
-            };
-            if key.is_empty() {
-                return Err(bad(at("psk_key"), "the key is empty"));
-            }
-            Ok(Some(Psk {
-                identity: id.as_bytes().to_vec(),
-                key,
-            }))
-        }
+        (Some(_), Some(k)) if k.is_empty() => Err(bad(at("psk_key"), "the key is empty")),
+        (Some(identity), Some(key)) => Ok(Some(Psk { identity, key })),
         (Some(_), None) => Err(bad(at("psk_key"), "psk_identity needs psk_key")),
         (None, Some(_)) => Err(bad(at("psk_identity"), "psk_key needs psk_identity")),
     }
@@ -290,10 +289,7 @@ pub fn client_trust(
             )
         })?);
     }
-    let psk = match psk(raw, &at)? {
-        Some(p) => Some(p),
-        None => base_trust.and_then(|b| b.psk.clone()),
-    };
+    let psk = psk(raw, base_trust.and_then(|b| b.psk.as_ref()), &at)?;
     if psk.is_some() && client_cert.is_some() {
         return Err(bad(
             at("psk_identity"),

@@ -76,13 +76,30 @@ pub fn wait_for_coap(addr: SocketAddr, limit: Duration) {
     panic!("no CoAP server answered on {addr} within {limit:?}");
 }
 
-/// A child process killed when dropped.
-pub struct Peer(pub Child);
+/// A child process killed when dropped (unless taken back with [`Peer::take`]).
+pub struct Peer(Option<Child>);
+
+impl Peer {
+    pub fn new(child: Child) -> Self {
+        Peer(Some(child))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    /// The child, no longer killed on drop.
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -96,7 +113,7 @@ pub fn libcoap_server() -> (Peer, SocketAddr) {
         .spawn()
         .expect("start coap-server-notls");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let peer = Peer(child);
+    let peer = Peer::new(child);
     wait_for_coap(addr, Duration::from_secs(10));
     (peer, addr)
 }
@@ -153,7 +170,7 @@ pub fn libcoap_dtls_server(
         .stderr(Stdio::null())
         .spawn()
         .expect("start coap-server-openssl");
-    let peer = Peer(child);
+    let peer = Peer::new(child);
     wait_for_coap(
         format!("127.0.0.1:{port}").parse().unwrap(),
         Duration::from_secs(10),
