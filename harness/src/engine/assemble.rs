@@ -85,6 +85,17 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             report.devices.first_failure.as_deref().unwrap_or("?")
         ));
     }
+    if let Some(why) = &p.measured.aborted {
+        report
+            .warnings
+            .insert(0, format!("run aborted early: {why}"));
+        report.checks.push(Check {
+            name: "run not aborted by a threshold".into(),
+            passed: false,
+            expected: "every abort_on_fail threshold holds until the end".into(),
+            observed: why.clone(),
+        });
+    }
     if report.security.insecure {
         report.warnings.insert(
             0,
@@ -115,7 +126,77 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             report.checks.push(check);
         }
     }
+    if !plan.phases.is_empty() {
+        report
+            .checks
+            .extend(expectation_checks(plan, &report, devices));
+    }
+    for t in &plan.thresholds {
+        report.checks.push(super::thresholds::judge(
+            t,
+            "run",
+            &report.total,
+            report.handshakes.as_ref(),
+        ));
+    }
+    for (phase, pr) in plan.phases.iter().zip(&report.phases) {
+        for t in &phase.thresholds {
+            let scope = format!("phase {}", phase.name);
+            report
+                .checks
+                .push(super::thresholds::judge(t, &scope, &pr.requests, None));
+        }
+    }
     report
+}
+
+/// One check per per-request expectation: every request is held to it.
+fn expectation_checks(plan: &RunPlan, report: &Report, devices: &[DeviceTally]) -> Vec<Check> {
+    let total = &report.total;
+    let codes: Vec<String> = total
+        .codes
+        .iter()
+        .map(|(c, n)| format!("{c} x{n}"))
+        .collect();
+    let mut others: Vec<String> = crate::metrics::Outcome::ALL
+        .iter()
+        .filter(|o| !o.has_latency() && total.outcomes.get(**o) > 0)
+        .map(|o| format!("{} x{}", o.name(), total.outcomes.get(*o)))
+        .collect();
+    others.splice(0..0, codes);
+    let examples: Vec<&str> = devices
+        .iter()
+        .flat_map(|d| d.broken_examples.iter().map(String::as_str))
+        .take(5)
+        .collect();
+    plan.expect
+        .describe()
+        .into_iter()
+        .map(|(kind, text)| {
+            let broken = total
+                .expectations_broken
+                .get(kind.name())
+                .copied()
+                .unwrap_or(0);
+            let mut observed = format!(
+                "{} of {} requests held, {broken} did not",
+                total.sent - broken,
+                total.sent
+            );
+            if broken > 0 {
+                observed.push_str(&format!("; seen: {}", others.join(", ")));
+                if !examples.is_empty() {
+                    observed.push_str(&format!("; e.g. {}", examples.join(" | ")));
+                }
+            }
+            Check {
+                name: format!("expect {text}"),
+                passed: broken == 0 && total.sent > 0,
+                expected: format!("every request: {text}"),
+                observed,
+            }
+        })
+        .collect()
 }
 
 fn security(plan: &RunPlan, cases: &[TrustCaseResult], devices: &[DeviceTally]) -> Security {

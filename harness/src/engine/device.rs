@@ -57,7 +57,12 @@ pub struct DeviceTally {
     pub duplicates: u64,
     /// The DTLS handshake, when the device speaks DTLS.
     pub handshake: Option<HandshakeTally>,
+    /// A few responses that broke per-request expectations, as observed.
+    pub broken_examples: Vec<String>,
 }
+
+/// Examples of broken expectations kept per device.
+const EXAMPLES: usize = 3;
 
 const BATCH: usize = 128;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -267,22 +272,31 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             if outcome == Outcome::Ok {
                 tally.ok += 1;
             }
-            let code = match &done.outcome {
-                ExchangeOutcome::Response { response, .. } => Some(response.code),
+            let response = match &done.outcome {
+                ExchangeOutcome::Response { response, .. } => Some(response),
                 _ => None,
             };
+            let code = response.map(|r| r.code);
+            let corrected = done.completed.saturating_duration_since(intended_at);
+            let broken = super::expect::check(&plan.expect, response, corrected);
+            if broken != 0 && tally.broken_examples.len() < EXAMPLES {
+                tally
+                    .broken_examples
+                    .push(super::expect::describe_response(response, outcome));
+            }
             let us = |d: Duration| d.as_micros() as u64;
             rec.record(
                 Sample {
                     phase,
                     outcome,
                     code,
-                    corrected_us: us(done.completed.saturating_duration_since(intended_at)),
+                    corrected_us: us(corrected),
                     uncorrected_us: us(done.completed.saturating_duration_since(done.first_sent)),
                     send_lag_us: us(done.first_sent.saturating_duration_since(intended_at)),
                     completed_ms: done.completed.saturating_duration_since(sh.t0).as_millis()
                         as u64,
                     retransmissions: done.retransmissions,
+                    broken,
                 },
                 done.completed,
             );

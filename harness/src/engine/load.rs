@@ -15,6 +15,8 @@ pub struct Measured {
     pub agg: Aggregate,
     pub devices: Vec<DeviceTally>,
     pub elapsed: Duration,
+    /// The threshold that stopped the run early (`abort_on_fail`), and what was observed.
+    pub aborted: Option<String>,
 }
 
 pub async fn run(
@@ -35,6 +37,7 @@ pub async fn run(
     });
 
     let t0 = Instant::now() + Duration::from_millis(50);
+    let cancel_for_abort = cancel.clone();
     let shared = Arc::new(device::Shared {
         plan: plan.clone(),
         target,
@@ -45,6 +48,12 @@ pub async fn run(
         dtls,
     });
     let stop_progress = CancellationToken::new();
+    let watch = super::abort::spawn(
+        plan.clone(),
+        live.clone(),
+        cancel_for_abort,
+        stop_progress.clone(),
+    );
     let progress = progress::spawn(
         progress_mode,
         live,
@@ -65,9 +74,11 @@ pub async fn run(
     if let Some(p) = progress {
         let _ = p.await;
     }
+    let aborted = watch.await.unwrap_or(None);
     Measured {
         agg: collector.finish(elapsed.as_secs_f64().ceil() as u64),
         devices,
         elapsed,
+        aborted,
     }
 }

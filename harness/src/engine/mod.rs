@@ -2,15 +2,18 @@
 //! asked, runs the trust cases, then the load phases (one task per device, each its own socket and session,
 //! one collector), and assembles the [`Report`].
 
+pub mod abort;
 pub mod assemble;
 pub mod cases;
 pub mod device;
 pub mod embedded;
+pub mod expect;
 pub mod limits;
 pub mod load;
 pub mod pacer;
 pub mod prepare;
 pub mod progress;
+pub mod thresholds;
 
 pub use device::DeviceTally;
 pub use progress::ProgressMode;
@@ -112,12 +115,13 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         (_, Some(s)) => embedded::device_target(s, dtls.is_some()),
         (_, None) => ([127, 0, 0, 1], 0).into(),
     };
+    // Ctrl-C cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
     let measured = load::run(
         plan.clone(),
         target,
         dtls,
         opts.progress,
-        opts.cancel.clone(),
+        opts.cancel.child_token(),
     )
     .await;
 

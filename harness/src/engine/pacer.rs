@@ -66,6 +66,8 @@ impl<'a> Pacer<'a> {
     pub fn on_sent(&mut self, intended: Duration) {
         let phase = &self.plan.phases[self.plan.phase_at(intended)];
         self.state = match phase.interval() {
+            // A slot past the phase's end restarts the schedule with the next phase's pacing.
+            Some(d) if intended + d >= phase.end() => State::Due(self.first_slot(phase.end())),
             Some(d) => State::Due(intended + d),
             None => State::Awaiting,
         };
@@ -85,11 +87,22 @@ impl<'a> Pacer<'a> {
         }
     }
 
-    fn first_slot(&self, start: Duration) -> Duration {
-        let phase = &self.plan.phases[self.plan.phase_at(start)];
-        match phase.interval() {
-            Some(d) => start + d.mul_f64(self.jitter),
-            None => start,
+    /// This device's first slot at or after `start`: jittered into the interval of the phase `start` is
+    /// in, or at the next phase's start when the jitter would carry it past this one.
+    fn first_slot(&self, mut start: Duration) -> Duration {
+        loop {
+            if start >= self.plan.total_duration() {
+                return start;
+            }
+            let phase = &self.plan.phases[self.plan.phase_at(start)];
+            let slot = match phase.interval() {
+                Some(d) => start + d.mul_f64(self.jitter),
+                None => start,
+            };
+            if slot < phase.end() {
+                return slot;
+            }
+            start = phase.end();
         }
     }
 
@@ -185,6 +198,24 @@ mod tests {
         p.on_sent(Duration::from_millis(350));
         p.on_completed(Duration::from_millis(950));
         assert!(p.is_done(), "1050 ms is past the run");
+    }
+
+    #[test]
+    fn a_long_interval_does_not_skip_the_next_phase() {
+        let plan = plan(
+            "  - duration: 1s\n    interval: 10s\n  - duration: 1s\n    interval: 250ms\n",
+            2,
+        );
+        // Device 1's jittered slot in phase 1 would be at 6.18 s: it starts in phase 2 instead.
+        assert_eq!(
+            slots(&mut Pacer::new(&plan, 1)),
+            vec![1154, 1404, 1654, 1904]
+        );
+        // Device 0 sends at 0, and its next 10 s slot restarts at phase 2.
+        assert_eq!(
+            slots(&mut Pacer::new(&plan, 0)),
+            vec![0, 1000, 1250, 1500, 1750]
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct PhaseAgg {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub send_lag: Histogram<u64>,
+    /// Requests that broke at least one per-request expectation, and counts per kind (by bit index).
+    pub expectation_failures: u64,
+    pub broken_by_kind: [u64; 8],
     /// First and last completion, ms since the run started.
     pub first_ms: Option<u64>,
     pub last_ms: u64,
@@ -42,6 +45,8 @@ impl Default for PhaseAgg {
             corrected: latency_histogram(),
             uncorrected: latency_histogram(),
             send_lag: latency_histogram(),
+            expectation_failures: 0,
+            broken_by_kind: [0; 8],
             first_ms: None,
             last_ms: 0,
         }
@@ -60,6 +65,14 @@ impl PhaseAgg {
             self.uncorrected.saturating_record(s.uncorrected_us.max(1));
         }
         self.send_lag.saturating_record(s.send_lag_us.max(1));
+        if s.broken != 0 {
+            self.expectation_failures += 1;
+            for (bit, n) in self.broken_by_kind.iter_mut().enumerate() {
+                if s.broken & (1 << bit) != 0 {
+                    *n += 1;
+                }
+            }
+        }
         self.first_ms = Some(
             self.first_ms
                 .map_or(s.completed_ms, |f| f.min(s.completed_ms)),
@@ -90,6 +103,11 @@ pub struct Live {
     pub completed: u64,
     pub ok: u64,
     pub errors: u64,
+    /// Timeouts of either kind so far.
+    pub timeouts: u64,
+    pub expectation_failures: u64,
+    /// Largest latency (from intended send) of any response so far, in microseconds.
+    pub max_us: u64,
     /// The last finished second.
     pub last: Option<SecondPoint>,
 }
@@ -132,8 +150,17 @@ impl Collector {
     }
 
     pub fn record_batch(&mut self, batch: &Batch) {
-        let (mut ok, mut errors) = (0, 0);
+        let (mut ok, mut errors, mut timeouts, mut broken, mut max_us) = (0, 0, 0, 0, 0);
         for s in batch {
+            if matches!(s.outcome, Outcome::Timeout | Outcome::ResponseTimeout) {
+                timeouts += 1;
+            }
+            if s.broken != 0 {
+                broken += 1;
+            }
+            if s.outcome.has_latency() {
+                max_us = max_us.max(s.corrected_us);
+            }
             let phase = (s.phase as usize).min(self.phases.len() - 1);
             self.phases[phase].record(s);
             let sec = s.completed_ms / 1000;
@@ -171,6 +198,9 @@ impl Collector {
         live.completed += batch.len() as u64;
         live.ok += ok;
         live.errors += errors;
+        live.timeouts += timeouts;
+        live.expectation_failures += broken;
+        live.max_us = live.max_us.max(max_us);
         drop(live);
         if let Some(&newest) = self.open.keys().next_back() {
             self.close_seconds_before(newest.saturating_sub(OPEN_SECONDS));
@@ -222,6 +252,10 @@ impl Collector {
                 *total.codes.entry(*c).or_default() += n;
             }
             total.retransmissions += p.retransmissions;
+            total.expectation_failures += p.expectation_failures;
+            for (t, n) in total.broken_by_kind.iter_mut().zip(p.broken_by_kind) {
+                *t += n;
+            }
             total.corrected.add(&p.corrected).expect("same bounds");
             total.uncorrected.add(&p.uncorrected).expect("same bounds");
             total.send_lag.add(&p.send_lag).expect("same bounds");
@@ -252,6 +286,7 @@ mod tests {
             send_lag_us: 0,
             completed_ms: ms,
             retransmissions: 1,
+            broken: 0,
         }
     }
 

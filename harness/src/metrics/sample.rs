@@ -20,6 +20,8 @@ pub struct Sample {
     /// When the request finished, in milliseconds since the run started.
     pub completed_ms: u64,
     pub retransmissions: u32,
+    /// Per-request expectations this request broke (bit mask of `ExpectKind::bit`).
+    pub broken: u8,
 }
 
 /// Samples a device has collected since its last hand-over.

@@ -178,6 +178,11 @@ pub struct RequestStats {
     pub latency_uncorrected: Latency,
     /// How late sends went out versus their schedule.
     pub send_lag: Latency,
+    /// Requests that broke a per-request expectation (`expect:`), and counts per kind.
+    #[serde(default)]
+    pub expectation_failures: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expectations_broken: BTreeMap<String, u64>,
 }
 
 /// A latency distribution in microseconds, with the histogram itself so runs can be merged.
@@ -271,6 +276,12 @@ impl RequestStats {
             latency: Latency::from_histogram(&agg.corrected),
             latency_uncorrected: Latency::from_histogram(&agg.uncorrected),
             send_lag: Latency::from_histogram(&agg.send_lag),
+            expectation_failures: agg.expectation_failures,
+            expectations_broken: crate::scenario::plan::ExpectKind::ALL
+                .iter()
+                .filter(|k| agg.broken_by_kind[**k as usize] > 0)
+                .map(|k| (k.name().to_string(), agg.broken_by_kind[*k as usize]))
+                .collect(),
         }
     }
 }

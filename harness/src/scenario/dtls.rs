@@ -208,7 +208,11 @@ fn key_for(
 }
 
 /// The PSK: identity and key each from the raw settings, or else from `base` (a case changing only the key).
-fn psk(raw: &RawDtls, base: Option<&Psk>, at: &dyn Fn(&str) -> Vec<Step>) -> Result<Option<Psk>, Invalid> {
+fn psk(
+    raw: &RawDtls,
+    base: Option<&Psk>,
+    at: &dyn Fn(&str) -> Vec<Step>,
+) -> Result<Option<Psk>, Invalid> {
     let identity = match (&raw.psk_identity, base) {
         (Some(id), _) => Some(id.as_bytes().to_vec()),
         (None, Some(b)) => Some(b.identity.clone()),
@@ -216,8 +220,12 @@ fn psk(raw: &RawDtls, base: Option<&Psk>, at: &dyn Fn(&str) -> Vec<Step>) -> Res
     };
     let key = match (&raw.psk_key, base) {
         (Some(k), _) => Some(match k.strip_prefix("hex:") {
-            Some(hex) => decode_hex(hex)
-                .ok_or_else(|| bad(at("psk_key"), "`hex:` is followed by something that is not hex"))?,
+            Some(hex) => decode_hex(hex).ok_or_else(|| {
+                bad(
+                    at("psk_key"),
+                    "`hex:` is followed by something that is not hex",
+                )
+            })?,
             None => k.as_bytes().to_vec(),
         }),
         (None, Some(b)) => Some(b.key.clone()),

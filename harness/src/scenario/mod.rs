@@ -2,6 +2,7 @@
 //! low/high args: `raw` mirrors the file (unknown fields rejected), `validate` checks rules across fields.
 //! Every error names the file, line, column and field.
 
+pub mod checks;
 pub mod dtls;
 pub mod locate;
 pub mod plan;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::checks::{ExpectKind, Metric, Op, ResponseExpect, Threshold, Unit};
 pub use super::dtls::{
     CertRef, ClientAuthMode, ClientTrust, DtlsPlan, Expect, PkiPlan, ServerIdentity, TrustCase,
 };
@@ -32,6 +33,10 @@ pub struct RunPlan {
     /// Where `pki:ROLE` references are resolved.
     pub pki: Option<PkiPlan>,
     pub trust_cases: Vec<TrustCase>,
+    /// Checked on every response.
+    pub expect: ResponseExpect,
+    /// Thresholds on the whole run.
+    pub thresholds: Vec<Threshold>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -111,6 +116,7 @@ pub struct Phase {
     pub devices_to: u32,
     pub ramp: Ramp,
     pub pacing: Pacing,
+    pub thresholds: Vec<Threshold>,
 }
 
 /// How a device decides when to send (the load shape is data; one worker loop reads it).
@@ -224,6 +230,7 @@ mod tests {
             devices_to: to,
             ramp,
             pacing: Pacing::Interval(Duration::from_secs(1)),
+            thresholds: Vec::new(),
         }
     }
 

@@ -36,6 +36,12 @@ pub struct RawScenario {
     /// DTLS handshakes with expectations, run one at a time before any load phase.
     #[serde(default)]
     pub trust_cases: Vec<super::dtls::RawTrustCase>,
+    /// Checked on every response.
+    #[serde(default)]
+    pub expect: super::checks::RawExpect,
+    /// Thresholds on the whole run, e.g. `p99 < 50ms`, `error_rate < 0.1%`.
+    #[serde(default)]
+    pub thresholds: Vec<super::checks::RawThreshold>,
     /// How long to wait for answers to requests still in flight after the last phase.
     #[serde(default, deserialize_with = "opt_duration")]
     pub drain: Option<Duration>,
@@ -137,6 +143,9 @@ pub struct RawPhase {
     /// Closed loop: each device sends its next request this long after the last one completed.
     #[serde(default, deserialize_with = "opt_duration")]
     pub think: Option<Duration>,
+    /// Thresholds on this phase's figures.
+    #[serde(default)]
+    pub thresholds: Vec<super::checks::RawThreshold>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -252,6 +261,10 @@ fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
             "`{s}` is not a request type: expected con or non"
         ))),
     }
+}
+
+pub(crate) fn opt_content_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    content_format(d)
 }
 
 fn content_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {

@@ -122,7 +122,49 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         dtls,
         pki,
         trust_cases,
+        expect: super::checks::expect(&raw.expect, &[key("expect")])?,
+        thresholds: run_thresholds(&raw)?,
     })
+}
+
+fn run_thresholds(raw: &RawScenario) -> Result<Vec<super::plan::Threshold>, Invalid> {
+    let list = super::checks::thresholds(&raw.thresholds, &[key("thresholds")])?;
+    if let Some(i) = list
+        .iter()
+        .position(|t| t.abort_on_fail && !crate::engine::abort::watchable(t))
+    {
+        return Err(invalid(
+            vec![key("thresholds"), Step::Index(i)],
+            format!(
+                "`{}`: abort_on_fail watches only bounds that can only be lost (timeouts, expectation_failures, max, error_rate with < or <=); this one is judged at the end",
+                list[i].text
+            ),
+        ));
+    }
+    Ok(list)
+}
+
+fn phase_thresholds(
+    p: &super::raw::RawPhase,
+    i: usize,
+) -> Result<Vec<super::plan::Threshold>, Invalid> {
+    use super::plan::Metric;
+    let at = [key("phases"), Step::Index(i), key("thresholds")];
+    let list = super::checks::thresholds(&p.thresholds, &at)?;
+    if let Some(j) = list.iter().position(|t| {
+        matches!(
+            t.metric,
+            Metric::HandshakeLatency(_) | Metric::HandshakeMax | Metric::HandshakeFailures
+        )
+    }) {
+        let mut path = at.to_vec();
+        path.push(Step::Index(j));
+        return Err(invalid(
+            path,
+            format!("`{}`: handshake metrics apply to the whole run; put it under the top-level thresholds", list[j].text),
+        ));
+    }
+    Ok(list)
 }
 
 type Security = (Option<DtlsPlan>, Option<PkiPlan>, Vec<TrustCase>);
@@ -414,6 +456,7 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
             devices_to: devices,
             ramp: p.ramp,
             pacing,
+            thresholds: phase_thresholds(p, i)?,
         });
         start += p.duration;
         previous = devices;

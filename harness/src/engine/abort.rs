@@ -1,0 +1,96 @@
+//! `abort_on_fail`: thresholds watched while the run goes, stopping it as soon as one can no longer be met.
+//! Only metrics that can only get worse are watched this way (counts, the maximum latency, and the error
+//! rate against the requests the open-loop schedule will send at most); others are judged at the end.
+
+use super::pacer::Pacer;
+use crate::metrics::Live;
+use crate::scenario::plan::{Metric, Op, Threshold};
+use crate::scenario::{Pacing, RunPlan};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Whether a threshold can be watched live.
+pub fn watchable(t: &Threshold) -> bool {
+    matches!(
+        (t.metric, t.op),
+        (
+            Metric::Timeouts | Metric::ExpectationFailures | Metric::LatencyMax | Metric::ErrorRate,
+            Op::Lt | Op::Le
+        )
+    )
+}
+
+/// The most requests the plan's open-loop schedule sends; `None` when a phase is closed-loop.
+pub fn planned_requests(plan: &RunPlan) -> Option<u64> {
+    if plan
+        .phases
+        .iter()
+        .any(|p| matches!(p.pacing, Pacing::Closed { .. }))
+    {
+        return None;
+    }
+    let mut total = 0u64;
+    for i in 0..plan.devices.count {
+        let mut p = Pacer::new(plan, i);
+        while let Some(t) = p.next() {
+            total += 1;
+            p.on_sent(t);
+        }
+    }
+    Some(total)
+}
+
+/// Why `t` is already lost given `live`, if it is.
+pub fn lost(t: &Threshold, live: &Live, planned: Option<u64>) -> Option<String> {
+    let observed = match t.metric {
+        Metric::Timeouts => live.timeouts as f64,
+        Metric::ExpectationFailures => live.expectation_failures as f64,
+        Metric::LatencyMax => live.max_us as f64,
+        // Even if every remaining request succeeded, the rate would stay above the bound.
+        Metric::ErrorRate => live.errors as f64 / planned? as f64,
+        _ => return None,
+    };
+    (!t.op.holds(observed, t.bound)).then(|| {
+        format!(
+            "threshold `{}` can no longer be met (observed {} so far)",
+            t.text,
+            super::thresholds::show(t.metric, observed)
+        )
+    })
+}
+
+/// Watches the run's `abort_on_fail` thresholds; cancels `run` when one is lost and returns why.
+pub fn spawn(
+    plan: Arc<RunPlan>,
+    live: Arc<Mutex<Live>>,
+    run: CancellationToken,
+    stop: CancellationToken,
+) -> JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        let watched: Vec<Threshold> = plan
+            .thresholds
+            .iter()
+            .filter(|t| t.abort_on_fail)
+            .cloned()
+            .collect();
+        if watched.is_empty() {
+            return None;
+        }
+        let planned = planned_requests(&plan);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = run.cancelled() => return None,
+                _ = tick.tick() => {}
+            }
+            let snapshot = live.lock().expect("live lock").clone();
+            if let Some(why) = watched.iter().find_map(|t| lost(t, &snapshot, planned)) {
+                run.cancel();
+                return Some(why);
+            }
+        }
+    })
+}

@@ -1,0 +1,117 @@
+//! Thresholds judged on a report's figures: pure functions of the report, so a merged report can be judged
+//! the same way as a single run.
+
+use crate::report::model::{human_us, HandshakeStats, RequestStats};
+use crate::report::Check;
+use crate::scenario::plan::{Metric, Threshold, Unit};
+
+/// The metric's value, or why it has none.
+pub fn observe(m: Metric, q: &RequestStats, h: Option<&HandshakeStats>) -> Result<f64, String> {
+    let quantile = |l: &crate::report::model::Latency, x: f64, what: &str| -> Result<f64, String> {
+        if l.count == 0 {
+            return Err(format!("no {what} measured"));
+        }
+        let hist = l.histogram()?;
+        Ok(hist.value_at_quantile(x) as f64)
+    };
+    let handshakes = || h.ok_or_else(|| "no DTLS handshakes in this run".to_string());
+    Ok(match m {
+        Metric::Latency(x) => quantile(&q.latency, x, "responses")?,
+        Metric::LatencyMax if q.latency.count == 0 => return Err("no responses measured".into()),
+        Metric::LatencyMax => q.latency.max_us as f64,
+        Metric::LatencyMean if q.latency.count == 0 => return Err("no responses measured".into()),
+        Metric::LatencyMean => q.latency.mean_us,
+        Metric::ErrorRate if q.sent == 0 => return Err("no requests sent".into()),
+        Metric::ErrorRate => q.error_rate,
+        Metric::Throughput => q.throughput_rps,
+        Metric::Timeouts => (q.outcomes.timeout + q.outcomes.response_timeout) as f64,
+        Metric::RetransmissionRate if q.sent == 0 => return Err("no requests sent".into()),
+        Metric::RetransmissionRate => q.retransmissions as f64 / q.sent as f64,
+        Metric::HandshakeLatency(x) => quantile(&handshakes()?.latency, x, "completed handshakes")?,
+        Metric::HandshakeMax => handshakes()?.latency.max_us as f64,
+        Metric::HandshakeFailures => handshakes()?.failed as f64,
+        Metric::ExpectationFailures => q.expectation_failures as f64,
+    })
+}
+
+/// Formats a value in the metric's unit.
+pub fn show(m: Metric, v: f64) -> String {
+    match m.unit() {
+        Unit::Micros => human_us(v.round() as u64),
+        Unit::Fraction => format!("{:.3}%", v * 100.0),
+        Unit::PerSecond => format!("{v:.1}/s"),
+        Unit::Count => format!("{v:.0}"),
+    }
+}
+
+/// Judges one threshold; `scope` names where it applies (`run`, `phase steady`).
+pub fn judge(t: &Threshold, scope: &str, q: &RequestStats, h: Option<&HandshakeStats>) -> Check {
+    let (passed, observed) = match observe(t.metric, q, h) {
+        Ok(v) => (t.op.holds(v, t.bound), show(t.metric, v)),
+        Err(why) => (false, why),
+    };
+    Check {
+        name: format!("threshold ({scope}): {}", t.text),
+        passed,
+        expected: format!("{} {}", t.op, show(t.metric, t.bound)),
+        observed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::PhaseAgg;
+    use crate::scenario::checks::parse_threshold;
+
+    fn stats() -> RequestStats {
+        let mut agg = PhaseAgg::default();
+        for v in 1..=100u64 {
+            agg.corrected.record(v * 1000).unwrap();
+        }
+        agg.outcomes.ok = 98;
+        agg.outcomes.timeout = 2;
+        agg.retransmissions = 10;
+        RequestStats::from_agg(&agg, 10.0)
+    }
+
+    fn t(text: &str) -> Threshold {
+        let (metric, op, bound) = parse_threshold(text).unwrap();
+        Threshold {
+            text: text.into(),
+            metric,
+            op,
+            bound,
+            abort_on_fail: false,
+        }
+    }
+
+    #[test]
+    fn each_metric_passes_and_fails() {
+        let q = stats();
+        for (pass, fail) in [
+            ("p99 < 100ms", "p99 < 90ms"),
+            ("p50 <= 51ms", "p50 < 40ms"),
+            ("max <= 100ms", "max < 100ms"),
+            ("mean < 60ms", "mean > 60ms"),
+            ("error_rate <= 2%", "error_rate < 2%"),
+            ("throughput >= 10/s", "throughput > 10/s"),
+            ("timeouts <= 2", "timeouts < 2"),
+            ("retransmission_rate <= 0.1", "retransmission_rate < 5%"),
+            ("expectation_failures < 1", "expectation_failures > 0"),
+        ] {
+            let c = judge(&t(pass), "run", &q, None);
+            assert!(c.passed, "{pass}: {c:?}");
+            let c = judge(&t(fail), "run", &q, None);
+            assert!(!c.passed, "{fail}: {c:?}");
+        }
+        let c = judge(&t("handshake_p99 < 1s"), "run", &q, None);
+        assert!(
+            !c.passed && c.observed.contains("no DTLS handshakes"),
+            "{c:?}"
+        );
+        let c = judge(&t("p99 < 90ms"), "run", &q, None);
+        assert_eq!(c.expected, "< 90.00ms");
+        assert_eq!(c.observed, "99.00ms");
+    }
+}
