@@ -1,5 +1,5 @@
-//! The command line (clap derive): `run`, `serve`, `validate`. Each command returns its exit code; errors
-//! are printed as one line.
+//! The command line (clap derive): `run`, `serve`, `certs`, `validate`, `compare`. Each command returns its
+//! exit code; errors are printed as one line.
 
 use crate::engine::{self, ProgressMode, RunOptions};
 use crate::scenario::{self, Overrides};
@@ -38,6 +38,9 @@ pub enum Command {
         /// The scenario YAML file.
         scenario: PathBuf,
     },
+    /// Compare a run's report.json with a baseline's and print a Markdown table; exit 1 when a figure
+    /// regressed past the bound, 2 when a file is not a readable report.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +62,20 @@ pub struct RunArgs {
     /// No live progress.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also write the JUnit XML here (it is always in the report folder as junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline report.json.
+    pub baseline: PathBuf,
+    /// The report.json to judge against it.
+    pub current: PathBuf,
+    /// How much worse a figure may get before it counts as a regression: `10%` or the fraction `0.1`.
+    #[arg(long, default_value = "10%", value_parser = report::compare::parse_bound)]
+    pub max_regression: f64,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +142,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Serve(args) => serve(args).await,
         Command::Certs(args) => certs(args),
         Command::Validate { scenario } => validate(&scenario),
+        Command::Compare(args) => compare(&args),
     }
 }
 
@@ -151,6 +169,20 @@ fn validate(file: &Path) -> u8 {
         }
         Err(e) => fail(e),
     }
+}
+
+fn compare(args: &CompareArgs) -> u8 {
+    use report::compare;
+    let (base, cur) = match (
+        compare::read_report(&args.baseline),
+        compare::read_report(&args.current),
+    ) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let c = compare::compare(&base, &cur, args.max_regression);
+    print!("{}", compare::render_markdown(&c));
+    u8::from(c.regressed())
 }
 
 fn certs(args: CertsArgs) -> u8 {
@@ -287,6 +319,15 @@ async fn run(args: RunArgs) -> u8 {
                 out.display()
             ))
         }
+    }
+    if let Some(file) = &args.junit {
+        if let Err(e) = std::fs::write(file, report::junit::render(&output.report)) {
+            return fail(format_args!(
+                "cannot write JUnit XML to {}: {e}",
+                file.display()
+            ));
+        }
+        println!("  wrote {}", file.display());
     }
     let v = verdict::of(&output.report);
     match &v {

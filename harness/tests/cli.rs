@@ -4,9 +4,9 @@
 mod common;
 
 use coap_harness::report::Report;
+use common::Peer;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use common::Peer;
 use std::time::Duration;
 
 fn harness(args: &[&str]) -> Output {
@@ -238,7 +238,12 @@ fn serve_coaps_answers_libcoap_client() {
     let plain = common::free_udp_port();
     let secure = common::free_udp_port();
     let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
-        .args(["serve", "--any-token", "--coap", &format!("127.0.0.1:{plain}")])
+        .args([
+            "serve",
+            "--any-token",
+            "--coap",
+            &format!("127.0.0.1:{plain}"),
+        ])
         .args(["--coaps", &format!("127.0.0.1:{secure}")])
         .arg("--cert")
         .arg(pki.cert_path(Role::Server))
@@ -249,22 +254,48 @@ fn serve_coaps_answers_libcoap_client() {
         .spawn()
         .unwrap();
     let server = Peer::new(child);
-    common::wait_for_coap(format!("127.0.0.1:{plain}").parse().unwrap(), Duration::from_secs(10));
+    common::wait_for_coap(
+        format!("127.0.0.1:{plain}").parse().unwrap(),
+        Duration::from_secs(10),
+    );
     let out = Command::new("timeout")
-        .args(["20", "coap-client-openssl", "-v", "6", "-B", "5", "-m", "POST", "-R"])
+        .args([
+            "20",
+            "coap-client-openssl",
+            "-v",
+            "6",
+            "-B",
+            "5",
+            "-m",
+            "POST",
+            "-R",
+        ])
         .arg(pki.cert_path(Role::CaRoot))
         .args(["-t", "application/json", "-e", r#"{"temperature":42}"#])
-        .arg(format!("coaps://127.0.0.1:{secure}/api/v1/any-device/telemetry"))
+        .arg(format!(
+            "coaps://127.0.0.1:{secure}/api/v1/any-device/telemetry"
+        ))
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("2.01"), "{text}");
     let pid = server.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let o = server.take().wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains(&format!("coaps://127.0.0.1:{secure}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("coaps://127.0.0.1:{secure}")),
+        "{stdout}"
+    );
     assert!(stdout.contains("stopped:"), "{stdout}");
 }
 

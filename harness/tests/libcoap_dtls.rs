@@ -166,7 +166,16 @@ async fn psk_against_libcoap() {
     }
     let port = free_udp_port_pair();
     let child = std::process::Command::new("coap-server-openssl")
-        .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-d", "1000", "-k", "s3cret"])
+        .args([
+            "-A",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            "1000",
+            "-k",
+            "s3cret",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -196,7 +205,11 @@ trust_cases:
     let out = run(plan(&yaml)).await;
     let r = &out.report;
     for c in &r.trust_cases {
-        assert!(c.passed, "{}: expected {} observed {}", c.name, c.expected, c.observed);
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
     }
     assert_eq!(r.security.verification, "psk");
     assert!(!r.security.insecure);

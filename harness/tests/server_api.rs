@@ -171,7 +171,13 @@ fn code_table() -> Vec<(Code, &'static str, &'static [u8], Code)> {
             ok,
             Code::METHOD_NOT_ALLOWED,
         ),
-        (Code::POST, "/api/v1/dev-00001/rpc", ok, Code::CREATED),
+        (
+            Code::POST,
+            "/api/v1/dev-00001/rpc",
+            br#"{"method":"getTime","params":{}}"#,
+            Code::CONTENT,
+        ),
+        (Code::POST, "/api/v1/dev-00001/rpc/0", ok, Code::CREATED),
         (Code::POST, "/api/v1/dev-00001/claim", b"", Code::CREATED),
         (
             Code::POST,

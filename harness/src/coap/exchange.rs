@@ -127,6 +127,9 @@ pub struct ClientEndpoint {
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<Completed>,
     stats: EndpointStats,
+    /// Tokens of observations (RFC 7641) still wanted: their notifications are accepted, not reset.
+    observing: Vec<Token>,
+    notifications: VecDeque<Message>,
 }
 
 impl ClientEndpoint {
@@ -144,7 +147,42 @@ impl ClientEndpoint {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
+            observing: Vec::new(),
+            notifications: VecDeque::new(),
         }
+    }
+
+    /// Starts a request with a token of the caller's choosing (an Observe deregistration reuses the
+    /// registration's token, RFC 7641 §3.6).
+    pub fn start_with_token(
+        &mut self,
+        now: Instant,
+        mut request: Message,
+        token: Token,
+    ) -> ExchangeId {
+        let saved = self.next_token;
+        request.token = token;
+        let id = self.start_inner(now, request, false);
+        self.next_token = saved;
+        id
+    }
+
+    /// Accepts notifications carrying `token` from now on (after an Observe registration).
+    pub fn observe(&mut self, token: Token) {
+        if !self.observing.contains(&token) {
+            self.observing.push(token);
+        }
+    }
+
+    /// Stops accepting notifications for `token`: later ones are answered with RST, which cancels the
+    /// observation on the server (RFC 7641 §3.6).
+    pub fn forget(&mut self, token: Token) {
+        self.observing.retain(|t| *t != token);
+    }
+
+    /// The next notification received for an observation.
+    pub fn poll_notification(&mut self) -> Option<Message> {
+        self.notifications.pop_front()
     }
 
     pub fn params(&self) -> &TransmissionParams {
@@ -161,14 +199,20 @@ impl ClientEndpoint {
     }
 
     /// Starts a request: `request`'s type must be CON or NON; its message ID and token are assigned here.
-    pub fn start(&mut self, now: Instant, mut request: Message) -> ExchangeId {
+    pub fn start(&mut self, now: Instant, request: Message) -> ExchangeId {
+        self.start_inner(now, request, true)
+    }
+
+    fn start_inner(&mut self, now: Instant, mut request: Message, new_token: bool) -> ExchangeId {
         debug_assert!(matches!(request.mtype, MessageType::Con | MessageType::Non));
         let id = ExchangeId(self.next_id);
         self.next_id += 1;
         request.message_id = self.next_mid;
         self.next_mid = self.next_mid.wrapping_add(1);
-        request.token = Token::new(&self.next_token.to_be_bytes()).expect("4 bytes");
-        self.next_token = self.next_token.wrapping_add(1);
+        if new_token {
+            request.token = Token::new(&self.next_token.to_be_bytes()).expect("4 bytes");
+            self.next_token = self.next_token.wrapping_add(1);
+        }
         let wire = request.to_bytes();
         let (timeout, waiting) = match request.mtype {
             MessageType::Con => {
@@ -269,6 +313,11 @@ impl ClientEndpoint {
                     separate: true,
                 },
             );
+        } else if self.observing.contains(&msg.token) {
+            if confirmable {
+                self.queue(Message::empty_ack(msg.message_id));
+            }
+            self.notifications.push_back(msg);
         } else if confirmable && self.recent.contains(&(msg.message_id, msg.token)) {
             // Our ACK was lost and the server retransmitted its separate response.
             self.stats.duplicates += 1;

@@ -325,3 +325,49 @@ fn abort_all_ends_every_exchange() {
     assert_eq!(ep.poll_event().unwrap().outcome, ExchangeOutcome::Aborted);
     assert_eq!(ep.in_flight(), 0);
 }
+
+/// RFC 7641: after registering, notifications with the token are accepted (CON ones ACKed); once the
+/// observation is forgotten, a notification is answered with RST, which cancels it on the server.
+#[test]
+fn observe_notifications_then_reset_after_forgetting() {
+    let t0 = Instant::now();
+    let mut ep = ClientEndpoint::new(params(1.0), 15);
+    let mut get = Message::new(MessageType::Con, Code::GET, 0, Token::default());
+    get.add_uint_option(crate::coap::option::OBSERVE, 0);
+    ep.start(t0, get);
+    let req = Message::decode(&ep.poll_transmit().unwrap()).unwrap();
+    let mut first = Message::new(MessageType::Ack, Code::CONTENT, req.message_id, req.token);
+    first.add_uint_option(crate::coap::option::OBSERVE, 7);
+    ep.handle_datagram(t0, &first.to_bytes());
+    assert!(ep.poll_event().is_some());
+    ep.observe(req.token);
+    let mut note = Message::new(MessageType::Con, Code::CONTENT, 900, req.token);
+    note.add_uint_option(crate::coap::option::OBSERVE, 8);
+    ep.handle_datagram(t0, &note.to_bytes());
+    assert_eq!(
+        Message::decode(&ep.poll_transmit().unwrap()).unwrap(),
+        Message::empty_ack(900)
+    );
+    assert_eq!(
+        ep.poll_notification()
+            .unwrap()
+            .uint_option(crate::coap::option::OBSERVE),
+        Some(8)
+    );
+    ep.forget(req.token);
+    let again = Message::new(MessageType::Con, Code::CONTENT, 901, req.token);
+    ep.handle_datagram(t0, &again.to_bytes());
+    assert_eq!(
+        Message::decode(&ep.poll_transmit().unwrap()).unwrap(),
+        Message::reset(901)
+    );
+    assert!(ep.poll_notification().is_none());
+    // A deregistration reuses the token.
+    let mut cancel = Message::new(MessageType::Con, Code::GET, 0, Token::default());
+    cancel.add_uint_option(crate::coap::option::OBSERVE, 1);
+    ep.start_with_token(t0, cancel, req.token);
+    assert_eq!(
+        Message::decode(&ep.poll_transmit().unwrap()).unwrap().token,
+        req.token
+    );
+}

@@ -5,8 +5,8 @@ use super::device::DeviceTally;
 use super::load::Measured;
 use crate::metrics::collector::latency_histogram;
 use crate::report::model::{
-    DeviceInfo, HandshakeStats, Latency, PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo,
-    Security, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
+    ConformanceResult, DeviceInfo, HandshakeStats, Latency, PhaseReport, ProtocolCounters,
+    RequestStats, ScenarioInfo, Security, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
 use crate::scenario::{Pacing, RunPlan};
@@ -20,7 +20,10 @@ pub struct Parts {
     pub interrupted: bool,
     pub measured: Measured,
     pub trust_cases: Vec<TrustCaseResult>,
+    pub conformance: Vec<ConformanceResult>,
     pub server_stats: Option<serde_json::Value>,
+    /// The embedded server's devices before the load phases, and after.
+    pub server_before: Option<Vec<DeviceSnapshot>>,
     pub server_devices: Option<Vec<DeviceSnapshot>>,
 }
 
@@ -76,6 +79,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         security: security(plan, &p.trust_cases, devices),
         handshakes: handshakes(devices),
         trust_cases: p.trust_cases.clone(),
+        conformance: p.conformance.clone(),
         server: p.server_stats.clone(),
     };
     if report.devices.failed > 0 {
@@ -121,8 +125,24 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             observed: case.observed.clone(),
         });
     }
+    for case in &p.conformance {
+        if let Some(why) = &case.skipped {
+            report
+                .warnings
+                .push(format!("conformance case `{}` skipped: {why}", case.name));
+            continue;
+        }
+        report.checks.push(Check {
+            name: format!("conformance: {}", case.name),
+            passed: case.passed,
+            expected: case.expected.clone(),
+            observed: case.observed.clone(),
+        });
+    }
     if let Some(sd) = &p.server_devices {
-        if let Some(check) = accounting_check(plan, devices, sd) {
+        if let Some(check) =
+            accounting_check(plan, devices, p.server_before.as_deref().unwrap_or(&[]), sd)
+        {
             report.checks.push(check);
         }
     }
@@ -271,6 +291,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
 fn accounting_check(
     plan: &RunPlan,
     devices: &[DeviceTally],
+    before: &[DeviceSnapshot],
     server: &[DeviceSnapshot],
 ) -> Option<Check> {
     if plan.phases.is_empty()
@@ -279,9 +300,16 @@ fn accounting_check(
     {
         return None;
     }
-    let seen: std::collections::HashMap<&str, u64> = server
+    let earlier: std::collections::HashMap<&str, u64> = before
         .iter()
         .map(|d| (d.token.as_str(), d.messages))
+        .collect();
+    let seen: std::collections::HashMap<&str, u64> = server
+        .iter()
+        .map(|d| {
+            let t = d.token.as_str();
+            (t, d.messages - earlier.get(t).copied().unwrap_or(0))
+        })
         .collect();
     let mut mismatched = 0u64;
     let mut first = None;

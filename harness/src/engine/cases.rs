@@ -4,7 +4,7 @@
 use super::embedded;
 use super::prepare::{self, RunPki};
 use super::EngineError;
-use crate::coap::{ClientEndpoint, ExchangeOutcome, Message, MessageType};
+use crate::coap::MessageType;
 use crate::report::model::TrustCaseResult;
 use crate::scenario::plan::{Expect, TrustCase};
 use crate::scenario::{RunPlan, Target};
@@ -92,7 +92,7 @@ async fn run_one(
     if let Some(s) = server {
         // Give the server a moment to record the failed handshake's reason.
         if !observed.verdict.connected() {
-            let deadline = Instant::now() + Duration::from_millis(500);
+            let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline {
                 if s.dtls_stats()
                     .is_some_and(|st| !st.handshake_failures.is_empty())
@@ -143,19 +143,10 @@ async fn run_one(
 /// Sends the plan's request once as device 0 over `link` and returns the response code, if any.
 async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
     let token = plan.devices.tokens.token(0);
-    let r = &plan.request;
-    let mut msg = Message::new(MessageType::Con, r.method, 0, Default::default());
-    for seg in &r.path {
-        msg.add_option(
-            crate::coap::option::URI_PATH,
-            seg.as_deref().unwrap_or(&token).as_bytes(),
-        );
-    }
-    if let Some(cf) = r.content_format {
-        msg.add_uint_option(crate::coap::option::CONTENT_FORMAT, u32::from(cf));
-    }
+    let mut msg = super::device::base_request(plan, &token);
+    msg.mtype = MessageType::Con;
     let mut rng = fastrand::Rng::with_seed(plan.seed);
-    r.payload.render(
+    plan.request.payload.render(
         &mut crate::scenario::template::RenderContext {
             index: 0,
             token: &token,
@@ -165,38 +156,13 @@ async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
         },
         &mut msg.payload,
     );
-    let mut ep = ClientEndpoint::new(plan.transmission.clone(), plan.seed);
-    ep.start(Instant::now(), msg);
-    let mut buf = vec![0u8; 2048];
-    let give_up = Instant::now()
-        + plan
-            .transmission
-            .max_transmit_wait()
-            .min(Duration::from_secs(10));
-    loop {
-        while let Some(d) = ep.poll_transmit() {
-            link.send(&d).await.ok()?;
-        }
-        if let Some(done) = ep.poll_event() {
-            return match done.outcome {
-                ExchangeOutcome::Response { response, .. } => Some(response.code),
-                _ => None,
-            };
-        }
-        let wake = ep.poll_timeout().unwrap_or(give_up).min(give_up);
-        tokio::select! {
-            r = link.recv(&mut buf) => match r {
-                Ok(n) => ep.handle_datagram(Instant::now(), &buf[..n]),
-                Err(_) => return None,
-            },
-            _ = tokio::time::sleep_until(wake.into()) => {
-                if Instant::now() >= give_up {
-                    return None;
-                }
-                ep.handle_timeout(Instant::now());
-            }
-        }
-    }
+    let mut driver = super::session::Driver::new(link, plan.transmission.clone(), plan.seed);
+    let limit = plan
+        .transmission
+        .max_transmit_wait()
+        .min(Duration::from_secs(10));
+    let done = driver.request(msg, None, limit).await;
+    super::session::response(&done).map(|r| r.code)
 }
 
 fn describe(e: &Expect) -> String {

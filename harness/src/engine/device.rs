@@ -99,7 +99,7 @@ impl Recorder {
 }
 
 /// The request as every send starts from it; the payload is rendered per send.
-fn base_request(plan: &RunPlan, token: &str) -> Message {
+pub(crate) fn base_request(plan: &RunPlan, token: &str) -> Message {
     let r = &plan.request;
     let mut m = Message::new(r.mtype, r.method, 0, Token::default());
     for seg in &r.path {

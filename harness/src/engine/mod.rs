@@ -5,6 +5,7 @@
 pub mod abort;
 pub mod assemble;
 pub mod cases;
+pub mod conformance;
 pub mod device;
 pub mod embedded;
 pub mod expect;
@@ -13,6 +14,7 @@ pub mod load;
 pub mod pacer;
 pub mod prepare;
 pub mod progress;
+pub mod session;
 pub mod thresholds;
 
 pub use device::DeviceTally;
@@ -104,7 +106,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     let trust_cases = cases::run_all(&plan, run_pki.as_ref()).await?;
 
     let server: Option<ServerHandle> = match &plan.target {
-        Target::Embedded { .. } if !plan.phases.is_empty() => {
+        Target::Embedded { .. } if !plan.phases.is_empty() || !plan.conformance.is_empty() => {
             let identity = plan.dtls.as_ref().map(|d| &d.server);
             Some(embedded::start(&plan, identity, run_pki.as_ref()).await?)
         }
@@ -115,6 +117,9 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         (_, Some(s)) => embedded::device_target(s, dtls.is_some()),
         (_, None) => ([127, 0, 0, 1], 0).into(),
     };
+    let conformance = conformance::run_all(&plan, target, dtls.as_deref(), server.as_ref()).await;
+    // What the conformance cases left on the server, so the load's accounting counts only its own.
+    let server_before = server.as_ref().map(ServerHandle::devices);
     // Ctrl-C cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
     let measured = load::run(
         plan.clone(),
@@ -125,6 +130,9 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     )
     .await;
 
+    if let Some(s) = &server {
+        settle(s).await;
+    }
     let server_devices = server.as_ref().map(ServerHandle::devices);
     let server_stats = server.as_ref().map(|s| {
         let mut v = serde_json::to_value(s.stats()).unwrap_or_default();
@@ -142,7 +150,9 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         interrupted: opts.cancel.is_cancelled(),
         measured,
         trust_cases,
+        conformance,
         server_stats,
+        server_before,
         server_devices,
     };
     Ok(RunOutput {
@@ -150,4 +160,18 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         devices: parts.measured.devices,
         server_devices: parts.server_devices,
     })
+}
+
+/// Waits (at most half a second) until the embedded server has stopped receiving: the devices' last ACKs
+/// are still in flight when their tasks end, and the server's counters should include them.
+async fn settle(s: &ServerHandle) {
+    let mut last = s.stats().datagrams_received;
+    for _ in 0..25 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let now = s.stats().datagrams_received;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }

@@ -92,7 +92,8 @@ mod tests {
         for (pass, fail) in [
             ("p99 < 100ms", "p99 < 90ms"),
             ("p50 <= 51ms", "p50 < 40ms"),
-            ("max <= 100ms", "max < 100ms"),
+            // HDR reports the top of the value's bucket: 100 ms is held as 100.03 ms.
+            ("max <= 101ms", "max < 99ms"),
             ("mean < 60ms", "mean > 60ms"),
             ("error_rate <= 2%", "error_rate < 2%"),
             ("throughput >= 10/s", "throughput > 10/s"),
@@ -112,6 +113,7 @@ mod tests {
         );
         let c = judge(&t("p99 < 90ms"), "run", &q, None);
         assert_eq!(c.expected, "< 90.00ms");
-        assert_eq!(c.observed, "99.00ms");
+        // HDR keeps 99 ms within its 3 significant digits.
+        assert!(c.observed.starts_with("99.0"), "{}", c.observed);
     }
 }

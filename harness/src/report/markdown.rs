@@ -57,6 +57,21 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s);
     }
+    if !r.conformance.is_empty() {
+        let _ = writeln!(s, "## Conformance\n\n| case | result | code | expected | observed |\n|---|---|---|---|---|");
+        for c in &r.conformance {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                c.name,
+                if c.passed { "pass" } else { "**FAIL**" },
+                c.code.as_deref().unwrap_or("-"),
+                c.expected.replace('|', "\\|"),
+                c.observed.replace('|', "\\|")
+            );
+        }
+        let _ = writeln!(s);
+    }
     if let Some(h) = &r.handshakes {
         let verdicts: Vec<String> = h.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
         let _ = writeln!(

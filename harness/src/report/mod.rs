@@ -1,5 +1,7 @@
 //! Reports: one [`Report`] value, one renderer per format, each in its own file.
 
+pub mod compare;
+pub mod junit;
 pub mod markdown;
 pub mod model;
 pub mod terminal;
@@ -17,5 +19,7 @@ pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::write(&json, text)?;
     let md = dir.join("summary.md");
     std::fs::write(&md, markdown::render(report))?;
-    Ok(vec![json, md])
+    let junit = dir.join("junit.xml");
+    std::fs::write(&junit, junit::render(report))?;
+    Ok(vec![json, md, junit])
 }

@@ -42,6 +42,9 @@ pub struct Report {
     /// Trust cases: one DTLS handshake each, with its expectation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_cases: Vec<TrustCaseResult>,
+    /// Device-API conformance cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conformance: Vec<ConformanceResult>,
     /// The embedded server's own counters, when the target was embedded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
@@ -134,6 +137,22 @@ pub struct TrustCaseResult {
     /// What the embedded server recorded about the handshake, when it failed there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_saw: Option<String>,
+}
+
+/// One conformance case.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConformanceResult {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    /// What was seen (for a failure: each expectation that did not hold, with what was observed).
+    pub observed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub notifications: u64,
+    /// Why the case was not run (it needs the embedded server to push updates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Datagrams that did not fit an exchange.

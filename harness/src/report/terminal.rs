@@ -63,13 +63,38 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    if !r.conformance.is_empty() {
+        let _ = writeln!(s, "  conformance:");
+        for c in &r.conformance {
+            let _ = writeln!(
+                s,
+                "    [{}] {:<44} {}",
+                if c.skipped.is_some() {
+                    "skip"
+                } else if c.passed {
+                    "pass"
+                } else {
+                    "FAIL"
+                },
+                c.name,
+                c.code.as_deref().unwrap_or("no response")
+            );
+            if !c.passed {
+                let _ = writeln!(
+                    s,
+                    "           expected: {}\n           observed: {}",
+                    c.expected, c.observed
+                );
+            }
+        }
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "  WARNING: {w}");
     }
     for c in r
         .checks
         .iter()
-        .filter(|c| !c.name.starts_with("trust case: "))
+        .filter(|c| !c.name.starts_with("trust case: ") && !c.name.starts_with("conformance: "))
     {
         let _ = writeln!(
             s,

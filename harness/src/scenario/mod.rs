@@ -3,6 +3,7 @@
 //! Every error names the file, line, column and field.
 
 pub mod checks;
+pub mod conformance;
 pub mod dtls;
 pub mod locate;
 pub mod plan;

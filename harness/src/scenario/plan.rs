@@ -33,6 +33,7 @@ pub struct RunPlan {
     /// Where `pki:ROLE` references are resolved.
     pub pki: Option<PkiPlan>,
     pub trust_cases: Vec<TrustCase>,
+    pub conformance: Vec<super::conformance::Case>,
     /// Checked on every response.
     pub expect: ResponseExpect,
     /// Thresholds on the whole run.

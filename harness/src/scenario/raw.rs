@@ -36,6 +36,9 @@ pub struct RawScenario {
     /// DTLS handshakes with expectations, run one at a time before any load phase.
     #[serde(default)]
     pub trust_cases: Vec<super::dtls::RawTrustCase>,
+    /// Device-API conformance cases, run one at a time before any load phase.
+    #[serde(default)]
+    pub conformance: Vec<super::conformance::RawCase>,
     /// Checked on every response.
     #[serde(default)]
     pub expect: super::checks::RawExpect,

@@ -91,11 +91,13 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
 
     let request = request_plan(&raw)?;
     let transmission = transmission(&raw)?;
-    let phases = if raw.phases.is_empty() && !raw.trust_cases.is_empty() {
-        Vec::new()
-    } else {
-        phases(&raw)?
-    };
+    let conformance = super::conformance::cases(&raw.conformance)?;
+    let phases =
+        if raw.phases.is_empty() && !(raw.trust_cases.is_empty() && raw.conformance.is_empty()) {
+            Vec::new()
+        } else {
+            phases(&raw)?
+        };
     let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
     let drain = raw.drain.unwrap_or_else(|| {
         let bound = match request.mtype {
@@ -122,6 +124,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         dtls,
         pki,
         trust_cases,
+        conformance,
         expect: super::checks::expect(&raw.expect, &[key("expect")])?,
         thresholds: run_thresholds(&raw)?,
     })

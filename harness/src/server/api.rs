@@ -8,21 +8,38 @@
 //! | PUT, DELETE, FETCH, PATCH, iPATCH         | 4.05                             |
 //! | `/api`, `/api/v1`, `/api/v1/{feature}`    | 4.01 (no token; X.509 needs DTLS)|
 //! | unknown or missing feature                | 4.00                             |
-//! | GET telemetry, claim, rpc (no Observe)    | 4.00                             |
+//! | GET telemetry, claim, provision           | 4.00                             |
+//! | GET rpc without Observe                   | 4.00                             |
 //! | unknown token                             | 4.01                             |
 //! | POST telemetry, valid JSON shape          | 2.01, empty body                 |
 //! | POST attributes, JSON object              | 2.01, attributes merged          |
 //! | GET attributes                            | 2.05 JSON, 4.04 when none        |
-//! | POST rpc, rpc/{id}                        | 2.01                             |
+//! | GET attributes, Observe=0                 | 2.05 shared attributes (`{}`), registers an observer |
+//! | GET rpc, Observe=0                        | 2.03, registers an observer      |
+//! | GET attributes or rpc, Observe=1          | 2.02, deregisters                |
+//! | POST rpc/{id}, JSON object                | 2.01, reply recorded if `id` is pending |
+//! | POST rpc, JSON object with `"method"`     | 2.05 `{}`                        |
 //! | POST claim, empty or JSON object          | 2.01                             |
 //! | POST provision                            | 4.00 with a failure body         |
 //! | bad payload                               | 4.00                             |
 //!
-//! Features are checked before the token and the token before the payload, in ThingsBoard's order. Observe
-//! (attribute and RPC subscriptions) is not implemented yet: GET rpc answers 4.00 with or without it, and a
-//! GET attributes with Observe is answered once without an Observe option, which RFC 7641 §4.1 allows (the
-//! request falls back to a plain GET).
+//! Features are checked before the token and the token before the payload, in ThingsBoard's order.
+//!
+//! Observe (RFC 7641): the API only decides; it hands the endpoint an [`ObserveIntent`] to register or
+//! deregister the requesting peer, since relations belong to the message layer (peer, token, transport).
+//! Where ThingsBoard's behaviour is murky or needs its rule engine, we choose:
+//! - Observe values other than 1 register, as in ThingsBoard (`getObserve() == 1` deregisters).
+//! - A deregistration is answered 2.02 Deleted, whether or not a relation existed. ThingsBoard acknowledges
+//!   it with an empty ACK and answers 2.02 on the relation's exchange, which carries the same token.
+//! - The first response to an attribute registration is ThingsBoard's shared-attribute snapshot, a flat
+//!   `{"key":value}` object, `{}` when there are none.
+//! - A reply to an RPC (`POST rpc/{id}`, `id` a 32-bit integer as Java's `Integer.valueOf` reads it) is
+//!   answered 2.01 whether or not `id` is pending: ThingsBoard forwards it and its device actor drops an
+//!   unknown one. Non-numeric `{id}` makes the request a device-originated RPC, as in ThingsBoard.
+//! - A device-originated RPC is answered at once with 2.05 `{}` (ThingsBoard answers what its rule chain
+//!   replies, or nothing after its timeout).
 
+use super::observe::Kind;
 use super::store::{DeviceState, Store};
 use super::tokens::TokenPolicy;
 use crate::coap::{option, Code, Message};
@@ -33,6 +50,8 @@ use serde_json::{Map, Value};
 pub(crate) struct ApiResponse {
     pub code: Code,
     pub payload: Vec<u8>,
+    /// For an Observe request the API accepted: what the endpoint should do with the requesting peer.
+    pub observe: Option<ObserveIntent>,
 }
 
 impl ApiResponse {
@@ -40,8 +59,19 @@ impl ApiResponse {
         ApiResponse {
             code,
             payload: Vec::new(),
+            observe: None,
         }
     }
+}
+
+/// An accepted Observe request (RFC 7641 §3.1, §3.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObserveIntent {
+    /// The device's access token.
+    pub device: String,
+    pub kind: Kind,
+    /// Register (Observe other than 1) or deregister (Observe=1).
+    pub register: bool,
 }
 
 /// The device API features (ThingsBoard's `FeatureType`), matched case-insensitively as ThingsBoard does.
@@ -107,7 +137,16 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
     let Some(feature) = Feature::parse(segs[3]) else {
         return ApiResponse::code(Code::BAD_REQUEST);
     };
-    if req.code == Code::GET && feature != Feature::Attributes {
+    // ThingsBoard's GET: telemetry never, attributes and rpc with Observe, attributes without.
+    let observe = req
+        .option(option::OBSERVE)
+        .map(|_| req.uint_option(option::OBSERVE) != Some(1));
+    let observed = match (feature, observe) {
+        (Feature::Attributes, Some(_)) => Some(Kind::Attributes),
+        (Feature::Rpc, Some(_)) => Some(Kind::Rpc),
+        _ => None,
+    };
+    if req.code == Code::GET && feature != Feature::Attributes && observed.is_none() {
         return ApiResponse::code(Code::BAD_REQUEST);
     }
     if feature == Feature::Provision {
@@ -123,6 +162,10 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
     let Some(device) = device else {
         return ApiResponse::code(Code::UNAUTHORIZED);
     };
+    if let (Code::GET, Some(kind), Some(register)) = (req.code, observed, observe) {
+        let token = std::str::from_utf8(segs[2]).expect("checked above");
+        return observe_request(device, token, kind, register);
+    }
     match (req.code, feature) {
         (Code::GET, _) => read_attributes(req, device),
         (_, Feature::Telemetry) => {
@@ -139,10 +182,35 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
             }
             None => ApiResponse::code(Code::BAD_REQUEST),
         },
-        (_, Feature::Rpc) => {
-            device.rpc_posts += 1;
-            ApiResponse::code(Code::CREATED)
-        }
+        (_, Feature::Rpc) => match request_id(&segs[..n.min(SEGMENTS)]) {
+            Some(id) => {
+                let Some(reply) = json_object(&req.payload) else {
+                    return ApiResponse::code(Code::BAD_REQUEST);
+                };
+                device.rpc_posts += 1;
+                let matched =
+                    u64::try_from(id).is_ok_and(|id| device.rpc.reply(id, Value::Object(reply)));
+                if matched {
+                    store.stats.rpc_replies += 1;
+                } else {
+                    store.stats.rpc_replies_unmatched += 1;
+                }
+                ApiResponse::code(Code::CREATED)
+            }
+            None => {
+                let ok = json_object(&req.payload)
+                    .is_some_and(|o| o.get("method").is_some_and(Value::is_string));
+                if !ok {
+                    return ApiResponse::code(Code::BAD_REQUEST);
+                }
+                device.rpc_posts += 1;
+                ApiResponse {
+                    code: Code::CONTENT,
+                    payload: b"{}".to_vec(),
+                    observe: None,
+                }
+            }
+        },
         (_, Feature::Claim) => {
             let ok = req.payload.is_empty()
                 || matches!(serde_json::from_slice(&req.payload), Ok(Value::Object(_)));
@@ -162,6 +230,44 @@ fn provision_unsupported() -> ApiResponse {
         code: Code::BAD_REQUEST,
         payload: br#"{"status":"FAILURE","errorMsg":"provisioning is not supported by the embedded server"}"#
             .to_vec(),
+        observe: None,
+    }
+}
+
+/// An Observe GET on attributes or rpc from an accepted device.
+fn observe_request(device: &DeviceState, token: &str, kind: Kind, register: bool) -> ApiResponse {
+    let intent = Some(ObserveIntent {
+        device: token.to_string(),
+        kind,
+        register,
+    });
+    let (code, payload) = match (register, kind) {
+        (false, _) => (Code::DELETED, Vec::new()),
+        (true, Kind::Attributes) => (
+            Code::CONTENT,
+            serde_json::to_vec(&device.shared).expect("a JSON map serialises"),
+        ),
+        (true, Kind::Rpc) => (Code::VALID, Vec::new()),
+    };
+    ApiResponse {
+        code,
+        payload,
+        observe: intent,
+    }
+}
+
+/// The request ID of `/api/v1/{token}/rpc/{id}`, read as ThingsBoard reads it (`Integer.valueOf`); `None`
+/// without one, or when it is not a 32-bit integer, which makes the request a device-originated RPC.
+fn request_id(segs: &[&[u8]]) -> Option<i32> {
+    let id = segs.get(4)?;
+    std::str::from_utf8(id).ok()?.parse().ok()
+}
+
+/// A JSON object payload (an RPC reply or request).
+fn json_object(payload: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(o)) => Some(o),
+        _ => None,
     }
 }
 
@@ -173,6 +279,7 @@ fn read_attributes(req: &Message, device: &mut DeviceState) -> ApiResponse {
         Some(payload) => ApiResponse {
             code: Code::CONTENT,
             payload,
+            observe: None,
         },
         None => ApiResponse::code(Code::NOT_FOUND),
     }
@@ -408,8 +515,55 @@ mod tests {
                 ok,
                 Code::CREATED,
             ),
-            (Code::POST, "/api/v1/good-token/rpc", ok, Code::CREATED),
+            // RPC: a device-originated request needs a method; a reply needs a JSON object, and is
+            // accepted whether or not its ID is pending, as ThingsBoard does.
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc",
+                br#"{"method":"getTime","params":{}}"#,
+                Code::CONTENT,
+            ),
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc",
+                br#"{"method":"getTime"}"#,
+                Code::CONTENT,
+            ),
+            (Code::POST, "/api/v1/good-token/rpc", ok, Code::BAD_REQUEST),
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc",
+                br#"{"method":5}"#,
+                Code::BAD_REQUEST,
+            ),
+            (Code::POST, "/api/v1/good-token/rpc", b"", Code::BAD_REQUEST),
             (Code::POST, "/api/v1/good-token/rpc/17", ok, Code::CREATED),
+            (Code::POST, "/api/v1/good-token/rpc/-3", ok, Code::CREATED),
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc/17",
+                b"",
+                Code::BAD_REQUEST,
+            ),
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc/17",
+                b"[1]",
+                Code::BAD_REQUEST,
+            ),
+            // A request ID that is no 32-bit integer makes a device-originated request.
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc/x",
+                br#"{"method":"m"}"#,
+                Code::CONTENT,
+            ),
+            (
+                Code::POST,
+                "/api/v1/good-token/rpc/99999999999",
+                ok,
+                Code::BAD_REQUEST,
+            ),
             (Code::POST, "/api/v1/good-token/claim", b"", Code::CREATED),
             (
                 Code::POST,
@@ -565,13 +719,156 @@ mod tests {
         answer(&mut store, Code::POST, TELEMETRY, b"5");
         answer(&mut store, Code::POST, "/api/v1/unknown/telemetry", b"{}");
         answer(&mut store, Code::POST, "/api/v1", b"{}");
-        answer(&mut store, Code::POST, "/api/v1/good-token/rpc", b"{}");
+        answer(
+            &mut store,
+            Code::POST,
+            "/api/v1/good-token/rpc",
+            br#"{"method":"m"}"#,
+        );
         answer(&mut store, Code::POST, "/api/v1/good-token/claim", b"");
         let dev = store.device_snapshot(GOOD).unwrap();
         assert_eq!((dev.messages, dev.rpc_posts, dev.claims), (1, 1, 1));
         let stats = store.stats();
         assert_eq!(stats.unknown_token, 2);
         assert_eq!(stats.devices, 1);
+    }
+
+    fn observe_request(path: &str, observe: u32) -> Message {
+        let mut m = request(Code::GET, path, &[], b"");
+        m.add_uint_option(option::OBSERVE, observe);
+        m
+    }
+
+    #[test]
+    fn observe_requests_register_and_deregister() {
+        let mut store = Store::default();
+        let intent = |kind, register| {
+            Some(ObserveIntent {
+                device: GOOD.to_string(),
+                kind,
+                register,
+            })
+        };
+        let attrs = "/api/v1/good-token/attributes";
+        let rpc = "/api/v1/good-token/rpc";
+        for (path, observe, code, payload, want) in [
+            // No shared attributes yet: `{}`, not 4.04.
+            (
+                attrs,
+                0,
+                Code::CONTENT,
+                &b"{}"[..],
+                intent(Kind::Attributes, true),
+            ),
+            (
+                attrs,
+                1,
+                Code::DELETED,
+                b"",
+                intent(Kind::Attributes, false),
+            ),
+            // Observe values other than 1 register, as in ThingsBoard.
+            (
+                attrs,
+                7,
+                Code::CONTENT,
+                b"{}",
+                intent(Kind::Attributes, true),
+            ),
+            (rpc, 0, Code::VALID, b"", intent(Kind::Rpc, true)),
+            (rpc, 1, Code::DELETED, b"", intent(Kind::Rpc, false)),
+            (
+                "/api/v1/good-token/RPC",
+                0,
+                Code::VALID,
+                b"",
+                intent(Kind::Rpc, true),
+            ),
+            // Only attributes and rpc can be observed; the token is checked after the feature.
+            (
+                "/api/v1/good-token/telemetry",
+                0,
+                Code::BAD_REQUEST,
+                b"",
+                None,
+            ),
+            ("/api/v1/unknown/telemetry", 0, Code::BAD_REQUEST, b"", None),
+            ("/api/v1/good-token/claim", 0, Code::BAD_REQUEST, b"", None),
+            ("/api/v1/good-token/bogus", 0, Code::BAD_REQUEST, b"", None),
+            (
+                "/api/v1/unknown/attributes",
+                0,
+                Code::UNAUTHORIZED,
+                b"",
+                None,
+            ),
+            ("/api/v1/unknown/rpc", 0, Code::UNAUTHORIZED, b"", None),
+            ("/api/v1/attributes", 0, Code::UNAUTHORIZED, b"", None),
+        ] {
+            let r = handle(&observe_request(path, observe), &policy(), &mut store);
+            assert_eq!(
+                (r.code, r.payload.as_slice(), r.observe),
+                (code, payload, want),
+                "{path} Observe={observe}"
+            );
+        }
+        // Observe on a POST is not a registration.
+        let mut post = request(Code::POST, attrs, &[], br#"{"a":1}"#);
+        post.add_uint_option(option::OBSERVE, 0);
+        let r = handle(&post, &policy(), &mut store);
+        assert_eq!((r.code, r.observe), (Code::CREATED, None));
+    }
+
+    #[test]
+    fn attribute_registration_answers_the_shared_attributes() {
+        let mut store = Store::default();
+        assert!(store.set_shared(GOOD, "interval", json!(30), &policy()));
+        answer(
+            &mut store,
+            Code::POST,
+            "/api/v1/good-token/attributes",
+            br#"{"fw":"1"}"#,
+        );
+        let r = handle(
+            &observe_request("/api/v1/good-token/attributes", 0),
+            &policy(),
+            &mut store,
+        );
+        assert_eq!(r.code, Code::CONTENT);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.payload).unwrap(),
+            json!({"interval": 30}),
+            "the shared attributes only, flat, as ThingsBoard's first notification"
+        );
+    }
+
+    #[test]
+    fn rpc_replies_are_recorded_once_for_issued_ids() {
+        let mut store = Store::default();
+        store.device(GOOD, &policy()).unwrap();
+        let first = store.existing_mut(GOOD).unwrap().rpc.issue();
+        let second = store.existing_mut(GOOD).unwrap().rpc.issue();
+        assert_eq!((first, second), (0, 1));
+        let reply = |store: &mut Store, id: &str, body: &str| {
+            let path = format!("/api/v1/good-token/rpc/{id}");
+            answer(store, Code::POST, &path, body.as_bytes())
+        };
+        assert_eq!(reply(&mut store, "1", r#"{"ok":true}"#), Code::CREATED);
+        assert_eq!(reply(&mut store, "1", r#"{"ok":false}"#), Code::CREATED);
+        assert_eq!(reply(&mut store, "42", r#"{"ok":true}"#), Code::CREATED);
+        assert_eq!(reply(&mut store, "-1", r#"{"ok":true}"#), Code::CREATED);
+        assert_eq!(reply(&mut store, "0", "[]"), Code::BAD_REQUEST);
+        let log = &store.existing(GOOD).unwrap().rpc;
+        assert_eq!(
+            log.reply_of(1),
+            Some(&json!({"ok": true})),
+            "the first reply"
+        );
+        assert_eq!(log.reply_of(0), None, "not answered");
+        assert_eq!(log.reply_of(42), None);
+        let s = store.stats();
+        assert_eq!((s.rpc_replies, s.rpc_replies_unmatched), (1, 3));
+        assert_eq!(store.device_snapshot(GOOD).unwrap().rpc_posts, 4);
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! The server's message layer (RFC 7252 §4), sans-IO: decodes each datagram, rejects what is not a request,
 //! replays replies to duplicate CONs, asks the device API for the answer and frames it (piggybacked on the
 //! ACK, as a NON, or, with a response delay, as a separate response after an empty ACK), and tracks separate
-//! CON responses until the client acknowledges them. The caller passes `now` in and does the sending and the
-//! waiting.
+//! CON responses until the client acknowledges them. It also keeps the Observe relations (RFC 7641): it
+//! registers and deregisters observers as the API decides, frames notifications when shared attributes or
+//! RPC commands are pushed, and tracks CON notifications like separate responses, ending a relation whose
+//! notification is rejected with RST or never acknowledged (§3.6, §4.5). The caller passes `now` in and
+//! does the sending and the waiting.
 
 use super::api;
 use super::dedup::{Dedup, DEFAULT_CAPACITY, EXCHANGE_LIFETIME};
+use super::observe::{Kind, Link, Observers, Registered, RelationId};
 use super::store::{DeviceSnapshot, ServerStats, Store};
 use super::tokens::TokenPolicy;
-use crate::coap::{content_format, option, Message, MessageType, TransmissionParams};
-use serde_json::Value;
+use crate::coap::{content_format, option, Code, Message, MessageType, TransmissionParams};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,15 +26,28 @@ pub(crate) struct Deferred {
     response: Message,
 }
 
-/// A separate CON response awaiting the client's ACK.
+/// A notification to hand to the transport its observer registered over.
+#[derive(Debug)]
+pub(crate) struct Notification {
+    pub link: Link,
+    pub peer: SocketAddr,
+    pub bytes: Vec<u8>,
+    /// For a CON: its message ID and how long to wait for the ACK before calling
+    /// [`Endpoint::separate_timer`].
+    pub retransmit: Option<(u16, Duration)>,
+}
+
+/// A separate CON response or CON notification awaiting the client's ACK.
 #[derive(Debug)]
 struct Outstanding {
     wire: Vec<u8>,
     retransmissions: u32,
     timeout: Duration,
+    /// The relation a notification belongs to; `None` for a separate response.
+    relation: Option<RelationId>,
 }
 
-/// What to do when a separate CON response's retransmission timer fires.
+/// What to do when a separate CON response's (or CON notification's) retransmission timer fires.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SeparateStep {
     /// Acknowledged or reset meanwhile: nothing more to do.
@@ -41,7 +58,8 @@ pub(crate) enum SeparateStep {
     GaveUp,
 }
 
-/// The server's protocol state: token policy, devices, deduplication cache, separate responses in flight.
+/// The server's protocol state: token policy, devices, deduplication cache, separate responses and
+/// notifications in flight, observers.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     tokens: TokenPolicy,
@@ -49,6 +67,7 @@ pub(crate) struct Endpoint {
     params: TransmissionParams,
     store: Store,
     dedup: Dedup,
+    observers: Observers,
     separate: HashMap<(SocketAddr, u16), Outstanding>,
     next_mid: u16,
     rng: fastrand::Rng,
@@ -64,17 +83,19 @@ impl Endpoint {
             params: TransmissionParams::default(),
             store: Store::default(),
             dedup: Dedup::new(EXCHANGE_LIFETIME, DEFAULT_CAPACITY),
+            observers: Observers::default(),
             separate: HashMap::new(),
             next_mid: rng.u16(..),
             rng,
         }
     }
 
-    /// Processes one datagram from `peer`, writing the immediate reply (if any) to `out` (cleared first).
-    /// Returns the response to send later when responses are delayed.
+    /// Processes one datagram from `peer`, which reached us over `link`, writing the immediate reply (if any)
+    /// to `out` (cleared first). Returns the response to send later when responses are delayed.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        link: Link,
         peer: SocketAddr,
         datagram: &[u8],
         out: &mut Vec<u8>,
@@ -96,7 +117,7 @@ impl Endpoint {
         };
         match msg.mtype {
             MessageType::Con | MessageType::Non if msg.code.is_request() => {
-                self.request(now, peer, msg, out)
+                self.request(now, link, peer, msg, out)
             }
             MessageType::Con => {
                 // A ping (empty CON) or a response we did not ask for (§4.2, §4.3).
@@ -109,9 +130,20 @@ impl Endpoint {
                 None
             }
             MessageType::Ack | MessageType::Rst => {
+                let ack = msg.mtype == MessageType::Ack;
                 match self.separate.remove(&(peer, msg.message_id)) {
-                    Some(_) if msg.mtype == MessageType::Ack => stats.separate_acked += 1,
-                    Some(_) => stats.separate_resets += 1,
+                    Some(Outstanding { relation: None, .. }) if ack => stats.separate_acked += 1,
+                    Some(Outstanding { relation: None, .. }) => stats.separate_resets += 1,
+                    Some(Outstanding {
+                        relation: Some(_), ..
+                    }) if ack => stats.notifications_acked += 1,
+                    Some(Outstanding {
+                        relation: Some(id), ..
+                    }) => {
+                        // §3.6: a client rejecting a notification is no longer interested.
+                        stats.notifications_reset += 1;
+                        self.cancel(&id);
+                    }
                     None => stats.ignored += 1,
                 }
                 None
@@ -122,6 +154,7 @@ impl Endpoint {
     fn request(
         &mut self,
         now: Instant,
+        link: Link,
         peer: SocketAddr,
         msg: Message,
         out: &mut Vec<u8>,
@@ -142,6 +175,18 @@ impl Endpoint {
         let format = msg.content_format().unwrap_or(content_format::JSON);
         response.add_uint_option(option::CONTENT_FORMAT, u32::from(format));
         response.payload = answer.payload;
+        if let Some(intent) = answer.observe {
+            let id = RelationId {
+                device: intent.device.into(),
+                link,
+                peer,
+                kind: intent.kind,
+                token: msg.token,
+            };
+            if let Some(observe) = self.observe(id, intent.register, confirmable, format) {
+                response.add_uint_option(option::OBSERVE, observe);
+            }
+        }
         if self.delayed {
             if confirmable {
                 Message::empty_ack(msg.message_id).encode(out);
@@ -162,6 +207,52 @@ impl Endpoint {
             self.remember(now, peer, msg.message_id, out);
         }
         None
+    }
+
+    /// Registers or deregisters the relation `id`; returns the Observe value of the registration response.
+    fn observe(
+        &mut self,
+        id: RelationId,
+        register: bool,
+        confirmable: bool,
+        format: u16,
+    ) -> Option<u32> {
+        if !register {
+            self.cancel(&id);
+            return None;
+        }
+        let stats = &mut self.store.stats;
+        let registered = self.observers.register(
+            &id.device,
+            id.link,
+            id.peer,
+            id.kind,
+            id.token,
+            confirmable,
+            format,
+        );
+        match registered {
+            Registered::New(observe) => {
+                stats.observe_registrations += 1;
+                Some(observe)
+            }
+            Registered::Replaced(observe) => {
+                stats.observe_registrations += 1;
+                stats.observe_replaced += 1;
+                Some(observe)
+            }
+            Registered::Full => {
+                stats.observe_refused += 1;
+                None
+            }
+        }
+    }
+
+    /// Ends the relation `id` if it is still registered.
+    fn cancel(&mut self, id: &RelationId) {
+        if self.observers.remove(id) {
+            self.store.stats.observe_cancellations += 1;
+        }
     }
 
     fn remember(&mut self, now: Instant, peer: SocketAddr, mid: u16, reply: &[u8]) {
@@ -199,21 +290,36 @@ impl Endpoint {
         if !confirmable {
             return None;
         }
-        let factor = 1.0 + self.rng.f64() * (self.params.ack_random_factor - 1.0);
-        let timeout = self.params.ack_timeout.mul_f64(factor);
-        self.separate.insert(
-            (peer, response.message_id),
-            Outstanding {
-                wire: out.clone(),
-                retransmissions: 0,
-                timeout,
-            },
-        );
+        let timeout = self.track(peer, response.message_id, out.clone(), None);
         Some((response.message_id, timeout))
     }
 
-    /// The retransmission timer of the separate CON response `mid` to `peer` fired (§4.2): retransmit with a
-    /// doubled timeout (bytes in `out`), or give up after MAX_RETRANSMIT, or nothing if it was answered.
+    /// Tracks a CON until acknowledged; returns the first retransmission timeout (§4.2: random in
+    /// ACK_TIMEOUT to ACK_TIMEOUT * ACK_RANDOM_FACTOR).
+    fn track(
+        &mut self,
+        peer: SocketAddr,
+        mid: u16,
+        wire: Vec<u8>,
+        relation: Option<RelationId>,
+    ) -> Duration {
+        let factor = 1.0 + self.rng.f64() * (self.params.ack_random_factor - 1.0);
+        let timeout = self.params.ack_timeout.mul_f64(factor);
+        self.separate.insert(
+            (peer, mid),
+            Outstanding {
+                wire,
+                retransmissions: 0,
+                timeout,
+                relation,
+            },
+        );
+        timeout
+    }
+
+    /// The retransmission timer of the separate CON response or CON notification `mid` to `peer` fired
+    /// (§4.2): retransmit with a doubled timeout (bytes in `out`), or give up after MAX_RETRANSMIT (ending a
+    /// notification's relation, RFC 7641 §4.5), or nothing if it was answered.
     pub fn separate_timer(
         &mut self,
         peer: SocketAddr,
@@ -224,17 +330,124 @@ impl Endpoint {
         let Some(o) = self.separate.get_mut(&key) else {
             return SeparateStep::Done;
         };
+        let stats = &mut self.store.stats;
         if o.retransmissions >= self.params.max_retransmit {
-            self.separate.remove(&key);
-            self.store.stats.separate_timeouts += 1;
+            let relation = self.separate.remove(&key).and_then(|o| o.relation);
+            match relation {
+                Some(id) => {
+                    stats.notification_timeouts += 1;
+                    self.cancel(&id);
+                }
+                None => stats.separate_timeouts += 1,
+            }
             return SeparateStep::GaveUp;
         }
         o.retransmissions += 1;
         o.timeout *= 2;
         out.clear();
         out.extend_from_slice(&o.wire);
-        self.store.stats.separate_retransmissions += 1;
+        if o.relation.is_some() {
+            stats.notification_retransmissions += 1;
+        } else {
+            stats.separate_retransmissions += 1;
+        }
         SeparateStep::Resend(o.timeout)
+    }
+
+    /// Merges shared attributes into the device with `token` (created if the token policy accepts it) and
+    /// frames one notification, `{"key":value,..}` with the attributes given, per attribute observer.
+    /// Nothing when the token is rejected or `attributes` is empty.
+    pub fn push_shared_attributes(
+        &mut self,
+        token: &str,
+        attributes: Map<String, Value>,
+    ) -> Vec<Notification> {
+        if attributes.is_empty() {
+            return Vec::new();
+        }
+        let payload = serde_json::to_vec(&attributes).expect("a JSON map serialises");
+        if !self.store.merge_shared(token, attributes, &self.tokens) {
+            return Vec::new();
+        }
+        self.notify(token, Kind::Attributes, &payload)
+    }
+
+    /// Issues an RPC command to the device with `token` and frames one notification,
+    /// `{"id":N,"method":..,"params":..}`, per RPC observer; `None` when nobody observes its RPC.
+    pub fn push_rpc(
+        &mut self,
+        token: &str,
+        method: &str,
+        params: Value,
+    ) -> Option<(u64, Vec<Notification>)> {
+        if !self.observers.observed(token, Kind::Rpc) {
+            return None;
+        }
+        let device = self.store.existing_mut(token)?;
+        let id = device.rpc.issue();
+        self.store.stats.rpc_sent += 1;
+        let command = serde_json::json!({"id": id, "method": method, "params": params});
+        let payload = serde_json::to_vec(&command).expect("JSON serialises");
+        Some((id, self.notify(token, Kind::Rpc, &payload)))
+    }
+
+    /// One 2.05 notification of `payload` per observer of `device`'s `kind`, CON ones tracked.
+    fn notify(&mut self, device: &str, kind: Kind, payload: &[u8]) -> Vec<Notification> {
+        let targets = self.observers.notify(device, kind);
+        let mut notifications = Vec::with_capacity(targets.len());
+        for t in targets {
+            let mtype = if t.confirmable {
+                MessageType::Con
+            } else {
+                MessageType::Non
+            };
+            let mid = self.fresh_mid();
+            let mut msg = Message::new(mtype, Code::CONTENT, mid, t.id.token);
+            msg.add_uint_option(option::OBSERVE, t.observe);
+            msg.add_uint_option(option::CONTENT_FORMAT, u32::from(t.content_format));
+            msg.payload = payload.to_vec();
+            let bytes = msg.to_bytes();
+            self.store.stats.notifications_sent += 1;
+            let (link, peer) = (t.id.link, t.id.peer);
+            let retransmit = t
+                .confirmable
+                .then(|| (mid, self.track(peer, mid, bytes.clone(), Some(t.id))));
+            notifications.push(Notification {
+                link,
+                peer,
+                bytes,
+                retransmit,
+            });
+        }
+        notifications
+    }
+
+    /// A notification could not be handed to its transport: count it, stop tracking it, and, when the
+    /// peer's DTLS session is gone (`session_gone`), end every relation of that peer.
+    pub fn notification_undeliverable(&mut self, n: &Notification, session_gone: bool) {
+        self.store.stats.send_errors += 1;
+        if let Some((mid, _)) = n.retransmit {
+            self.separate.remove(&(n.peer, mid));
+        }
+        if session_gone {
+            self.forget_peer(n.link, n.peer);
+        }
+    }
+
+    /// Ends every relation of `peer` on `link` (its DTLS session ended).
+    pub fn forget_peer(&mut self, link: Link, peer: SocketAddr) {
+        let ended = self.observers.remove_peer(link, peer);
+        self.store.stats.observe_cancellations += ended as u64;
+    }
+
+    /// The device's reply to RPC `id`, once it arrived.
+    pub fn rpc_reply(&self, token: &str, id: u64) -> Option<Value> {
+        self.store.existing(token)?.rpc.reply_of(id).cloned()
+    }
+
+    /// Current observers.
+    pub fn observers(&self) -> usize {
+        self.observers.len()
     }
 
     pub fn note_send_error(&mut self) {
@@ -246,7 +459,9 @@ impl Endpoint {
     }
 
     pub fn stats(&self) -> ServerStats {
-        self.store.stats()
+        let mut stats = self.store.stats();
+        stats.observers = self.observers.len() as u64;
+        stats
     }
 
     pub fn device(&self, token: &str) -> Option<DeviceSnapshot> {
@@ -292,7 +507,7 @@ mod tests {
         msg: &Message,
     ) -> (Option<Message>, Option<Deferred>) {
         let mut out = Vec::new();
-        let deferred = ep.handle_datagram(now, from, &msg.to_bytes(), &mut out);
+        let deferred = ep.handle_datagram(now, Link::Plain, from, &msg.to_bytes(), &mut out);
         let reply = (!out.is_empty()).then(|| Message::decode(&out).unwrap());
         (reply, deferred)
     }
@@ -532,7 +747,7 @@ mod tests {
             (b"\x50\x02\x00\x06\xff", None), // NON, payload marker without payload
             (b"\x60\x45\x00\x07\xff", None), // ACK, payload marker without payload
         ] {
-            ep.handle_datagram(now, peer(1), datagram, &mut out);
+            ep.handle_datagram(now, Link::Plain, peer(1), datagram, &mut out);
             let got = (!out.is_empty()).then(|| Message::decode(&out).unwrap());
             assert_eq!(got, reply, "{datagram:02x?}");
         }
@@ -540,6 +755,397 @@ mod tests {
         assert_eq!(
             (s.malformed, s.resets_sent, s.requests, s.datagrams_received),
             (7, 0, 0, 7)
+        );
+    }
+
+    fn observe_get(
+        mtype: MessageType,
+        mid: u16,
+        token: u64,
+        feature: &str,
+        observe: u32,
+    ) -> Message {
+        let mut m = Message::new(mtype, Code::GET, mid, Token::from_u64(token));
+        m.set_path(&format!("/api/v1/{TOKEN}/{feature}"));
+        m.add_uint_option(option::OBSERVE, observe);
+        m
+    }
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn decode(n: &Notification) -> Message {
+        Message::decode(&n.bytes).unwrap()
+    }
+
+    #[test]
+    fn attribute_observer_gets_numbered_notifications_until_deregistered() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        ep.set_shared_attribute(TOKEN, "interval", serde_json::json!(30));
+        let reg = observe_get(MessageType::Con, 1, 0xa1, "attributes", 0);
+        let reply = feed(&mut ep, now, peer(1), &reg).0.unwrap();
+        assert_eq!(
+            (reply.mtype, reply.code, reply.token),
+            (MessageType::Ack, Code::CONTENT, reg.token)
+        );
+        assert_eq!(reply.uint_option(option::OBSERVE), Some(0));
+        assert_eq!(reply.payload, br#"{"interval":30}"#);
+        assert_eq!(ep.observers(), 1);
+        let mut numbers = Vec::new();
+        for (i, value) in [1, 2].into_iter().enumerate() {
+            let pushed = ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"v": value})));
+            assert_eq!(pushed.len(), 1);
+            let n = &pushed[0];
+            assert_eq!((n.link, n.peer), (Link::Plain, peer(1)));
+            let msg = decode(n);
+            assert_eq!(
+                (msg.mtype, msg.code, msg.token),
+                (MessageType::Con, Code::CONTENT, reg.token),
+                "CON like the registration, with its token"
+            );
+            assert_eq!(n.retransmit.map(|(mid, _)| mid), Some(msg.message_id));
+            assert_eq!(msg.content_format(), Some(content_format::JSON));
+            assert_eq!(msg.payload, format!(r#"{{"v":{value}}}"#).into_bytes());
+            numbers.push(msg.uint_option(option::OBSERVE).unwrap());
+            let ack = Message::empty_ack(msg.message_id);
+            assert!(feed(&mut ep, now, peer(1), &ack).0.is_none(), "{i}");
+        }
+        assert_eq!(numbers, [1, 2]);
+        assert_eq!(ep.device(TOKEN).unwrap().shared_attributes["v"], 2);
+        // Deregistration: same token, Observe=1 (§3.6).
+        let dereg = observe_get(MessageType::Con, 2, 0xa1, "attributes", 1);
+        let reply = feed(&mut ep, now, peer(1), &dereg).0.unwrap();
+        assert_eq!(
+            (reply.code, reply.uint_option(option::OBSERVE)),
+            (Code::DELETED, None)
+        );
+        assert_eq!(ep.observers(), 0);
+        assert!(ep
+            .push_shared_attributes(TOKEN, attrs(serde_json::json!({"v": 3})))
+            .is_empty());
+        let s = ep.stats();
+        assert_eq!(
+            (
+                s.observe_registrations,
+                s.observe_cancellations,
+                s.observers
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (
+                s.notifications_sent,
+                s.notifications_acked,
+                s.separate_acked
+            ),
+            (2, 2, 0)
+        );
+    }
+
+    #[test]
+    fn deregistration_needs_the_registration_token_and_peer() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Con, 1, 5, "attributes", 0),
+        );
+        for (from, token) in [(peer(2), 5), (peer(1), 6)] {
+            let reply = feed(
+                &mut ep,
+                now,
+                from,
+                &observe_get(MessageType::Con, 2, token, "attributes", 1),
+            );
+            assert_eq!(
+                reply.0.unwrap().code,
+                Code::DELETED,
+                "answered all the same"
+            );
+        }
+        assert_eq!(ep.observers(), 1);
+        assert_eq!(ep.stats().observe_cancellations, 0);
+    }
+
+    #[test]
+    fn reset_notification_cancels_the_relation() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Con, 1, 5, "attributes", 0),
+        );
+        let n = ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"a": 1})));
+        let mid = decode(&n[0]).message_id;
+        // An RST from another peer is nobody's business.
+        feed(&mut ep, now, peer(2), &Message::reset(mid));
+        assert_eq!(ep.observers(), 1);
+        feed(&mut ep, now, peer(1), &Message::reset(mid));
+        assert_eq!(ep.observers(), 0);
+        let mut out = Vec::new();
+        assert_eq!(
+            ep.separate_timer(peer(1), mid, &mut out),
+            SeparateStep::Done
+        );
+        let s = ep.stats();
+        assert_eq!(
+            (
+                s.notifications_reset,
+                s.observe_cancellations,
+                s.separate_resets,
+                s.ignored
+            ),
+            (1, 1, 0, 1)
+        );
+    }
+
+    #[test]
+    fn unacknowledged_notification_is_retransmitted_then_ends_the_relation() {
+        let mut ep = endpoint(false);
+        feed(
+            &mut ep,
+            Instant::now(),
+            peer(1),
+            &observe_get(MessageType::Con, 1, 5, "rpc", 0),
+        );
+        let (_, n) = ep.push_rpc(TOKEN, "reboot", Value::Null).unwrap();
+        let (mid, first) = n[0].retransmit.unwrap();
+        assert!(first >= Duration::from_secs(2) && first <= Duration::from_secs(3));
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            assert!(matches!(
+                ep.separate_timer(peer(1), mid, &mut out),
+                SeparateStep::Resend(_)
+            ));
+            assert_eq!(out, n[0].bytes);
+        }
+        assert_eq!(
+            ep.separate_timer(peer(1), mid, &mut out),
+            SeparateStep::GaveUp
+        );
+        assert_eq!(
+            ep.observers(),
+            0,
+            "RFC 7641 §4.5: a timed-out observer is removed"
+        );
+        let s = ep.stats();
+        assert_eq!(
+            (
+                s.notification_retransmissions,
+                s.notification_timeouts,
+                s.separate_timeouts
+            ),
+            (4, 1, 0)
+        );
+        assert_eq!(s.observe_cancellations, 1);
+    }
+
+    #[test]
+    fn reregistration_replaces_and_numbers_keep_rising() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        let first = feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Con, 1, 5, "attributes", 0),
+        )
+        .0;
+        assert_eq!(first.unwrap().uint_option(option::OBSERVE), Some(0));
+        ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"a": 1})));
+        // Same peer and token (§4.1), then another token: one relation, the last token, rising numbers.
+        let again = feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Con, 2, 5, "attributes", 0),
+        )
+        .0;
+        assert_eq!(again.unwrap().uint_option(option::OBSERVE), Some(2));
+        feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Non, 3, 6, "attributes", 0),
+        );
+        assert_eq!(ep.observers(), 1);
+        let n = ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"a": 2})));
+        assert_eq!(n.len(), 1);
+        let msg = decode(&n[0]);
+        assert_eq!(
+            (msg.mtype, msg.token, msg.uint_option(option::OBSERVE)),
+            (MessageType::Non, Token::from_u64(6), Some(4)),
+            "NON like its registration, untracked"
+        );
+        assert!(n[0].retransmit.is_none());
+        // Another peer observing the same device is another relation.
+        feed(
+            &mut ep,
+            now,
+            peer(2),
+            &observe_get(MessageType::Con, 4, 5, "attributes", 0),
+        );
+        assert_eq!(
+            ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"a": 3})))
+                .len(),
+            2
+        );
+        let s = ep.stats();
+        assert_eq!(
+            (s.observe_registrations, s.observe_replaced, s.observers),
+            (4, 2, 2)
+        );
+    }
+
+    #[test]
+    fn rpc_observer_gets_commands_and_replies_are_recorded() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        assert!(
+            ep.push_rpc(TOKEN, "m", Value::Null).is_none(),
+            "nobody observes"
+        );
+        let reg = observe_get(MessageType::Con, 1, 9, "rpc", 0);
+        let reply = feed(&mut ep, now, peer(1), &reg).0.unwrap();
+        assert_eq!(
+            (
+                reply.code,
+                reply.uint_option(option::OBSERVE),
+                reply.payload.len()
+            ),
+            (Code::VALID, Some(0), 0)
+        );
+        let (id, n) = ep
+            .push_rpc(TOKEN, "setGpio", serde_json::json!({"pin": 4}))
+            .unwrap();
+        let (id2, _) = ep.push_rpc(TOKEN, "reboot", serde_json::json!({})).unwrap();
+        assert_eq!((id, id2), (0, 1));
+        let msg = decode(&n[0]);
+        assert_eq!(
+            (msg.code, msg.token, msg.uint_option(option::OBSERVE)),
+            (Code::CONTENT, reg.token, Some(1))
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(&msg.payload).unwrap(),
+            serde_json::json!({"id": 0, "method": "setGpio", "params": {"pin": 4}})
+        );
+        let mut post = Message::new(MessageType::Con, Code::POST, 2, Token::from_u64(10));
+        post.set_path(&format!("/api/v1/{TOKEN}/rpc/{id}"));
+        post.payload = br#"{"ok":true}"#.to_vec();
+        assert_eq!(
+            feed(&mut ep, now, peer(1), &post).0.unwrap().code,
+            Code::CREATED
+        );
+        assert_eq!(
+            ep.rpc_reply(TOKEN, id),
+            Some(serde_json::json!({"ok": true}))
+        );
+        assert_eq!(ep.rpc_reply(TOKEN, id2), None);
+        assert_eq!(ep.rpc_reply("nobody", id), None);
+        post.message_id = 3;
+        post.set_path(&format!("/api/v1/{TOKEN}/rpc/77"));
+        assert_eq!(
+            feed(&mut ep, now, peer(1), &post).0.unwrap().code,
+            Code::CREATED
+        );
+        assert_eq!(ep.rpc_reply(TOKEN, 77), None);
+        let s = ep.stats();
+        assert_eq!(
+            (s.rpc_sent, s.rpc_replies, s.rpc_replies_unmatched),
+            (2, 1, 1)
+        );
+        // Deregistered: no more commands.
+        feed(
+            &mut ep,
+            now,
+            peer(1),
+            &observe_get(MessageType::Con, 4, 9, "rpc", 1),
+        );
+        assert!(ep.push_rpc(TOKEN, "m", Value::Null).is_none());
+    }
+
+    #[test]
+    fn rejected_observe_requests_register_nothing() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        for (path, code) in [
+            ("/api/v1/nobody/attributes", Code::UNAUTHORIZED),
+            ("/api/v1/dev-1/telemetry", Code::BAD_REQUEST),
+        ] {
+            let mut m = Message::new(MessageType::Con, Code::GET, 1, Token::from_u64(1));
+            m.set_path(path);
+            m.add_uint_option(option::OBSERVE, 0);
+            let reply = feed(&mut ep, now, peer(code.0 as u16), &m).0.unwrap();
+            assert_eq!(
+                (reply.code, reply.uint_option(option::OBSERVE)),
+                (code, None)
+            );
+        }
+        assert_eq!(ep.observers(), 0);
+        assert!(ep
+            .push_shared_attributes("nobody", attrs(serde_json::json!({"a": 1})))
+            .is_empty());
+        assert!(ep.device("nobody").is_none());
+    }
+
+    #[test]
+    fn delayed_registration_response_carries_observe() {
+        let mut ep = endpoint(true);
+        let (ack, deferred) = feed(
+            &mut ep,
+            Instant::now(),
+            peer(1),
+            &observe_get(MessageType::Con, 1, 5, "attributes", 0),
+        );
+        assert_eq!(ack.unwrap(), Message::empty_ack(1));
+        let mut out = Vec::new();
+        ep.separate_due(deferred.unwrap(), &mut out);
+        let sep = Message::decode(&out).unwrap();
+        assert_eq!(
+            (sep.code, sep.uint_option(option::OBSERVE)),
+            (Code::CONTENT, Some(0))
+        );
+        assert_eq!(ep.observers(), 1);
+    }
+
+    #[test]
+    fn dtls_session_end_and_undeliverable_notifications_end_relations() {
+        let mut ep = endpoint(false);
+        let now = Instant::now();
+        let reg = observe_get(MessageType::Con, 1, 5, "attributes", 0);
+        let mut out = Vec::new();
+        ep.handle_datagram(now, Link::Dtls, peer(1), &reg.to_bytes(), &mut out);
+        let plain = observe_get(MessageType::Con, 2, 5, "attributes", 0);
+        feed(&mut ep, now, peer(1), &plain);
+        assert_eq!(
+            ep.observers(),
+            2,
+            "plain and DTLS from one address are two peers"
+        );
+        let n = ep.push_shared_attributes(TOKEN, attrs(serde_json::json!({"a": 1})));
+        let dtls = n.iter().find(|n| n.link == Link::Dtls).unwrap();
+        ep.notification_undeliverable(dtls, true);
+        assert_eq!(ep.observers(), 1);
+        let (mid, _) = dtls.retransmit.unwrap();
+        assert_eq!(
+            ep.separate_timer(peer(1), mid, &mut out),
+            SeparateStep::Done,
+            "untracked"
+        );
+        ep.forget_peer(Link::Plain, peer(1));
+        let s = ep.stats();
+        assert_eq!(
+            (s.observers, s.observe_cancellations, s.send_errors),
+            (0, 2, 1)
         );
     }
 }

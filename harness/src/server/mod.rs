@@ -1,15 +1,19 @@
 //! The embedded target server: a ThingsBoard-compatible CoAP device API over plain UDP and, optionally,
 //! DTLS (coaps), answering with ThingsBoard's own response codes, and counting every message of every device
-//! so a load test can prove what arrived. Both listeners share one endpoint, hence one device store.
+//! so a load test can prove what arrived. Both listeners share one endpoint, hence one device store and one
+//! table of observers: devices may observe their shared attributes and RPC commands (RFC 7641), which the
+//! caller pushes through the [`ServerHandle`].
 //!
 //! # Layout
 //! - `api`: the device API, `/api/v1/{token}/{feature}`: request in, code and body out.
-//! - `endpoint`: the message layer (RFC 7252 §4): piggybacked, NON and separate responses, RST, duplicates.
+//! - `endpoint`: the message layer (RFC 7252 §4): piggybacked, NON and separate responses, RST, duplicates;
+//!   Observe registrations and notifications.
+//! - `observe`: the Observe relations (RFC 7641): who observes what, over which transport, sequence numbers.
 //! - `dedup`: the bounded (peer, message ID) reply cache for duplicate CONs (§4.5).
 //! - `store`: per-device counters and attributes, server-wide counters and their snapshots.
 //! - `tokens`: which access tokens name devices.
-//! - `udp`: the tokio driver (one socket, one receive loop, timers for delayed responses).
-//! - `separate`: the timer loop of delayed responses, shared by both transports.
+//! - `udp`: the tokio driver (one socket, one receive loop, timers for delayed responses and notifications).
+//! - `separate`: the timer loops of delayed responses and notifications, shared by both transports.
 //! - `dtls`: the CoAP-over-DTLS listener (its own demultiplexer of sessions; see its docs).
 //!
 //! Everything but `udp`, `separate` and the tasks of `dtls` is sans-IO and unit-tested with `now` passed in.
@@ -28,6 +32,10 @@
 //! println!("listening on {}", server.local_addr());
 //! // ... run the load ...
 //! println!("{} requests", server.stats().requests);
+//! // A device observing its attributes hears about this at once.
+//! let mut update = serde_json::Map::new();
+//! update.insert("interval".into(), serde_json::json!(30));
+//! server.push_shared_attributes("device-token", update);
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -36,6 +44,7 @@ mod api;
 mod dedup;
 mod dtls;
 mod endpoint;
+mod observe;
 mod separate;
 mod store;
 mod tokens;
@@ -45,14 +54,16 @@ pub use self::dtls::{ClientAuth, DtlsServerConfig, DtlsStats, HandshakeFailure};
 pub use store::{DeviceSnapshot, ResponseCounts, ServerStats};
 pub use tokens::TokenPolicy;
 
-use endpoint::Endpoint;
+use endpoint::{Endpoint, Notification};
+use observe::Link;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// How to run the server.
@@ -115,8 +126,15 @@ pub enum ServerError {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shared: Arc<Mutex<Endpoint>>,
-    plain: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    plain: Option<Plain>,
     dtls: Option<self::dtls::Running>,
+}
+
+/// The running plain listener.
+struct Plain {
+    shutdown: oneshot::Sender<()>,
+    outbox: mpsc::UnboundedSender<Notification>,
+    task: JoinHandle<()>,
 }
 
 /// Binds the enabled listeners (plain on `config.bind`, DTLS on its own address) and serves on the current
@@ -147,13 +165,19 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let plain = plain.map(|(socket, addr)| {
         local_addr = Some(addr);
         let (shutdown, stop) = oneshot::channel();
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(udp::run(
             Arc::new(socket),
             shared.clone(),
             config.response_delay,
+            outbox_rx,
             stop,
         ));
-        (shutdown, task)
+        Plain {
+            shutdown,
+            outbox,
+            task,
+        }
     });
     Ok(ServerHandle {
         local_addr: local_addr.expect("at least one listener"),
@@ -210,13 +234,65 @@ impl ServerHandle {
         udp::lock(&self.shared).set_shared_attribute(token, key, value)
     }
 
-    /// Stops receiving, abandons delayed responses not yet sent, ends every DTLS session without a
-    /// close_notify, and waits for the receive loops to end.
+    /// Sets shared attributes of a device (merged into those it has; created if the token policy accepts
+    /// `token`) and notifies the device's attribute observers: each gets a 2.05 notification with the
+    /// attributes given, `{"key":value,..}`, and the next Observe number of its relation, as a CON when it
+    /// registered with a CON (retransmitted until acknowledged; an RST or a timeout ends the relation), a
+    /// NON otherwise. Returns how many notifications were handed to the transports; 0 when nobody
+    /// observes, `attributes` is empty or the token is rejected.
+    pub fn push_shared_attributes(&self, token: &str, attributes: Map<String, Value>) -> usize {
+        let notifications = udp::lock(&self.shared).push_shared_attributes(token, attributes);
+        self.dispatch(notifications)
+    }
+
+    /// Sends an RPC command to the device's RPC observers, as a 2.05 notification
+    /// `{"id":N,"method":..,"params":..}` (framed like attribute notifications). Returns the request ID
+    /// (per device, counting from 0), or `None` if nobody observes the device's RPC. The device answers
+    /// with `POST /api/v1/{token}/rpc/{id}`; see [`ServerHandle::rpc_reply`].
+    pub fn push_rpc(&self, token: &str, method: &str, params: Value) -> Option<u64> {
+        let (id, notifications) = udp::lock(&self.shared).push_rpc(token, method, params)?;
+        self.dispatch(notifications);
+        Some(id)
+    }
+
+    /// The device's reply to RPC `id` (its JSON object body), once it arrived. The last 1,024 RPC
+    /// commands of each device are remembered.
+    pub fn rpc_reply(&self, token: &str, id: u64) -> Option<Value> {
+        udp::lock(&self.shared).rpc_reply(token, id)
+    }
+
+    /// Current observers (Observe relations, attribute and RPC, over both transports).
+    pub fn observers(&self) -> usize {
+        udp::lock(&self.shared).observers()
+    }
+
+    /// Hands each notification to the driver of its observer's transport; returns how many were taken.
+    fn dispatch(&self, notifications: Vec<Notification>) -> usize {
+        let mut sent = 0;
+        for n in notifications {
+            let outbox = match n.link {
+                Link::Plain => self.plain.as_ref().map(|p| &p.outbox),
+                Link::Dtls => self.dtls.as_ref().map(|d| &d.outbox),
+            };
+            let refused = match outbox {
+                Some(outbox) => outbox.send(n).err().map(|e| e.0),
+                None => Some(n),
+            };
+            match refused {
+                None => sent += 1,
+                Some(n) => udp::lock(&self.shared).notification_undeliverable(&n, false),
+            }
+        }
+        sent
+    }
+
+    /// Stops receiving, abandons delayed responses and notifications not yet sent, ends every DTLS session
+    /// without a close_notify, and waits for the receive loops to end.
     pub async fn shutdown(self) {
         let mut tasks = Vec::new();
-        if let Some((shutdown, task)) = self.plain {
-            let _ = shutdown.send(());
-            tasks.push(task);
+        if let Some(p) = self.plain {
+            let _ = p.shutdown.send(());
+            tasks.push(p.task);
         }
         if let Some(d) = self.dtls {
             let _ = d.shutdown.send(());

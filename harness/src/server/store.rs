@@ -6,8 +6,48 @@ use crate::coap::Code;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+/// RPC commands remembered per device (with their replies); older ones are forgotten first.
+const RPC_KEPT: usize = 1024;
+
+/// The RPC commands sent to one device, by request ID, and the device's replies.
+#[derive(Debug, Default)]
+pub(crate) struct RpcLog {
+    next_id: u64,
+    calls: BTreeMap<u64, Option<Value>>,
+}
+
+impl RpcLog {
+    /// A new request ID (counting from 0, as ThingsBoard's device actor does), awaiting its reply.
+    pub fn issue(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.calls.insert(id, None);
+        if self.calls.len() > RPC_KEPT {
+            self.calls.pop_first();
+        }
+        id
+    }
+
+    /// Records the device's reply to `id`; `false` when `id` was never issued (or forgotten) or already
+    /// answered: ThingsBoard drops such a reply.
+    pub fn reply(&mut self, id: u64, reply: Value) -> bool {
+        match self.calls.get_mut(&id) {
+            Some(slot @ None) => {
+                *slot = Some(reply);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The device's reply to `id`, once it arrived.
+    pub fn reply_of(&self, id: u64) -> Option<&Value> {
+        self.calls.get(&id)?.as_ref()
+    }
+}
 
 /// One device's state, created on its first accepted request.
 #[derive(Debug, Default)]
@@ -21,6 +61,7 @@ pub(crate) struct DeviceState {
     pub last_payload: Option<Vec<u8>>,
     pub client: Map<String, Value>,
     pub shared: Map<String, Value>,
+    pub rpc: RpcLog,
 }
 
 impl DeviceState {
@@ -165,7 +206,8 @@ impl Serialize for ResponseCounts {
 
 /// Server-wide counters. Every datagram received is counted once in `datagrams_received` and ends in exactly
 /// one of `malformed`, `requests`, `duplicates`, `ignored`, `resets_sent` (for a well-formed CON we must
-/// reject), or one of the `separate_acked`/`separate_resets` answers to our separate responses.
+/// reject), one of the `separate_acked`/`separate_resets` answers to our separate responses, or one of the
+/// `notifications_acked`/`notifications_reset` answers to our notifications.
 /// `responses_by_code.total() == requests`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ServerStats {
@@ -198,7 +240,35 @@ pub struct ServerStats {
     pub separate_timeouts: u64,
     /// Deduplication entries dropped before their lifetime ended because the cache was full.
     pub dedup_evictions: u64,
-    /// Failed `send_to` calls.
+    /// Observe registrations accepted (GET attributes or rpc with Observe=0), re-registrations included.
+    pub observe_registrations: u64,
+    /// Registrations that replaced the same peer's relation for the same device and feature.
+    pub observe_replaced: u64,
+    /// Registrations refused because the observer table was full (answered without an Observe option).
+    pub observe_refused: u64,
+    /// Relations ended: deregistered (GET with Observe=1), rejected with RST, timed out, or their DTLS
+    /// session ended. Current observers = registrations - replaced - cancellations.
+    pub observe_cancellations: u64,
+    /// Current observers.
+    pub observers: u64,
+    /// Notifications sent (shared-attribute updates and RPC commands), CON or NON.
+    pub notifications_sent: u64,
+    /// CON notifications the client acknowledged.
+    pub notifications_acked: u64,
+    /// CON notifications the client rejected with RST (each also ends its relation).
+    pub notifications_reset: u64,
+    /// Retransmissions of CON notifications.
+    pub notification_retransmissions: u64,
+    /// CON notifications given up after every retransmission went unacknowledged (each ends its relation).
+    pub notification_timeouts: u64,
+    /// RPC commands sent to devices (request IDs issued).
+    pub rpc_sent: u64,
+    /// Device replies (`POST rpc/{id}`) matched to an RPC command and recorded.
+    pub rpc_replies: u64,
+    /// Device replies to an unknown or already answered request ID: answered 2.01 and dropped, as
+    /// ThingsBoard does.
+    pub rpc_replies_unmatched: u64,
+    /// Failed `send_to` calls, and notifications that could not be handed to their transport.
     pub send_errors: u64,
     /// Failed receive calls (other than "would block").
     pub recv_errors: u64,
@@ -245,6 +315,35 @@ impl Store {
             .shared
             .insert(key.to_string(), value);
         true
+    }
+
+    /// Merges shared attributes into the device with `token`, creating it if `policy` accepts the token;
+    /// `false` when it does not.
+    pub fn merge_shared(
+        &mut self,
+        token: &str,
+        attributes: Map<String, Value>,
+        policy: &TokenPolicy,
+    ) -> bool {
+        if !self.devices.contains_key(token) && !policy.accepts(token) {
+            return false;
+        }
+        self.devices
+            .entry(token.into())
+            .or_default()
+            .shared
+            .extend(attributes);
+        true
+    }
+
+    /// The device with `token`, if it was ever accepted.
+    pub fn existing(&self, token: &str) -> Option<&DeviceState> {
+        self.devices.get(token)
+    }
+
+    /// The device with `token`, if it was ever accepted, for updating.
+    pub fn existing_mut(&mut self, token: &str) -> Option<&mut DeviceState> {
+        self.devices.get_mut(token)
     }
 
     pub fn stats(&self) -> ServerStats {
@@ -333,6 +432,19 @@ mod tests {
             assert_eq!(body(client, shared), want, "{client:?} {shared:?}");
         }
         assert_eq!(d.attributes_posts, 2);
+    }
+
+    #[test]
+    fn rpc_log_forgets_the_oldest_commands() {
+        let mut log = RpcLog::default();
+        for want in 0..=RPC_KEPT as u64 {
+            assert_eq!(log.issue(), want);
+        }
+        assert!(!log.reply(0, json!({})), "forgotten");
+        assert!(log.reply(1, json!({"ok": 1})));
+        assert!(!log.reply(1, json!({"ok": 2})), "answered already");
+        assert_eq!(log.reply_of(1), Some(&json!({"ok": 1})));
+        assert_eq!(log.calls.len(), RPC_KEPT);
     }
 
     #[test]

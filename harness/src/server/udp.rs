@@ -1,8 +1,10 @@
-//! The thin tokio driver: one socket, one receive loop feeding [`Endpoint`], and a timer task per delayed
-//! response. All protocol decisions are the endpoint's.
+//! The thin tokio driver: one socket, one receive loop feeding [`Endpoint`], a timer task per delayed
+//! response, and a task per notification handed over by the server handle (sent, then retransmitted as
+//! the endpoint decides). All protocol decisions are the endpoint's.
 
-use super::endpoint::Endpoint;
-use super::separate::{respond_later, Outbound};
+use super::endpoint::{Endpoint, Notification};
+use super::observe::Link;
+use super::separate::{deliver, respond_later, Outbound};
 use super::ServerError;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -10,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// Socket buffer size asked for; the kernel caps it at `net.core.rmem_max` / `wmem_max`.
@@ -38,11 +40,13 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket, ServerError> {
     UdpSocket::from_std(socket.into()).map_err(setup)
 }
 
-/// Receives until `shutdown` fires or its sender is dropped; pending delayed responses are then abandoned.
+/// Receives until `shutdown` fires or its sender is dropped, and sends the notifications that arrive on
+/// `outbox`; pending delayed responses and notification retransmissions are then abandoned.
 pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     shared: Arc<Mutex<Endpoint>>,
     delay: Option<Duration>,
+    mut outbox: mpsc::UnboundedReceiver<Notification>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; 65536];
@@ -53,6 +57,10 @@ pub(crate) async fn run(
             biased;
             _ = &mut shutdown => break,
             Some(_) = timers.join_next(), if !timers.is_empty() => {}
+            Some(n) = outbox.recv() => {
+                let out = PlainPeer { socket: socket.clone(), peer: n.peer };
+                timers.spawn(deliver(out, shared.clone(), n));
+            }
             ready = socket.readable() => {
                 if ready.is_err() {
                     lock(&shared).note_recv_error();
@@ -67,8 +75,13 @@ pub(crate) async fn run(
                             break;
                         }
                     };
-                    let deferred =
-                        lock(&shared).handle_datagram(Instant::now(), peer, &buf[..n], &mut out);
+                    let deferred = lock(&shared).handle_datagram(
+                        Instant::now(),
+                        Link::Plain,
+                        peer,
+                        &buf[..n],
+                        &mut out,
+                    );
                     if !out.is_empty() {
                         send(&socket, &shared, &out, peer).await;
                     }
@@ -90,7 +103,7 @@ async fn send(socket: &UdpSocket, shared: &Mutex<Endpoint>, bytes: &[u8], peer: 
     }
 }
 
-/// A plain peer, for separate responses.
+/// A plain peer, for separate responses and notifications.
 struct PlainPeer {
     socket: Arc<UdpSocket>,
     peer: SocketAddr,

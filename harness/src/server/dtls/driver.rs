@@ -1,11 +1,15 @@
 //! The DTLS socket's receive loop: classifies each datagram, routes it through the session [`Table`] to its
 //! session's queue, admits ClientHellos from new peers within the limits, applies the sessions' reports,
-//! evicts idle sessions on a tick, and on shutdown stops every session before the socket closes.
+//! routes notifications to their observers' sessions, evicts idle sessions on a tick, and on shutdown stops
+//! every session before the socket closes. A peer whose session goes ends its Observe relations.
 
 use super::record::{self, Datagram};
 use super::session::{self, Event, Session, Shared, Stop};
 use super::stats::{bump, Counters};
 use super::table::{Route, Table};
+use crate::server::endpoint::Notification;
+use crate::server::observe::Link;
+use crate::server::udp::lock;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ const QUEUE: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Handle {
     inbound: mpsc::Sender<Vec<u8>>,
+    outbound: mpsc::Sender<Notification>,
     stop: oneshot::Sender<Stop>,
 }
 
@@ -49,6 +54,7 @@ pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
     mut events: mpsc::UnboundedReceiver<Event>,
+    mut outbox: mpsc::UnboundedReceiver<Notification>,
     limits: Limits,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -69,6 +75,7 @@ pub(crate) async fn run(
             biased;
             _ = &mut shutdown => break,
             Some(event) = events.recv() => d.event(event),
+            Some(n) = outbox.recv() => d.notify(n),
             Some(_) = d.sessions.join_next(), if !d.sessions.is_empty() => {}
             _ = tick.tick() => d.evict_idle(Instant::now(), limits.idle_timeout),
             ready = d.socket.readable() => {
@@ -119,6 +126,7 @@ impl Driver {
                         bump(&self.counters.replaced);
                     }
                     let _ = old.stop.send(Stop::Replaced);
+                    self.forget(peer);
                 }
                 self.admit(now, peer, kind, bytes);
             }
@@ -141,19 +149,30 @@ impl Driver {
             return;
         };
         let (inbound, queue) = mpsc::channel(QUEUE);
+        let (outbound, notifications) = mpsc::channel(QUEUE);
         let (stop, stopped) = oneshot::channel();
         inbound
             .try_send(hello.to_vec())
             .expect("a new queue has room");
         let generation = self
             .table
-            .insert(now, peer, random, Handle { inbound, stop })
+            .insert(
+                now,
+                peer,
+                random,
+                Handle {
+                    inbound,
+                    outbound,
+                    stop,
+                },
+            )
             .expect("checked for room");
         bump(&self.counters.handshakes_started);
         let session = Session {
             peer,
             generation,
             inbound: queue,
+            notifications,
             stop: stopped,
             permit,
         };
@@ -167,15 +186,37 @@ impl Driver {
                 self.table.establish(peer, generation);
             }
             Event::Ended { peer, generation } => {
-                self.table.remove_if(peer, generation);
+                if self.table.remove_if(peer, generation).is_some() {
+                    self.forget(peer);
+                }
             }
         }
     }
 
+    /// Hands a notification to its observer's session; without one (or with its queue full) it is lost,
+    /// and without one the peer's relations end.
+    fn notify(&mut self, n: Notification) {
+        let (n, session_gone) = match self.table.get(n.peer) {
+            Some(handle) => match handle.outbound.try_send(n) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(n)) => (n, false),
+                Err(mpsc::error::TrySendError::Closed(n)) => (n, true),
+            },
+            None => (n, true),
+        };
+        lock(&self.shared.endpoint).notification_undeliverable(&n, session_gone);
+    }
+
+    /// `peer`'s session is gone: so are its Observe relations (a new session is a new client).
+    fn forget(&self, peer: SocketAddr) {
+        lock(&self.shared.endpoint).forget_peer(Link::Dtls, peer);
+    }
+
     fn evict_idle(&mut self, now: Instant, idle: Duration) {
-        for (_, handle) in self.table.evict_idle(now, idle) {
+        for (peer, handle) in self.table.evict_idle(now, idle) {
             let _ = handle.stop.send(Stop::Evicted);
             bump(&self.counters.evicted_idle);
+            self.forget(peer);
         }
     }
 }

@@ -13,7 +13,9 @@
 //! - `stats`: counters, [`DtlsStats`] and [`HandshakeFailure`].
 //!
 //! Handshakes run concurrently, each in its own task, at most `max_handshakes` at once; decrypted
-//! requests go through the same [`Endpoint`] (one device store) as the plain listener.
+//! requests go through the same [`Endpoint`] (one device store) as the plain listener. Notifications for
+//! DTLS observers arrive on the driver's outbox and are routed to the observer's session, which encrypts
+//! and retransmits them; when a session ends, its peer's Observe relations end with it.
 
 mod config;
 mod conn;
@@ -26,7 +28,7 @@ mod table;
 pub use config::{ClientAuth, DtlsServerConfig};
 pub use stats::{DtlsStats, HandshakeFailure};
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, Notification};
 use super::{udp, ServerError};
 use stats::Counters;
 use std::net::SocketAddr;
@@ -49,6 +51,8 @@ pub(crate) struct Bound {
 pub(crate) struct Running {
     pub local_addr: SocketAddr,
     counters: Arc<Counters>,
+    /// Notifications for DTLS observers, routed by the driver to their sessions.
+    pub outbox: mpsc::UnboundedSender<Notification>,
     pub shutdown: oneshot::Sender<()>,
     pub task: JoinHandle<()>,
 }
@@ -98,10 +102,19 @@ impl Bound {
             local: self.local_addr,
         });
         let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(driver::run(socket, shared, events_rx, self.limits, stop));
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(driver::run(
+            socket,
+            shared,
+            events_rx,
+            outbox_rx,
+            self.limits,
+            stop,
+        ));
         Running {
             local_addr: self.local_addr,
             counters,
+            outbox,
             shutdown,
             task,
         }

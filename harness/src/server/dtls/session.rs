@@ -1,11 +1,13 @@
 //! One DTLS session, as a task: the handshake over a [`PeerConn`] under the handshake timeout, then the CoAP
 //! loop, each decrypted datagram through the shared [`Endpoint`] and each reply (and delayed separate
-//! response) back through the session. It reports to the driver when established and, always, when it ends.
+//! response, and notification routed here by the driver) back through the session. It reports to the
+//! driver when established and, always, when it ends.
 
 use super::conn::PeerConn;
 use super::stats::{bump, Counters, HandshakeFailure};
-use crate::server::endpoint::Endpoint;
-use crate::server::separate::{respond_later, Outbound};
+use crate::server::endpoint::{Endpoint, Notification};
+use crate::server::observe::Link;
+use crate::server::separate::{deliver, respond_later, Outbound};
 use crate::server::udp::lock;
 use ::dtls::config::Config;
 use ::dtls::conn::DTLSConn;
@@ -57,6 +59,8 @@ pub(crate) struct Session {
     pub peer: SocketAddr,
     pub generation: u64,
     pub inbound: mpsc::Receiver<Vec<u8>>,
+    /// Notifications for this peer's Observe relations, to encrypt and send once established.
+    pub notifications: mpsc::Receiver<Notification>,
     pub stop: oneshot::Receiver<Stop>,
     /// Held for the handshake only: the bound on handshakes in progress.
     pub permit: OwnedSemaphorePermit,
@@ -84,6 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
         peer,
         generation,
         inbound,
+        notifications,
         mut stop,
         permit,
     } = session;
@@ -124,7 +129,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     drop(permit);
     bump(&counters.handshakes_ok);
     let _ = shared.events.send(Event::Established { peer, generation });
-    serve(&shared, peer, Arc::new(dtls), stop).await;
+    serve(&shared, peer, Arc::new(dtls), notifications, stop).await;
 }
 
 /// How the CoAP loop ended.
@@ -139,6 +144,7 @@ async fn serve(
     shared: &Shared,
     peer: SocketAddr,
     conn: Arc<DTLSConn>,
+    mut notifications: mpsc::Receiver<Notification>,
     mut stop: oneshot::Receiver<Stop>,
 ) {
     let mut buf = vec![0u8; READ_BUFFER];
@@ -149,10 +155,15 @@ async fn serve(
             biased;
             why = &mut stop => break why.map_or(End::Shutdown, End::Stopped),
             Some(_) = timers.join_next(), if !timers.is_empty() => {}
+            Some(n) = notifications.recv() => {
+                let out = SessionOut(conn.clone());
+                timers.spawn(deliver(out, shared.endpoint.clone(), n));
+            }
             read = conn.read(&mut buf, None) => match read {
                 Ok(n) => {
                     let deferred = lock(&shared.endpoint).handle_datagram(
                         Instant::now(),
+                        Link::Dtls,
                         peer,
                         &buf[..n],
                         &mut out,
@@ -182,7 +193,7 @@ async fn serve(
     }
 }
 
-/// An established session, for separate responses.
+/// An established session, for separate responses and notifications.
 struct SessionOut(Arc<DTLSConn>);
 
 impl Outbound for SessionOut {

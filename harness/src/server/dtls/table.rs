@@ -103,6 +103,11 @@ impl<H> Table<H> {
         Ok(generation)
     }
 
+    /// `peer`'s session, if it has one (not counted as activity).
+    pub fn get(&self, peer: SocketAddr) -> Option<&H> {
+        self.peers.get(&peer).map(|e| &e.handle)
+    }
+
     /// Whether a new session could be added now.
     pub fn has_room(&self) -> bool {
         self.peers.len() < self.max_sessions

@@ -1,0 +1,252 @@
+//! junit.xml: the run as JUnit XML for CI test reporters (GitHub Actions reporters, GitLab
+//! `artifacts:reports:junit`, Jenkins). Serialized by `quick-junit`, which escapes text and attributes and drops
+//! characters XML cannot carry.
+//!
+//! Three suites, always present so consumers can rely on the names:
+//! - `checks`: one test case per [`Report::checks`] entry that is not a trust case.
+//! - `trust`: one test case per trust case (classname `trust`), timed by its handshake.
+//! - `run`: `target measurable` (fails when [`crate::verdict::of`] is a fault), `completed` (fails when the run
+//!   was interrupted) and `security: verification enabled` (skipped, never passed, when verification was
+//!   disabled), with the run's identity as properties.
+//!
+//! A failing case has `message="expected X, observed Y"` and the full text in the element's body.
+
+use super::model::{Check, Report, TrustCaseResult};
+use crate::verdict::{self, Verdict};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+use std::collections::HashSet;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// The name of the top-level `<testsuites>` element.
+pub const SUITES_NAME: &str = "coap-harness";
+
+/// The `<system-out>` line of the `run` suite when certificate verification was disabled.
+pub const INSECURE_LINE: &str = "INSECURE: certificate verification was disabled";
+
+/// Renders the report as a JUnit XML document.
+pub fn render(r: &Report) -> String {
+    let mut doc = quick_junit::Report::new(SUITES_NAME);
+    // Trust cases run before the load, outside `duration_s`.
+    doc.set_time(seconds(r.duration_s) + trust_time(r));
+    doc.add_test_suites([checks(r), trust(r), run(r)]);
+    doc.to_string().expect("serializing to memory")
+}
+
+fn checks(r: &Report) -> TestSuite {
+    // The engine also lists each trust case as a check; those belong to the `trust` suite.
+    let trust: HashSet<String> = r
+        .trust_cases
+        .iter()
+        .map(|c| format!("trust case: {}", c.name))
+        .collect();
+    let mut suite = TestSuite::new("checks");
+    for c in r.checks.iter().filter(|c| !trust.contains(&c.name)) {
+        suite.add_test_case(check_case(c));
+    }
+    suite
+}
+
+fn check_case(c: &Check) -> TestCase {
+    let status = if c.passed {
+        TestCaseStatus::success()
+    } else {
+        failure(
+            &expected_observed(&c.expected, &c.observed),
+            "check",
+            format!(
+                "check: {}\nexpected: {}\nobserved: {}",
+                c.name, c.expected, c.observed
+            ),
+        )
+    };
+    let mut case = TestCase::new(c.name.as_str(), status);
+    case.set_classname("checks");
+    case
+}
+
+fn trust(r: &Report) -> TestSuite {
+    let mut suite = TestSuite::new("trust");
+    suite.set_time(trust_time(r));
+    for c in &r.trust_cases {
+        suite.add_test_case(trust_case(c));
+    }
+    suite
+}
+
+fn trust_time(r: &Report) -> Duration {
+    Duration::from_micros(r.trust_cases.iter().map(|c| c.handshake_us).sum())
+}
+
+fn trust_case(c: &TrustCaseResult) -> TestCase {
+    let text = trust_text(c);
+    let status = if c.passed {
+        TestCaseStatus::success()
+    } else {
+        failure(
+            &expected_observed(&c.expected, &c.observed),
+            "trust",
+            text.clone(),
+        )
+    };
+    let mut case = TestCase::new(c.name.as_str(), status);
+    case.set_classname("trust")
+        .set_time(Duration::from_micros(c.handshake_us));
+    if c.passed {
+        // What was seen is worth keeping even when it matched (the reason a negative case was refused).
+        case.set_system_out(text);
+    }
+    case
+}
+
+/// Everything known about a trust case, one fact a line.
+fn trust_text(c: &TrustCaseResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "trust case: {}", c.name);
+    let _ = writeln!(s, "expected: {}", c.expected);
+    let _ = writeln!(s, "observed: {}", c.observed);
+    let _ = writeln!(s, "verdict: {}", c.verdict);
+    if let Some(d) = &c.detail {
+        let _ = writeln!(s, "detail: {d}");
+    }
+    if let Some(saw) = &c.server_saw {
+        let _ = writeln!(s, "server saw: {saw}");
+    }
+    if let Some(code) = &c.code {
+        let _ = writeln!(s, "response code: {code}");
+    }
+    if let Some(p) = &c.presented {
+        let _ = writeln!(
+            s,
+            "server presented: subject {}, issuer {}, valid {} to {}",
+            p.subject, p.issuer, p.not_before, p.not_after
+        );
+    }
+    if c.insecure {
+        let _ = writeln!(s, "{INSECURE_LINE} for this case");
+    }
+    let _ = write!(s, "handshake: {} µs", c.handshake_us);
+    s
+}
+
+fn run(r: &Report) -> TestSuite {
+    let mut suite = TestSuite::new("run");
+    suite.set_time(seconds(r.duration_s));
+    suite.add_properties([
+        Property::new("scenario", r.scenario.name.as_str()),
+        Property::new("target", r.target.url.as_str()),
+        Property::new("transport", r.target.transport.as_str()),
+        Property::new("verification", r.security.verification.as_str()),
+        Property::new("insecure", r.security.insecure.to_string()),
+        Property::new("harness_version", r.harness_version.as_str()),
+        Property::new("started_at", r.started_at.as_str()),
+    ]);
+
+    let measurable = match verdict::of(r) {
+        Verdict::Fault(why) => failure(
+            &why,
+            "fault",
+            format!(
+                "expected: a target that answers with valid CoAP\nobserved: {why}\nThe figures of this run \
+                 do not measure the target."
+            ),
+        ),
+        Verdict::Passed | Verdict::Failed(_) => TestCaseStatus::success(),
+    };
+    let completed = if r.interrupted {
+        let why = "the run was interrupted before it finished";
+        failure(
+            why,
+            "interrupted",
+            format!(
+                "expected: the run to complete its {} phases\nobserved: {why}; the figures cover {:.1} s",
+                r.phases.len(),
+                r.duration_s
+            ),
+        )
+    } else {
+        TestCaseStatus::success()
+    };
+    let security = if r.security.insecure {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message("verification disabled on purpose by the scenario: INSECURE")
+            .set_description(format!(
+                "{INSECURE_LINE} ({}): the sessions were encrypted, but nothing proved the server's identity",
+                insecure_where(r)
+            ));
+        s
+    } else {
+        TestCaseStatus::success()
+    };
+    for (name, status) in [
+        ("target measurable", measurable),
+        ("completed", completed),
+        ("security: verification enabled", security),
+    ] {
+        let mut case = TestCase::new(name, status);
+        case.set_classname("run");
+        if name.starts_with("security") {
+            case.set_system_out(format!(
+                "transport {}, verification {}",
+                r.security.transport, r.security.verification
+            ));
+        }
+        suite.add_test_case(case);
+    }
+
+    let mut out = Vec::new();
+    if r.security.insecure {
+        out.push(INSECURE_LINE.to_string());
+    }
+    out.extend(
+        r.warnings
+            .iter()
+            .filter(|w| !w.starts_with("INSECURE"))
+            .map(|w| format!("warning: {w}")),
+    );
+    if !out.is_empty() {
+        suite.set_system_out(out.join("\n"));
+    }
+    suite
+}
+
+/// Which parts of the run went without verification.
+fn insecure_where(r: &Report) -> String {
+    let mut parts = Vec::new();
+    if r.security.verification == "disabled" {
+        parts.push("the load devices: no CA given".to_string());
+    }
+    parts.extend(
+        r.trust_cases
+            .iter()
+            .filter(|c| c.insecure)
+            .map(|c| format!("trust case `{}`", c.name)),
+    );
+    if parts.is_empty() {
+        "a load device's handshake".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn expected_observed(expected: &str, observed: &str) -> String {
+    format!("expected {expected}, observed {observed}")
+}
+
+/// A `<failure>` with a one-line message and the full story in its body.
+fn failure(message: &str, ty: &str, body: String) -> TestCaseStatus {
+    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    s.set_message(one_line(message))
+        .set_type(ty)
+        .set_description(body);
+    s
+}
+
+/// Attribute values lose their line breaks to XML normalisation anyway; make that explicit.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
+}
