@@ -111,3 +111,31 @@ async fn the_suite_detects_a_server_that_does_not_enforce_tokens() {
     assert!(r.warnings.iter().any(|w| w.contains("skipped")));
     assert!(matches!(verdict::of(r), Verdict::Failed(_)));
 }
+
+/// The same suite over DTLS: every case through its own DTLS session, Observe notifications and RPC
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thingsboard_suite_passes_over_dtls() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/thingsboard-api.yaml");
+    let text = std::fs::read_to_string(file).unwrap();
+    let text = text.replace(
+        "conformance:\n",
+        "pki: generate\ndtls:\n  ca: pki:ca\nconformance:\n",
+    );
+    let out = run(plan(&text)).await;
+    let r = &out.report;
+    assert_eq!(r.target.transport, "dtls");
+    assert_eq!(r.conformance.len(), 13);
+    for c in &r.conformance {
+        assert!(
+            c.passed && c.skipped.is_none(),
+            "{}: expected {} observed {}",
+            c.name,
+            c.expected,
+            c.observed
+        );
+    }
+    let dtls = &r.server.as_ref().unwrap()["dtls"];
+    assert_eq!(dtls["handshakes_ok"], 13, "one session per case: {dtls}");
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}
