@@ -24,6 +24,11 @@ pub fn watchable(t: &Threshold) -> bool {
 
 /// The most requests the plan's open-loop schedule sends; `None` when a phase is closed-loop.
 pub fn planned_requests(plan: &RunPlan) -> Option<u64> {
+    planned_by_phase(plan).map(|v| v.iter().sum())
+}
+
+/// Requests the open-loop schedule intends in each phase; `None` when a phase is closed-loop.
+pub fn planned_by_phase(plan: &RunPlan) -> Option<Vec<u64>> {
     if plan
         .phases
         .iter()
@@ -31,15 +36,15 @@ pub fn planned_requests(plan: &RunPlan) -> Option<u64> {
     {
         return None;
     }
-    let mut total = 0u64;
+    let mut per = vec![0u64; plan.phases.len()];
     for i in 0..plan.devices.count {
         let mut p = Pacer::new(plan, i);
         while let Some(t) = p.next() {
-            total += 1;
+            per[plan.phase_at(t)] += 1;
             p.on_sent(t);
         }
     }
-    Some(total)
+    Some(per)
 }
 
 /// Why `t` is already lost given `live`, if it is.

@@ -107,6 +107,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
                 .into(),
         );
     }
+    report.warnings.extend(generator_warnings(plan, &report));
     if let Some(h) = &report.handshakes {
         if h.failed > 0 {
             report.warnings.push(format!(
@@ -168,6 +169,36 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         }
     }
     report
+}
+
+/// Says plainly when the schedule was not kept, so nobody mistakes a late generator (or a server that held
+/// every device's one request in flight) for a measured rate.
+fn generator_warnings(plan: &RunPlan, report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if report.interrupted {
+        return out;
+    }
+    let Some(planned) = super::abort::planned_by_phase(plan) else {
+        return out;
+    };
+    for ((phase, pr), want) in plan.phases.iter().zip(&report.phases).zip(planned) {
+        let sent = pr.requests.sent;
+        let lag = pr.requests.send_lag.p99_us;
+        let interval_us = phase.interval().map_or(u64::MAX, |d| d.as_micros() as u64);
+        if (sent as f64) < 0.95 * want as f64 || lag > interval_us.max(100_000) {
+            let secs = phase.duration.as_secs_f64();
+            out.push(format!(
+                "phase {}: sent {sent} of {want} scheduled requests ({:.1}/s of {:.1}/s requested), send lag p99 {}: \
+                 requests left late, because the server held each device's one request in flight (NSTART = 1) \
+                 or because the generator was saturated; latency is still measured from the scheduled time",
+                phase.name,
+                sent as f64 / secs,
+                want as f64 / secs,
+                crate::report::model::human_us(lag)
+            ));
+        }
+    }
+    out
 }
 
 /// One check per per-request expectation: every request is held to it.

@@ -25,6 +25,7 @@ pub async fn run(
     dtls: Option<Arc<ClientSettings>>,
     progress_mode: ProgressMode,
     cancel: CancellationToken,
+    t0: Instant,
 ) -> Measured {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut collector = Collector::new(plan.phases.len());
@@ -36,7 +37,6 @@ pub async fn run(
         collector
     });
 
-    let t0 = Instant::now() + Duration::from_millis(50);
     let cancel_for_abort = cancel.clone();
     let shared = Arc::new(device::Shared {
         plan: plan.clone(),

@@ -120,6 +120,18 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     let conformance = conformance::run_all(&plan, target, dtls.as_deref(), server.as_ref()).await;
     // What the conformance cases left on the server, so the load's accounting counts only its own.
     let server_before = server.as_ref().map(ServerHandle::devices);
+    // Devices start a moment from now, all measured from the same instant.
+    let t0 = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    if let (
+        Target::Embedded {
+            stall: Some((at, length)),
+            ..
+        },
+        Some(s),
+    ) = (&plan.target, &server)
+    {
+        s.stall(t0 + *at, *length);
+    }
     // Ctrl-C cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
     let measured = load::run(
         plan.clone(),
@@ -127,6 +139,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         dtls,
         opts.progress,
         opts.cancel.child_token(),
+        t0,
     )
     .await;
 

@@ -46,6 +46,8 @@ pub enum Target {
     Embedded {
         response_delay: Option<Duration>,
         any_token: bool,
+        /// (when, how long) after the run's start the server stops reading.
+        stall: Option<(Duration, Duration)>,
     },
     /// A server elsewhere.
     Remote {

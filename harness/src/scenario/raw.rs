@@ -60,6 +60,12 @@ pub struct RawEmbedded {
     /// Accept any token instead of only the scenario's devices' tokens.
     #[serde(default)]
     pub any_token: bool,
+    /// Testing aid: the server stops reading this long after the run starts...
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub stall_at: Option<Duration>,
+    /// ...for this long (a stalled server, to see coordinated-omission correction at work).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub stall_for: Option<Duration>,
     /// The DTLS identity the embedded server presents when the scenario has `dtls:`.
     #[serde(default)]
     pub server: super::dtls::RawServerIdentity,

@@ -271,9 +271,20 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
 /// Parses `embedded`, `coap://host[:port]` or `coaps://host[:port]`.
 pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Target, String> {
     if text == "embedded" {
+        let stall = match (embedded.stall_at, embedded.stall_for) {
+            (None, None) => None,
+            (Some(at), Some(len)) if !len.is_zero() => Some((at, len)),
+            _ => {
+                return Err(
+                    "embedded.stall_at and embedded.stall_for go together (and stall_for > 0)"
+                        .into(),
+                )
+            }
+        };
         return Ok(Target::Embedded {
             response_delay: embedded.response_delay,
             any_token: embedded.any_token,
+            stall,
         });
     }
     let (scheme, rest) = text.split_once("://").ok_or_else(|| {

@@ -135,6 +135,7 @@ struct Plain {
     shutdown: oneshot::Sender<()>,
     outbox: mpsc::UnboundedSender<Notification>,
     task: JoinHandle<()>,
+    stall: udp::Stall,
 }
 
 /// Binds the enabled listeners (plain on `config.bind`, DTLS on its own address) and serves on the current
@@ -166,17 +167,20 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         local_addr = Some(addr);
         let (shutdown, stop) = oneshot::channel();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let stall = udp::Stall::default();
         let task = tokio::spawn(udp::run(
             Arc::new(socket),
             shared.clone(),
             config.response_delay,
             outbox_rx,
             stop,
+            stall.clone(),
         ));
         Plain {
             shutdown,
             outbox,
             task,
+            stall,
         }
     });
     Ok(ServerHandle {
@@ -197,6 +201,14 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
+    /// Makes the plain listener stop reading for `length` from `at` (a testing aid: a stalled server, to
+    /// show what coordinated-omission correction does). Datagrams wait in the socket buffer meanwhile.
+    pub fn stall(&self, at: std::time::Instant, length: Duration) {
+        if let Some(p) = &self.plain {
+            *p.stall.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, at + length));
+        }
+    }
+
     /// The plain CoAP address (with the port chosen when binding port 0); for a DTLS-only server, the DTLS
     /// address.
     pub fn local_addr(&self) -> SocketAddr {

@@ -40,6 +40,9 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket, ServerError> {
     UdpSocket::from_std(socket.into()).map_err(setup)
 }
 
+/// A window during which the listener does not read (see `ServerHandle::stall`).
+pub(crate) type Stall = Arc<Mutex<Option<(Instant, Instant)>>>;
+
 /// Receives until `shutdown` fires or its sender is dropped, and sends the notifications that arrive on
 /// `outbox`; pending delayed responses and notification retransmissions are then abandoned.
 pub(crate) async fn run(
@@ -48,6 +51,7 @@ pub(crate) async fn run(
     delay: Option<Duration>,
     mut outbox: mpsc::UnboundedReceiver<Notification>,
     mut shutdown: oneshot::Receiver<()>,
+    stall: Stall,
 ) {
     let mut buf = vec![0u8; 65536];
     let mut out = Vec::with_capacity(1500);
@@ -62,6 +66,16 @@ pub(crate) async fn run(
                 timers.spawn(deliver(out, shared.clone(), n));
             }
             ready = socket.readable() => {
+                let window = *stall.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((from, to)) = window {
+                    let now = Instant::now();
+                    if now >= from && now < to {
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep_until(to.into()) => {}
+                        }
+                    }
+                }
                 if ready.is_err() {
                     lock(&shared).note_recv_error();
                     continue;
