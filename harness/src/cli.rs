@@ -1,4 +1,5 @@
-//! The command line (clap derive): `run`, `serve`, `certs`, `validate`, `compare`. Each command returns its
+//! The command line (clap derive): `run`, `serve`, `certs`, `validate`, `compare`,
+//! `report`. Each command returns its
 //! exit code; errors are printed as one line.
 
 use crate::engine::{self, ProgressMode, RunOptions};
@@ -41,6 +42,24 @@ pub enum Command {
     /// Compare a run's report.json with a baseline's and print a Markdown table; exit 1 when a figure
     /// regressed past the bound, 2 when a file is not a readable report.
     Compare(CompareArgs),
+    /// Render a report.json again: every report file into --out, or single files with --md / --junit
+    /// (with none of them, the Markdown summary goes to stdout). Exit 2 when the file is not a report.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report.json to render.
+    pub report: PathBuf,
+    /// Write the Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub md: Option<PathBuf>,
+    /// Write the JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write every report file (as `run` does) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +162,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Certs(args) => certs(args),
         Command::Validate { scenario } => validate(&scenario),
         Command::Compare(args) => compare(&args),
+        Command::Report(args) => rerender(&args),
     }
 }
 
@@ -183,6 +203,45 @@ fn compare(args: &CompareArgs) -> u8 {
     let c = compare::compare(&base, &cur, args.max_regression);
     print!("{}", compare::render_markdown(&c));
     u8::from(c.regressed())
+}
+
+fn rerender(args: &ReportArgs) -> u8 {
+    let r = match report::compare::read_report(&args.report) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let from = args.report.display();
+    if let Some(dir) = &args.out {
+        match report::write_all(&r, dir) {
+            Ok(paths) => paths
+                .iter()
+                .for_each(|p| println!("  wrote {}", p.display())),
+            Err(e) => {
+                return fail(format_args!(
+                    "{from}: cannot write to {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    let singles = [
+        (
+            &args.md,
+            report::markdown::render as fn(&report::Report) -> String,
+        ),
+        (&args.junit, report::junit::render),
+    ];
+    for (file, render) in singles {
+        let Some(file) = file else { continue };
+        if let Err(e) = std::fs::write(file, render(&r)) {
+            return fail(format_args!("{from}: cannot write {}: {e}", file.display()));
+        }
+        println!("  wrote {}", file.display());
+    }
+    if args.out.is_none() && args.md.is_none() && args.junit.is_none() {
+        print!("{}", report::markdown::render(&r));
+    }
+    0
 }
 
 fn certs(args: CertsArgs) -> u8 {

@@ -9,7 +9,10 @@
 //! - [`engine`]: one task per simulated device (own UDP socket), pacing from the plan, the collector.
 //! - [`metrics`]: request outcomes, samples, and HDR-histogram aggregation.
 //! - [`report`]: the [`report::Report`] value and one renderer per output format.
-//! - [`server`]: the embedded ThingsBoard-compatible target server.
+//! - [`server`]: the embedded ThingsBoard-compatible target server (plain CoAP and DTLS, Observe).
+//! - [`transport`]: the links under CoAP: plain UDP and the DTLS client driver.
+//! - [`trust`]: named certificate-trust verdicts and the server-certificate check.
+//! - [`pki`]: test and conformance PKI made with rcgen (CA, server, client, negative certificates).
 //! - [`verdict`]: what a finished run means for the exit code.
 //! - [`cli`]: the command line.
 

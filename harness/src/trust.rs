@@ -102,7 +102,7 @@ pub struct Judgement {
 }
 
 /// What the server presented, for the report.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PresentedCert {
     pub subject: String,
     pub issuer: String,

@@ -66,7 +66,9 @@ impl Outcome {
 }
 
 /// One counter per [`Outcome`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct OutcomeCounts {
     pub ok: u64,
     pub coap_error: u64,

@@ -1,9 +1,13 @@
 //! Reports: one [`Report`] value, one renderer per format, each in its own file.
 
 pub mod compare;
+pub mod hdr;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod schema;
+pub mod svg;
 pub mod terminal;
 
 pub use model::{Check, Report};
@@ -21,5 +25,17 @@ pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::write(&md, markdown::render(report))?;
     let junit = dir.join("junit.xml");
     std::fs::write(&junit, junit::render(report))?;
-    Ok(vec![json, md, junit])
+    let hgrm = dir.join("latency.hgrm");
+    std::fs::write(
+        &hgrm,
+        hdr::render_hgrm(report).map_err(std::io::Error::other)?,
+    )?;
+    let hlog = dir.join("latency.hlog");
+    std::fs::write(
+        &hlog,
+        hdr::render_hlog(report).map_err(std::io::Error::other)?,
+    )?;
+    let html = dir.join("report.html");
+    std::fs::write(&html, html::render(report))?;
+    Ok(vec![json, md, junit, hgrm, hlog, html])
 }

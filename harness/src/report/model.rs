@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Bumped when a field changes meaning or is removed.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub harness_version: String,
@@ -50,7 +50,7 @@ pub struct Report {
     pub server: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ScenarioInfo {
     pub name: String,
     pub file: Option<String>,
@@ -58,7 +58,7 @@ pub struct ScenarioInfo {
     pub request: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TargetInfo {
     /// `embedded` or the URL.
     pub url: String,
@@ -68,7 +68,7 @@ pub struct TargetInfo {
     pub transport: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DeviceInfo {
     /// Devices in the scenario.
     pub count: u32,
@@ -81,7 +81,7 @@ pub struct DeviceInfo {
 }
 
 /// Transport security: `insecure` is true whenever any session ran with certificate verification disabled.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Security {
     /// `coap` (plain UDP, no security) or `dtls`.
     pub transport: String,
@@ -100,7 +100,7 @@ pub struct Security {
 }
 
 /// DTLS handshakes of the load devices.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HandshakeStats {
     pub attempted: u64,
     pub ok: u64,
@@ -114,7 +114,7 @@ pub struct HandshakeStats {
 }
 
 /// One trust case: expected and observed side by side.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TrustCaseResult {
     pub name: String,
     pub passed: bool,
@@ -140,7 +140,7 @@ pub struct TrustCaseResult {
 }
 
 /// One conformance case.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ConformanceResult {
     pub name: String,
     pub passed: bool,
@@ -156,7 +156,7 @@ pub struct ConformanceResult {
 }
 
 /// Datagrams that did not fit an exchange.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProtocolCounters {
     /// Datagrams from the target that are not valid CoAP.
     pub malformed_datagrams: u64,
@@ -169,7 +169,7 @@ pub struct ProtocolCounters {
     pub duplicates: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PhaseReport {
     pub name: String,
     pub start_s: f64,
@@ -179,7 +179,7 @@ pub struct PhaseReport {
     pub requests: RequestStats,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RequestStats {
     /// Requests sent; always equals the sum of `outcomes`.
     pub sent: u64,
@@ -205,7 +205,7 @@ pub struct RequestStats {
 }
 
 /// A latency distribution in microseconds, with the histogram itself so runs can be merged.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Latency {
     pub count: u64,
     pub min_us: u64,
@@ -219,7 +219,7 @@ pub struct Latency {
     pub histogram: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SeriesPoint {
     pub t: u64,
     pub requests: u64,
@@ -229,7 +229,7 @@ pub struct SeriesPoint {
 }
 
 /// One verdict: what was expected, what was seen.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Check {
     pub name: String,
     pub passed: bool,

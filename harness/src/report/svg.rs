@@ -1,0 +1,341 @@
+//! Hand-written inline SVG charts for report.html: a line chart and a horizontal bar chart, with axes and tick
+//! labels. No scripts, no external references: the markup is well-formed XML that opens anywhere offline.
+
+use super::html::escape;
+use std::fmt::Write;
+
+const WIDTH: f64 = 820.0;
+const HEIGHT: f64 = 320.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 190.0;
+const TOP: f64 = 36.0;
+const BOTTOM: f64 = 48.0;
+
+/// One curve: `key` names it for machines (`data-series`), `label` for people (the legend).
+pub struct Series {
+    pub key: String,
+    pub label: String,
+    pub color: &'static str,
+    /// Dashed, to tell a secondary curve apart without colour.
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart. Points are in data units; `x_ticks`, when given, replaces the computed linear ticks (the
+/// percentile chart passes its log-scale ticks).
+pub struct LineChart {
+    /// `data-chart` value.
+    pub id: &'static str,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_range: (f64, f64),
+    pub x_ticks: Option<Vec<(f64, String)>>,
+    pub x_format: fn(f64) -> String,
+    pub y_format: fn(f64) -> String,
+    pub series: Vec<Series>,
+    /// Vertical lines at an x position, labelled (phase boundaries).
+    pub markers: Vec<(f64, String)>,
+}
+
+/// Ticks at 1, 2 or 5 times a power of ten, about `n` of them, covering `0..=max`; returns the ticks and the
+/// top of the axis (the last tick).
+pub fn nice_ticks(max: f64, n: usize) -> (Vec<f64>, f64) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let count = (max / step).ceil() as usize;
+    let ticks: Vec<f64> = (0..=count).map(|i| i as f64 * step).collect();
+    let top = *ticks.last().unwrap_or(&max);
+    (ticks, top)
+}
+
+fn fmt(v: f64) -> String {
+    format!("{:.1}", v)
+}
+
+impl LineChart {
+    pub fn render(&self) -> String {
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let (x0, x1) = if self.x_range.1 > self.x_range.0 {
+            self.x_range
+        } else {
+            (self.x_range.0, self.x_range.0 + 1.0)
+        };
+        let y_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max);
+        let (y_ticks, y_top) = nice_ticks(y_max, 5);
+        let sx = |x: f64| LEFT + (x.clamp(x0, x1) - x0) / (x1 - x0) * plot_w;
+        let sy = |y: f64| TOP + plot_h - (y.max(0.0) / y_top) * plot_h;
+
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" data-chart=\"{}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+             width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" font-family=\"sans-serif\" aria-label=\"{}\" class=\"chart\">",
+            self.id,
+            escape(&self.title)
+        );
+        let _ = write!(s, "<title>{}</title>", escape(&self.title));
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#111\">{}</text>",
+            fmt(LEFT),
+            escape(&self.title)
+        );
+        // Grid and y ticks.
+        for t in &y_ticks {
+            let y = sy(*t);
+            let _ = write!(
+                s,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>",
+                fmt(LEFT),
+                fmt(y),
+                fmt(LEFT + plot_w),
+                fmt(y),
+                fmt(LEFT - 6.0),
+                fmt(y + 4.0),
+                escape(&(self.y_format)(*t))
+            );
+        }
+        // X ticks.
+        let x_ticks: Vec<(f64, String)> = match &self.x_ticks {
+            Some(t) => t.clone(),
+            None => {
+                let (ticks, _) = nice_ticks(x1 - x0, 8);
+                ticks
+                    .into_iter()
+                    .map(|t| t + x0)
+                    .filter(|t| *t <= x1 + 1e-9)
+                    .map(|t| (t, (self.x_format)(t)))
+                    .collect()
+            }
+        };
+        for (t, label) in x_ticks.iter().filter(|(t, _)| *t >= x0 && *t <= x1 + 1e-9) {
+            let x = sx(*t);
+            let _ = write!(
+                s,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
+                fmt(x),
+                fmt(TOP),
+                fmt(x),
+                fmt(TOP + plot_h),
+                fmt(x),
+                fmt(TOP + plot_h + 16.0),
+                escape(label)
+            );
+        }
+        // Axes and their labels.
+        let _ = write!(
+            s,
+            "<line x1=\"{l}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/>\
+             <line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{b}\" stroke=\"#333\"/>\
+             <text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" fill=\"#333\" text-anchor=\"middle\">{}</text>\
+             <text x=\"14\" y=\"{cy}\" font-size=\"12\" fill=\"#333\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{}</text>",
+            escape(&self.x_label),
+            escape(&self.y_label),
+            l = fmt(LEFT),
+            r = fmt(LEFT + plot_w),
+            t = fmt(TOP),
+            b = fmt(TOP + plot_h),
+            cx = fmt(LEFT + plot_w / 2.0),
+            xl = fmt(HEIGHT - 8.0),
+            cy = fmt(TOP + plot_h / 2.0),
+        );
+        // Phase boundaries.
+        for (x, label) in &self.markers {
+            let px = sx(*x);
+            let _ = write!(
+                s,
+                "<g data-marker=\"phase\"><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"3 3\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text></g>",
+                fmt(px),
+                fmt(TOP),
+                fmt(px),
+                fmt(TOP + plot_h),
+                fmt(px + 3.0),
+                fmt(TOP + 10.0),
+                escape(label)
+            );
+        }
+        // Curves and the legend.
+        for (i, series) in self.series.iter().enumerate() {
+            let points: Vec<String> = series
+                .points
+                .iter()
+                .map(|(x, y)| format!("{},{}", fmt(sx(*x)), fmt(sy(*y))))
+                .collect();
+            let _ = write!(
+                s,
+                "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"/>",
+                escape(&series.key),
+                series.color,
+                if series.dashed {
+                    " stroke-dasharray=\"6 4\""
+                } else {
+                    ""
+                },
+                points.join(" ")
+            );
+            let ly = TOP + 8.0 + i as f64 * 18.0;
+            let lx = LEFT + plot_w + 12.0;
+            let _ = write!(
+                s,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#111\">{}</text>",
+                fmt(lx),
+                fmt(ly),
+                fmt(lx + 20.0),
+                fmt(ly),
+                series.color,
+                if series.dashed {
+                    " stroke-dasharray=\"6 4\""
+                } else {
+                    ""
+                },
+                fmt(lx + 26.0),
+                fmt(ly + 4.0),
+                escape(&series.label)
+            );
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
+/// One bar: `key` for machines (`data-bar`), `label` for people.
+pub struct Bar {
+    pub key: String,
+    pub label: String,
+    pub value: u64,
+    pub color: &'static str,
+}
+
+/// A horizontal bar chart, one row per bar, the count printed after each bar.
+pub fn bar_chart(id: &'static str, title: &str, bars: &[Bar]) -> String {
+    const ROW: f64 = 22.0;
+    const LABEL_W: f64 = 220.0;
+    let plot_w = WIDTH - LABEL_W - 90.0;
+    let plot_h = ROW * bars.len().max(1) as f64;
+    let height = TOP + plot_h + BOTTOM;
+    let max = bars.iter().map(|b| b.value).max().unwrap_or(0) as f64;
+    let (ticks, top) = nice_ticks(max, 5);
+    let sx = |v: f64| LABEL_W + v / top * plot_w;
+
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" data-chart=\"{id}\" viewBox=\"0 0 {WIDTH} {}\" width=\"{WIDTH}\" \
+         height=\"{}\" role=\"img\" font-family=\"sans-serif\" aria-label=\"{}\" class=\"chart\"><title>{}</title>\
+         <text x=\"{}\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#111\">{}</text>",
+        fmt(height),
+        fmt(height),
+        escape(title),
+        escape(title),
+        fmt(LEFT),
+        escape(title)
+    );
+    for t in &ticks {
+        let x = sx(*t);
+        let _ = write!(
+            s,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
+            fmt(x),
+            fmt(TOP),
+            fmt(x),
+            fmt(TOP + plot_h),
+            fmt(x),
+            fmt(TOP + plot_h + 16.0),
+            count_label(*t)
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{b}\" stroke=\"#333\"/>\
+         <line x1=\"{l}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/>\
+         <text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" fill=\"#333\" text-anchor=\"middle\">count</text>",
+        l = fmt(LABEL_W),
+        t = fmt(TOP),
+        b = fmt(TOP + plot_h),
+        r = fmt(LABEL_W + plot_w),
+        cx = fmt(LABEL_W + plot_w / 2.0),
+        xl = fmt(height - 8.0),
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let y = TOP + i as f64 * ROW;
+        let w = sx(b.value as f64) - LABEL_W;
+        let _ = write!(
+            s,
+            "<g data-bar=\"{}\" data-value=\"{}\"><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\">{}</text></g>",
+            escape(&b.key),
+            b.value,
+            fmt(LABEL_W - 6.0),
+            fmt(y + ROW * 0.65),
+            escape(&b.label),
+            fmt(LABEL_W),
+            fmt(y + 3.0),
+            fmt(w.max(1.0)),
+            fmt(ROW - 6.0),
+            b.color,
+            fmt(LABEL_W + w.max(1.0) + 4.0),
+            fmt(y + ROW * 0.65),
+            b.value
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn count_label(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", trim(v / 1e6))
+    } else if v >= 1e4 {
+        format!("{}k", trim(v / 1e3))
+    } else {
+        trim(v)
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{:.2}", v);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Axis label for a plain number (counts, rates).
+pub fn number_label(v: f64) -> String {
+    count_label(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_maximum() {
+        let (t, top) = nice_ticks(93.0, 5);
+        assert_eq!(t, vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(top, 100.0);
+        let (t, top) = nice_ticks(0.0, 5);
+        assert!(top > 0.0 && t.len() >= 2);
+        assert_eq!(number_label(12_000.0), "12k");
+        assert_eq!(number_label(2.5), "2.5");
+    }
+}

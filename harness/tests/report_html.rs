@@ -1,0 +1,283 @@
+//! report.html: real runs rendered, each inline SVG parsed back as XML, and the charts and tables held against
+//! the report they came from. The page must be self-contained (nothing fetched) and escape user text.
+
+use coap_harness::engine::{self, RunOutput};
+use coap_harness::report::{html, Report};
+use roxmltree::{Document, Node};
+use std::path::Path;
+use std::sync::Arc;
+
+const TWO_PHASES: &str = "target: embedded\ndevices:\n  count: 20\nphases:\n  - name: a\n    duration: 2s\n    \
+     interval: 100ms\n  - name: \"b <script>alert('x')</script>\"\n    duration: 1s\n    interval: 50ms\n";
+
+const DTLS_INSECURE: &str =
+    "target: embedded\npki: generate\ndevices:\n  count: 10\ndtls:\n  ca: none\nphases:\n  \
+     - duration: 1s\n    interval: 200ms\n";
+
+async fn run_text(text: &str) -> RunOutput {
+    let plan = coap_harness::scenario::parse(
+        text,
+        Path::new("t.yaml"),
+        Path::new("."),
+        "t",
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("scenario invalid: {e}"));
+    engine::run(Arc::new(plan), Default::default())
+        .await
+        .expect("run starts")
+}
+
+async fn run_file(name: &str) -> RunOutput {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name);
+    let plan = coap_harness::scenario::load(&file, &Default::default()).unwrap();
+    engine::run(Arc::new(plan), Default::default())
+        .await
+        .expect("run starts")
+}
+
+/// Every `<svg ...>...</svg>` fragment of the page.
+fn svg_fragments(page: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("unclosed <svg>") + start + "</svg>".len();
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The chart with `data-chart="id"`, as its SVG text (None when absent).
+fn chart<'p>(page: &'p str, id: &str) -> Option<&'p str> {
+    let attr = format!("data-chart=\"{id}\"");
+    let found: Vec<&str> = svg_fragments(page)
+        .into_iter()
+        .filter(|f| f[..f.find('>').unwrap()].contains(&attr))
+        .collect();
+    assert!(found.len() <= 1, "chart {id} appears {} times", found.len());
+    found.first().copied()
+}
+
+fn parse(fragment: &str) -> Document<'_> {
+    Document::parse(fragment)
+        .unwrap_or_else(|e| panic!("SVG is not well-formed XML: {e}\n{fragment}"))
+}
+
+fn series<'a, 'i>(doc: &'a Document<'i>, key: &str) -> Option<Node<'a, 'i>> {
+    doc.descendants()
+        .find(|n| n.has_tag_name("polyline") && n.attribute("data-series") == Some(key))
+}
+
+fn point_count(doc: &Document, key: &str) -> usize {
+    let line = series(doc, key).unwrap_or_else(|| panic!("no series {key}"));
+    let points = line.attribute("points").unwrap();
+    for p in points.split_whitespace() {
+        let (x, y) = p.split_once(',').unwrap();
+        assert!(x.parse::<f64>().unwrap().is_finite() && y.parse::<f64>().unwrap().is_finite());
+    }
+    points.split_whitespace().count()
+}
+
+fn markers(doc: &Document) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.attribute("data-marker") == Some("phase"))
+        .map(|g| {
+            g.descendants()
+                .filter(|n| n.is_text())
+                .map(|n| n.text().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn count(page: &str, needle: &str) -> usize {
+    page.matches(needle).count()
+}
+
+/// Checks that hold for every page: self-contained, well-formed charts, one row per check, the banner exactly
+/// when the run was insecure, the charts present with this run's data.
+fn common_checks(page: &str, r: &Report) {
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    // Nothing external: the only URL is the SVG namespace.
+    let no_ns = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for bad in [
+        "http://", "https://", "src=", "<script", "<link", "@import", "url(",
+    ] {
+        assert!(!no_ns.contains(bad), "page contains {bad}");
+    }
+    let fragments = svg_fragments(page);
+    // A run without load (trust cases only) has nothing to chart.
+    assert_eq!(fragments.is_empty(), r.phases.is_empty());
+    for f in &fragments {
+        parse(f);
+    }
+
+    assert_eq!(
+        page.contains("id=\"insecure-banner\""),
+        r.security.insecure,
+        "banner iff insecure"
+    );
+    assert_eq!(page.contains("INSECURE RUN"), r.security.insecure);
+    if r.security.insecure {
+        // At the very top of the body.
+        let body = page.find("<body>").unwrap();
+        assert!(page[body..]
+            .trim_start_matches("<body>")
+            .trim_start()
+            .starts_with("<div class=\"insecure\""));
+    }
+    let word = match coap_harness::verdict::of(r) {
+        coap_harness::verdict::Verdict::Passed => "PASSED",
+        coap_harness::verdict::Verdict::Failed(_) => "FAILED",
+        coap_harness::verdict::Verdict::Fault(_) => "FAULT",
+    };
+    assert!(
+        page.contains(&format!("id=\"verdict\">{word}<")),
+        "verdict {word}"
+    );
+
+    assert_eq!(count(page, "<tr data-check>"), r.checks.len());
+    assert_eq!(count(page, "<tr data-trust-case>"), r.trust_cases.len());
+    assert_eq!(
+        count(page, "<tr data-conformance-case>"),
+        r.conformance.len()
+    );
+    if !r.phases.is_empty() {
+        assert_eq!(count(page, "<tr data-phase>"), r.phases.len() + 1);
+    }
+    assert!(page.contains(&format!("{:.1} s", r.duration_s)));
+    assert!(page.contains(&html::escape(&r.harness_version)));
+
+    if r.total.latency.count > 0 {
+        let svg = chart(page, "percentiles").expect("percentile chart");
+        let doc = parse(svg);
+        let corrected = point_count(&doc, "corrected");
+        let expected = html::percentile_points(&r.total.latency).len();
+        assert!(corrected >= 2);
+        assert_eq!(corrected, expected);
+        assert!(point_count(&doc, "uncorrected") >= 2);
+        for tick in ["50%", "90%", "99%", "99.9%", "99.99%"] {
+            assert!(
+                doc.descendants().any(|n| n.text() == Some(tick)),
+                "percentile tick {tick}"
+            );
+        }
+        let hs = r.handshakes.as_ref().is_some_and(|h| h.latency.count > 0);
+        assert_eq!(
+            series(&doc, "handshake").is_some(),
+            hs,
+            "handshake curve iff handshakes"
+        );
+    }
+
+    if !r.timeseries.is_empty() {
+        let doc = parse(chart(page, "throughput").expect("throughput chart"));
+        assert_eq!(point_count(&doc, "requests"), r.timeseries.len());
+        assert_eq!(point_count(&doc, "errors"), r.timeseries.len());
+        let names: Vec<String> = r.phases.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(markers(&doc), names);
+        let doc = parse(chart(page, "latency-over-time").expect("latency chart"));
+        assert_eq!(point_count(&doc, "p50"), r.timeseries.len());
+        assert_eq!(point_count(&doc, "p99"), r.timeseries.len());
+        assert_eq!(markers(&doc).len(), r.phases.len());
+    } else {
+        assert!(chart(page, "throughput").is_none());
+    }
+
+    // Outcomes: every non-zero class, every code, every handshake verdict, with its count.
+    let mut bars: Vec<(String, u64)> = coap_harness::metrics::Outcome::ALL
+        .iter()
+        .filter(|o| r.total.outcomes.get(**o) > 0)
+        .map(|o| (format!("outcome:{}", o.name()), r.total.outcomes.get(*o)))
+        .collect();
+    bars.extend(r.total.codes.iter().map(|(c, n)| (format!("code:{c}"), *n)));
+    if let Some(h) = &r.handshakes {
+        bars.extend(
+            h.verdicts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(v, n)| (format!("handshake:{v}"), *n)),
+        );
+    }
+    match chart(page, "outcomes") {
+        Some(svg) => {
+            let doc = parse(svg);
+            let drawn: Vec<(String, u64)> = doc
+                .descendants()
+                .filter_map(|n| {
+                    Some((
+                        n.attribute("data-bar")?.to_string(),
+                        n.attribute("data-value")?.parse().unwrap(),
+                    ))
+                })
+                .collect();
+            assert_eq!(drawn, bars);
+        }
+        None => assert!(bars.is_empty()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phase_run_renders_its_charts_and_escapes_names() {
+    let out = run_text(TWO_PHASES).await;
+    let r = &out.report;
+    assert!(!r.security.insecure);
+    assert_eq!(r.phases.len(), 2);
+    assert!(!r.timeseries.is_empty());
+    assert!(r.handshakes.is_none());
+    let page = html::render(r);
+    common_checks(&page, r);
+
+    // The phase name from YAML is text, never markup: escaped in the table and in the SVG labels.
+    assert!(!page.contains("<script"));
+    assert!(page.contains("b &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    let doc = parse(chart(&page, "throughput").unwrap());
+    assert_eq!(markers(&doc)[1], "b <script>alert('x')</script>");
+
+    // write_all writes it next to the other formats.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = coap_harness::report::write_all(r, dir.path()).unwrap();
+    let file = dir.path().join("report.html");
+    assert!(paths.contains(&file));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written, page);
+    eprintln!(
+        "report.html for the 3-second run: {} bytes, {} timeseries points",
+        written.len(),
+        r.timeseries.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_matrix_renders_its_cases_and_checks() {
+    let out = run_file("trust-matrix.yaml").await;
+    let r = &out.report;
+    assert!(!r.trust_cases.is_empty());
+    assert!(!r.checks.is_empty());
+    let page = html::render(r);
+    common_checks(&page, r);
+    for c in &r.trust_cases {
+        assert!(
+            page.contains(&html::escape(&c.name)),
+            "trust case {}",
+            c.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_dtls_fleet_shows_the_banner_and_handshake_curve() {
+    let out = run_text(DTLS_INSECURE).await;
+    let r = &out.report;
+    assert!(r.security.insecure, "ca: none is an insecure run");
+    let h = r.handshakes.as_ref().expect("DTLS run has handshakes");
+    assert!(h.ok > 0);
+    let page = html::render(r);
+    common_checks(&page, r);
+    let doc = parse(chart(&page, "percentiles").unwrap());
+    assert!(point_count(&doc, "handshake") >= 2);
+    assert_eq!(count(&page, "id=\"insecure-banner\""), 1);
+}
