@@ -28,5 +28,6 @@ log "cargo test"
 CI="${CI:-true}" cargo test --workspace
 
 log "main job: scenarios/smoke.yaml against the embedded server"
-# The test profile is optimised (see Cargo.toml) and already built: no second, release-mode compile in CI.
-cargo run --quiet -- run scenarios/smoke.yaml --out reports/ci-smoke
+# `cargo test` has just built the binary (the CLI tests run it): use it as is, with no second compile.
+# The test profile is optimised (see Cargo.toml); the README's `cargo run --release` is the same program.
+./target/debug/coap-harness run scenarios/smoke.yaml --out reports/ci-smoke
