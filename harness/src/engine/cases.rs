@@ -11,10 +11,7 @@ use crate::scenario::{RunPlan, Target};
 use crate::transport::dtls::{self as dtls_client};
 use crate::transport::Link;
 use crate::trust::TrustVerdict;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 /// What one case observed.
 #[derive(Clone, Debug)]
@@ -56,17 +53,10 @@ async fn run_one(
         (_, Some(s)) => embedded::device_target(s, true),
         _ => unreachable!(),
     };
-    let local: SocketAddr = match target {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let sock = UdpSocket::bind(local)
-        .await
-        .map_err(|e| EngineError::Credentials(format!("cannot open a UDP socket: {e}")))?;
-    sock.connect(target).await.map_err(|e| {
-        EngineError::Credentials(format!("cannot connect a UDP socket to {target}: {e}"))
+    let sock = super::session::connect(None, target).await.map_err(|e| {
+        EngineError::Credentials(format!("cannot open a UDP socket to {target}: {e}"))
     })?;
-    let mut observed = match dtls_client::handshake(Arc::new(sock), &settings).await {
+    let mut observed = match dtls_client::handshake(sock, &settings).await {
         Ok(session) => {
             let link = Link::Dtls(session.conn);
             let code = one_request(plan, &link).await;

@@ -11,10 +11,8 @@ use crate::scenario::RunPlan;
 use crate::server::ServerHandle;
 use crate::transport::dtls::{self as dtls_client, ClientSettings};
 use crate::transport::Link;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 /// Runs every case of the plan against `target`.
 pub async fn run_all(
@@ -31,17 +29,9 @@ pub async fn run_all(
 }
 
 async fn open(target: SocketAddr, dtls: Option<&ClientSettings>) -> Result<Link, String> {
-    let local: SocketAddr = match target {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let sock = UdpSocket::bind(local)
+    let sock = session::connect(None, target)
         .await
-        .map_err(|e| format!("cannot open a socket: {e}"))?;
-    sock.connect(target)
-        .await
-        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-    let sock = Arc::new(sock);
+        .map_err(|e| format!("cannot open a UDP socket to {target}: {e}"))?;
     match dtls {
         None => Ok(Link::Udp(sock)),
         Some(s) => dtls_client::handshake(sock, s)

@@ -10,10 +10,9 @@ use crate::transport::dtls::{self as dtls_client, ClientSettings};
 use crate::transport::Link;
 use crate::trust::TrustVerdict;
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
@@ -114,22 +113,10 @@ pub(crate) fn base_request(plan: &RunPlan, token: &str) -> Message {
     m
 }
 
-fn bind_addr(plan: &RunPlan, index: u32, target: SocketAddr) -> SocketAddr {
-    let ip = if plan.devices.bind.is_empty() {
-        match target {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        }
-    } else {
-        plan.devices.bind[index as usize % plan.devices.bind.len()]
-    };
-    SocketAddr::new(ip, 0)
-}
-
-async fn open_socket(local: SocketAddr, target: SocketAddr) -> std::io::Result<UdpSocket> {
-    let sock = UdpSocket::bind(local).await?;
-    sock.connect(target).await?;
-    Ok(sock)
+/// The local address for device `index`: the scenario's `devices.bind` list round-robin, if any.
+fn local_ip(plan: &RunPlan, index: u32) -> Option<IpAddr> {
+    (!plan.devices.bind.is_empty())
+        .then(|| plan.devices.bind[index as usize % plan.devices.bind.len()])
 }
 
 fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
@@ -146,8 +133,8 @@ fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
 
 /// Opens the device's link: its own UDP socket, and a DTLS session over it when the run uses DTLS.
 async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<Link> {
-    let sock = match open_socket(bind_addr(&sh.plan, index, sh.target), sh.target).await {
-        Ok(s) => Arc::new(s),
+    let sock = match super::session::connect(local_ip(&sh.plan, index), sh.target).await {
+        Ok(s) => s,
         Err(e) => {
             tally.socket_error = Some(e.to_string());
             return None;

@@ -3,7 +3,22 @@
 
 use crate::coap::{ClientEndpoint, Completed, ExchangeOutcome, Message, Token, TransmissionParams};
 use crate::transport::Link;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// A UDP socket of a device's own, bound to `local` (or the unspecified address of the target's family,
+/// port chosen by the OS) and connected to `target`, so ICMP errors come back to it.
+pub async fn connect(local: Option<IpAddr>, target: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+    let ip = local.unwrap_or(match target {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
+    let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+    sock.connect(target).await?;
+    Ok(Arc::new(sock))
+}
 
 pub struct Driver<'a> {
     link: &'a Link,

@@ -64,6 +64,24 @@ impl ResponseExpect {
         *self == ResponseExpect::default()
     }
 
+    /// The bits of every expectation set (what a request without a response breaks), without building text.
+    pub fn mask(&self) -> u8 {
+        let mut m = 0;
+        if !self.codes.is_empty() {
+            m |= ExpectKind::Code.bit();
+        }
+        if self.content_format.is_some() {
+            m |= ExpectKind::ContentFormat.bit();
+        }
+        if !self.json_equals.is_empty() || !self.json_exists.is_empty() {
+            m |= ExpectKind::Payload.bit();
+        }
+        if self.max_latency.is_some() {
+            m |= ExpectKind::Latency.bit();
+        }
+        m
+    }
+
     /// Names each expectation for reports.
     pub fn describe(&self) -> Vec<(ExpectKind, String)> {
         let mut out = Vec::new();
