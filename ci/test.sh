@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of coap-harness on a fresh Debian machine (as root, or with sudo):
-#   1. installs the independent CoAP peers the interop tests drive (libcoap3-bin) when missing,
+#   1. installs the peers and tools the tests drive (libcoap3-bin, chromium, kubernetes-validate) when missing,
 #   2. checks formatting and lints,
 #   3. runs the unit and integration tests (real sockets on loopback only),
 #   4. runs the README's main job (scenarios/smoke.yaml against the embedded server) end to end.
@@ -9,12 +9,23 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v coap-client-notls >/dev/null 2>&1 || ! command -v coap-server-notls >/dev/null 2>&1; then
-  log "installing libcoap3-bin (independent CoAP peers for interop tests)"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Independent peers and tools the tests drive, installed only when missing:
+#   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS)
+#   chromium      renders report.html headless to a PNG (report tests)
+#   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+command -v coap-client-notls >/dev/null 2>&1 && command -v coap-server-notls >/dev/null 2>&1 || missing+=(libcoap3-bin)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libcoap3-bin >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "installing kubernetes-validate (PyPI)"
+  python3 -m pip install -q kubernetes-validate
 fi
 
 log "cargo fmt --check"
