@@ -1,5 +1,5 @@
 //! The command line (clap derive): `run`, `serve`, `certs`, `validate`, `compare`,
-//! `report`. Each command returns its
+//! `report`, `merge`. Each command returns its
 //! exit code; errors are printed as one line.
 
 use crate::engine::{self, ProgressMode, RunOptions};
@@ -42,15 +42,42 @@ pub enum Command {
     /// Compare a run's report.json with a baseline's and print a Markdown table; exit 1 when a figure
     /// regressed past the bound, 2 when a file is not a readable report.
     Compare(CompareArgs),
-    /// Render a report.json again: every report file into --out, or single files with --md / --junit
-    /// (with none of them, the Markdown summary goes to stdout). Exit 2 when the file is not a report.
+    /// Render a report.json again: every report file into --out, or single files with --html / --md / --junit
+    /// (with none of them, the Markdown summary goes to stdout); or, with --compare A.json B.json..., one HTML
+    /// page drawing the runs over each other. Exit 2 when a file is not a report.
     Report(ReportArgs),
+    /// Merge shard reports (`run --shard K/N`) into one report, as if one process had run the scenario:
+    /// histograms added exactly, counters summed, time series aligned by wall-clock second, thresholds and
+    /// expectations judged again. Exit as `run` does; 2 when the reports do not belong together (different
+    /// scenarios, a shard missing or given twice, different N, a report that is not a shard's).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Shard report.json files, or folders whose subfolders hold them (e.g. results/shard-0/report.json).
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report files here.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Merge even when shards are missing; the result is marked partial (and its verdict fails).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The report.json to render.
-    pub report: PathBuf,
+    #[arg(required_unless_present = "compare", conflicts_with = "compare")]
+    pub report: Option<PathBuf>,
+    /// Draw these runs (report.json files, the first the reference) over each other in one HTML page:
+    /// into --html FILE and/or --out DIR as compare.html; with neither, to stdout.
+    #[arg(long, value_name = "REPORT", num_args = 2.., conflicts_with_all = ["md", "junit"])]
+    pub compare: Option<Vec<PathBuf>>,
+    /// Write report.html here (with --compare: the comparison page).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Write the Markdown summary here.
     #[arg(long, value_name = "FILE")]
     pub md: Option<PathBuf>,
@@ -84,6 +111,15 @@ pub struct RunArgs {
     /// Also write the JUnit XML here (it is always in the report folder as junit.xml).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Run only shard K of N, K 0-based (0 <= K < N, a Kubernetes JOB_COMPLETION_INDEX): the scenario's
+    /// devices K, K+N, K+2N, ..., total rates divided in proportion, its own seed. Thresholds are judged by
+    /// `merge`; the shard exits 0 once its report is written (2 when it could not measure).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<scenario::shard::Shard>,
+    /// Begin the first phase at this time, RFC 3339 UTC (e.g. 2026-11-25T21:30:00Z), so shards on many
+    /// machines start together. At most 5s in the past and 24h ahead.
+    #[arg(long, value_name = "TIME", value_parser = scenario::shard::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +199,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Validate { scenario } => validate(&scenario),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => rerender(&args),
+        Command::Merge(args) => merge(&args),
     }
 }
 
@@ -206,11 +243,14 @@ fn compare(args: &CompareArgs) -> u8 {
 }
 
 fn rerender(args: &ReportArgs) -> u8 {
-    let r = match report::compare::read_report(&args.report) {
+    let (Some(file), None) = (&args.report, &args.compare) else {
+        return compare_page(args);
+    };
+    let r = match report::compare::read_report(file) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let from = args.report.display();
+    let from = file.display();
     if let Some(dir) = &args.out {
         match report::write_all(&r, dir) {
             Ok(paths) => paths
@@ -230,6 +270,7 @@ fn rerender(args: &ReportArgs) -> u8 {
             report::markdown::render as fn(&report::Report) -> String,
         ),
         (&args.junit, report::junit::render),
+        (&args.html, report::html::render),
     ];
     for (file, render) in singles {
         let Some(file) = file else { continue };
@@ -238,8 +279,47 @@ fn rerender(args: &ReportArgs) -> u8 {
         }
         println!("  wrote {}", file.display());
     }
-    if args.out.is_none() && args.md.is_none() && args.junit.is_none() {
+    if args.out.is_none() && args.md.is_none() && args.junit.is_none() && args.html.is_none() {
         print!("{}", report::markdown::render(&r));
+    }
+    0
+}
+
+/// `report --compare A.json B.json...`: the runs over each other, into --html and/or --out DIR/compare.html, or stdout.
+fn compare_page(args: &ReportArgs) -> u8 {
+    use report::html_compare::{self, Run};
+    let files = args.compare.as_deref().unwrap_or_default();
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        match report::compare::read_report(file) {
+            Ok(r) => reports.push(r),
+            Err(e) => return fail(e),
+        }
+    }
+    let runs: Vec<Run> = files
+        .iter()
+        .zip(&reports)
+        .map(|(file, report)| Run {
+            name: html_compare::run_name(file),
+            report,
+        })
+        .collect();
+    let page = html_compare::render(&runs);
+    if args.html.is_none() && args.out.is_none() {
+        print!("{page}");
+        return 0;
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return fail(format_args!("cannot create {}: {e}", dir.display()));
+        }
+    }
+    let targets = args.html.iter().cloned();
+    for target in targets.chain(args.out.iter().map(|d| d.join("compare.html"))) {
+        if let Err(e) = std::fs::write(&target, &page) {
+            return fail(format_args!("cannot write {}: {e}", target.display()));
+        }
+        println!("  wrote {}", target.display());
     }
     0
 }
@@ -324,6 +404,8 @@ async fn run(args: RunArgs) -> u8 {
         target: args.target,
         devices: args.devices,
         duration: args.duration,
+        shard: args.shard,
+        start_at: args.start_at,
     };
     let plan = match scenario::load(&args.scenario, &overrides) {
         Ok(p) => Arc::new(p),
@@ -353,6 +435,22 @@ async fn run(args: RunArgs) -> u8 {
         plan.devices.count,
         humantime::format_duration(plan.total_duration())
     );
+    let shard = plan.shard.as_ref().map(|s| s.shard);
+    if let (Some(s), Some(p)) = (shard, &plan.shard) {
+        eprintln!(
+            "shard {s}: devices {} of {} (scenario indexes {}, {}, ...)",
+            plan.devices.count,
+            p.scenario_devices,
+            plan.devices.global(0),
+            plan.devices.global(1)
+        );
+    }
+    if let Some(at) = plan.start_at {
+        eprintln!(
+            "waiting to begin at {}",
+            humantime::format_rfc3339_millis(at)
+        );
+    }
     let opts = RunOptions {
         progress: if args.quiet {
             ProgressMode::Off
@@ -389,6 +487,40 @@ async fn run(args: RunArgs) -> u8 {
         println!("  wrote {}", file.display());
     }
     let v = verdict::of(&output.report);
+    if let (Some(s), verdict::Verdict::Failed(why)) = (shard, &v) {
+        // The run's verdict belongs to the merged result; a shard only says whether it measured.
+        eprintln!("shard {s}: {why} (judged again by coap-harness merge)");
+        return 0;
+    }
+    match &v {
+        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
+        verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
+    }
+    v.code()
+}
+
+fn merge(args: &MergeArgs) -> u8 {
+    use crate::merge;
+    let merged = match merge::inputs(&args.reports, &args.out)
+        .and_then(|files| merge::merge_files(&files, args.allow_partial))
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    print!("{}", report::terminal::render(&merged));
+    match report::write_all(&merged, &args.out) {
+        Ok(paths) => paths
+            .iter()
+            .for_each(|p| println!("  wrote {}", p.display())),
+        Err(e) => {
+            return fail(format_args!(
+                "cannot write report to {}: {e}",
+                args.out.display()
+            ))
+        }
+    }
+    let v = verdict::of(&merged);
     match &v {
         verdict::Verdict::Passed => println!("  PASSED"),
         verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),

@@ -8,6 +8,7 @@
 //! - [`scenario`]: YAML scenario files, validated into a typed [`scenario::RunPlan`] before any I/O.
 //! - [`engine`]: one task per simulated device (own UDP socket), pacing from the plan, the collector.
 //! - [`metrics`]: request outcomes, samples, and HDR-histogram aggregation.
+//! - [`merge`]: shard reports (`run --shard K/N`) added into one report, checks judged again.
 //! - [`report`]: the [`report::Report`] value and one renderer per output format.
 //! - [`server`]: the embedded ThingsBoard-compatible target server (plain CoAP and DTLS, Observe).
 //! - [`transport`]: the links under CoAP: plain UDP and the DTLS client driver.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod coap;
 pub mod engine;
+pub mod merge;
 pub mod metrics;
 pub mod pki;
 pub mod report;

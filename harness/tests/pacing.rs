@@ -64,3 +64,47 @@ async fn the_achieved_rate_is_the_requested_rate_when_the_server_keeps_up() {
     assert_eq!(r.total.outcomes.ok, r.total.sent);
     assert!(r.warnings.is_empty(), "kept the schedule: {:?}", r.warnings);
 }
+
+/// A server that answers each CON with an empty ACK and the response 300 ms later, and devices that mean
+/// to send every 100 ms: with NSTART = 1 (RFC 7252's default) each device waits for its response before the
+/// next request, so it falls behind its schedule; with NSTART = 4 it keeps up.
+fn slow_server_plan(nstart: u32) -> coap_harness::scenario::RunPlan {
+    plan(&format!(
+        "target: embedded\nembedded:\n  response_delay: 300ms\ndevices:\n  count: 5\ncoap:\n  nstart: {nstart}\n\
+         phases:\n  - duration: 3s\n    interval: 100ms\ndrain: 2s\n"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nstart_bounds_requests_in_flight_per_device() {
+    let one = run(slow_server_plan(1)).await.report;
+    let four = run(slow_server_plan(4)).await.report;
+    for r in [&one, &four] {
+        assert_accounted(r);
+        // A device behind its schedule keeps sending its backlog into the drain; the request in flight
+        // when the drain ends is unfinished, one per device at most.
+        let o = &r.total.outcomes;
+        assert_eq!(o.ok + o.unfinished, r.total.sent, "{o:?}");
+        assert!(o.unfinished <= 5, "{o:?}");
+    }
+    // 5 devices x 30 slots = 150 scheduled. One in flight: a request per ~300 ms over the phase and the
+    // 2 s drain, about 5 x 17.
+    assert!(one.total.sent <= 90, "nstart 1 sent {}", one.total.sent);
+    assert!(
+        one.warnings
+            .iter()
+            .any(|w| w.contains("requests left late")),
+        "{:?}",
+        one.warnings
+    );
+    // Four in flight cover 300 ms of 100 ms slots: every scheduled request leaves on time.
+    assert!(four.total.sent >= 145, "nstart 4 sent {}", four.total.sent);
+    assert!(
+        four.total.send_lag.p99_us < 100_000,
+        "nstart 4 send lag p99 {} µs",
+        four.total.send_lag.p99_us
+    );
+    // The server's 300 ms shows in both; with NSTART 1 the corrected latency also carries the backlog.
+    assert!(four.total.latency.p50_us >= 300_000);
+    assert!(one.total.latency.p99_us > 2 * four.total.latency.p99_us);
+}

@@ -93,6 +93,18 @@ fn markers(doc: &Document) -> Vec<String> {
         .collect()
 }
 
+/// The bars of a bar chart: (`data-bar`, `data-value`) in drawing order.
+fn bars_of(doc: &Document) -> Vec<(String, u64)> {
+    doc.descendants()
+        .filter_map(|n| {
+            Some((
+                n.attribute("data-bar")?.to_string(),
+                n.attribute("data-value")?.parse().unwrap(),
+            ))
+        })
+        .collect()
+}
+
 fn count(page: &str, needle: &str) -> usize {
     page.matches(needle).count()
 }
@@ -109,8 +121,11 @@ fn common_checks(page: &str, r: &Report) {
         assert!(!no_ns.contains(bad), "page contains {bad}");
     }
     let fragments = svg_fragments(page);
-    // A run without load (trust cases only) has nothing to chart.
-    assert_eq!(fragments.is_empty(), r.phases.is_empty());
+    // A run without load still charts its trust cases; only a run with neither has no chart.
+    assert_eq!(
+        fragments.is_empty(),
+        r.phases.is_empty() && r.trust_cases.is_empty()
+    );
     for f in &fragments {
         parse(f);
     }
@@ -187,6 +202,20 @@ fn common_checks(page: &str, r: &Report) {
         assert!(chart(page, "throughput").is_none());
     }
 
+    // Trust cases: one bar per case, in order, with its handshake time.
+    match chart(page, "trust-handshakes") {
+        Some(svg) => {
+            let drawn = bars_of(&parse(svg));
+            let cases: Vec<(String, u64)> = r
+                .trust_cases
+                .iter()
+                .map(|c| (format!("trust:{}", c.name), c.handshake_us))
+                .collect();
+            assert_eq!(drawn, cases);
+        }
+        None => assert!(r.trust_cases.is_empty()),
+    }
+
     // Outcomes: every non-zero class, every code, every handshake verdict, with its count.
     let mut bars: Vec<(String, u64)> = coap_harness::metrics::Outcome::ALL
         .iter()
@@ -203,19 +232,7 @@ fn common_checks(page: &str, r: &Report) {
         );
     }
     match chart(page, "outcomes") {
-        Some(svg) => {
-            let doc = parse(svg);
-            let drawn: Vec<(String, u64)> = doc
-                .descendants()
-                .filter_map(|n| {
-                    Some((
-                        n.attribute("data-bar")?.to_string(),
-                        n.attribute("data-value")?.parse().unwrap(),
-                    ))
-                })
-                .collect();
-            assert_eq!(drawn, bars);
-        }
+        Some(svg) => assert_eq!(bars_of(&parse(svg)), bars),
         None => assert!(bars.is_empty()),
     }
 }
@@ -266,6 +283,57 @@ async fn trust_matrix_renders_its_cases_and_checks() {
             c.name
         );
     }
+    // Trust cases alone: no request load, but the handshake chart (checked against the cases in
+    // common_checks) and a summary of the handshakes, before the tables.
+    assert!(r.phases.is_empty() && r.total.sent == 0);
+    let svg = chart(&page, "trust-handshakes").expect("trust handshake chart");
+    let doc = parse(svg);
+    for c in &r.trust_cases {
+        assert!(
+            doc.descendants().any(|n| n.text() == Some(c.name.as_str())),
+            "bar label {}",
+            c.name
+        );
+    }
+    let opened = r
+        .trust_cases
+        .iter()
+        .filter(|c| c.verdict.starts_with("ok"))
+        .count();
+    assert!(opened > 0 && opened < r.trust_cases.len());
+    assert!(page.contains(&format!(
+        "{} handshakes: {opened} opened, {} refused",
+        r.trust_cases.len(),
+        r.trust_cases.len() - opened
+    )));
+    let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    assert!(at("data-chart=\"trust-handshakes\"") < at("<table id=\"trust-cases\""));
+}
+
+/// `coap-harness report REPORT.json --html FILE` writes the same page as the run did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_command_re_renders_the_same_html() {
+    let out = run_text(DTLS_INSECURE).await;
+    let dir = tempfile::tempdir().unwrap();
+    coap_harness::report::write_all(&out.report, dir.path()).unwrap();
+    let again = dir.path().join("again.html");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let original = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let rendered = std::fs::read_to_string(&again).unwrap();
+    assert!(original.contains("data-chart=\"percentiles\""));
+    assert!(rendered == original, "re-rendered report.html differs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

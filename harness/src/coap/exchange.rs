@@ -22,6 +22,9 @@ pub struct TransmissionParams {
     /// How long to wait for the response after a CON was acknowledged with an empty ACK, or after a NON
     /// request was sent.
     pub response_timeout: Duration,
+    /// NSTART: requests a device keeps in flight at once (RFC 7252 §4.7 default 1). The endpoint itself
+    /// accepts any number; the device loop holds to this bound.
+    pub nstart: u32,
 }
 
 impl Default for TransmissionParams {
@@ -31,6 +34,7 @@ impl Default for TransmissionParams {
             ack_random_factor: 1.5,
             max_retransmit: 4,
             response_timeout: Duration::from_secs(30),
+            nstart: 1,
         }
     }
 }

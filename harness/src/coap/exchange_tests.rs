@@ -7,6 +7,7 @@ fn params(factor: f64) -> TransmissionParams {
         ack_random_factor: factor,
         max_retransmit: 4,
         response_timeout: Duration::from_secs(10),
+        nstart: 1,
     }
 }
 

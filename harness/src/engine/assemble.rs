@@ -5,8 +5,9 @@ use super::device::DeviceTally;
 use super::load::Measured;
 use crate::metrics::collector::latency_histogram;
 use crate::report::model::{
-    ConformanceResult, DeviceInfo, HandshakeStats, Latency, PhaseReport, ProtocolCounters,
-    RequestStats, ScenarioInfo, Security, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
+    ConformanceResult, DeviceInfo, ExpectationSpec, GeneratorStats, HandshakeStats, Latency,
+    PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo, Security, ShardChecks, ShardInfo,
+    TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
 use crate::scenario::{Pacing, RunPlan};
@@ -25,6 +26,10 @@ pub struct Parts {
     /// The embedded server's devices before the load phases, and after.
     pub server_before: Option<Vec<DeviceSnapshot>>,
     pub server_devices: Option<Vec<DeviceSnapshot>>,
+    /// When the load phases began, in milliseconds since the Unix epoch.
+    pub load_started_at_ms: u64,
+    /// The generator's own CPU and the host's UDP drops over the load phases.
+    pub generator: Option<GeneratorStats>,
 }
 
 pub fn report(plan: &RunPlan, p: &Parts) -> Report {
@@ -81,6 +86,11 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         trust_cases: p.trust_cases.clone(),
         conformance: p.conformance.clone(),
         server: p.server_stats.clone(),
+        load_started_at_ms: Some(p.load_started_at_ms),
+        shard: plan.shard.as_ref().map(|s| shard_info(plan, s)),
+        merged: None,
+        partial: false,
+        generator: p.generator.clone(),
     };
     if report.devices.failed > 0 {
         report.warnings.push(format!(
@@ -108,6 +118,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         );
     }
     report.warnings.extend(generator_warnings(plan, &report));
+    report.warnings.extend(resource_warnings(&report));
     if let Some(h) = &report.handshakes {
         if h.failed > 0 {
             report.warnings.push(format!(
@@ -152,7 +163,19 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             .checks
             .extend(expectation_checks(plan, &report, devices));
     }
-    for t in &plan.thresholds {
+    if let Some(s) = &plan.shard {
+        // A shard's share of throughput or timeouts says nothing against a bound set for the whole run.
+        report.warnings.push(format!(
+            "shard {} of {} (devices {} of {}): thresholds are judged on the merged result (coap-harness merge)",
+            s.shard,
+            s.shard.count,
+            plan.devices.count,
+            s.scenario_devices
+        ));
+    }
+    // A shard's thresholds are judged by `merge`.
+    let judged = plan.shard.is_none();
+    for t in plan.thresholds.iter().filter(|_| judged) {
         report.checks.push(super::thresholds::judge(
             t,
             "run",
@@ -161,7 +184,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         ));
     }
     for (phase, pr) in plan.phases.iter().zip(&report.phases) {
-        for t in &phase.thresholds {
+        for t in phase.thresholds.iter().filter(|_| judged) {
             let scope = format!("phase {}", phase.name);
             report
                 .checks
@@ -189,32 +212,57 @@ fn generator_warnings(plan: &RunPlan, report: &Report) -> Vec<String> {
             let secs = phase.duration.as_secs_f64();
             out.push(format!(
                 "phase {}: sent {sent} of {want} scheduled requests ({:.1}/s of {:.1}/s requested), send lag p99 {}: \
-                 requests left late, because the server held each device's one request in flight (NSTART = 1) \
+                 requests left late, because the server held each device's requests in flight (NSTART = {}) \
                  or because the generator was saturated; latency is still measured from the scheduled time",
                 phase.name,
                 sent as f64 / secs,
                 want as f64 / secs,
-                crate::report::model::human_us(lag)
+                crate::report::model::human_us(lag),
+                plan.transmission.nstart,
             ));
         }
     }
     out
 }
 
+/// Says when the generator's own machine was the limit: every core busy, or the kernel dropping datagrams.
+fn resource_warnings(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(g) = &report.generator else {
+        return out;
+    };
+    let cores = f64::from(g.cores.max(1));
+    if g.cpu_busy_peak >= 0.9 * cores {
+        out.push(format!(
+            "generator CPU: {:.2} of {} cores busy in the busiest second ({:.2} on average){}: the generator's \
+             machine may have limited the rate or added latency; compare achieved with requested rate and the \
+             send lag",
+            g.cpu_busy_peak,
+            g.cores,
+            g.cpu_busy_mean,
+            if g.includes_embedded_server {
+                ", the embedded server included"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(u) = g
+        .kernel_udp
+        .filter(|u| u.rcvbuf_errors > 0 || u.sndbuf_errors > 0)
+    {
+        out.push(format!(
+            "the kernel dropped {} UDP datagrams for want of receive-buffer space and {} for want of send-buffer \
+             space during the load (host-wide count): some timeouts may be this host's, not the server's; pace \
+             connections (devices.connect_rate) or lower the rate",
+            u.rcvbuf_errors, u.sndbuf_errors
+        ));
+    }
+    out
+}
+
 /// One check per per-request expectation: every request is held to it.
 fn expectation_checks(plan: &RunPlan, report: &Report, devices: &[DeviceTally]) -> Vec<Check> {
-    let total = &report.total;
-    let codes: Vec<String> = total
-        .codes
-        .iter()
-        .map(|(c, n)| format!("{c} x{n}"))
-        .collect();
-    let mut others: Vec<String> = crate::metrics::Outcome::ALL
-        .iter()
-        .filter(|o| !o.has_latency() && total.outcomes.get(**o) > 0)
-        .map(|o| format!("{} x{}", o.name(), total.outcomes.get(*o)))
-        .collect();
-    others.splice(0..0, codes);
     let examples: Vec<&str> = devices
         .iter()
         .flat_map(|d| d.broken_examples.iter().map(String::as_str))
@@ -224,30 +272,37 @@ fn expectation_checks(plan: &RunPlan, report: &Report, devices: &[DeviceTally]) 
         .describe()
         .into_iter()
         .map(|(kind, text)| {
-            let broken = total
-                .expectations_broken
-                .get(kind.name())
-                .copied()
-                .unwrap_or(0);
-            let mut observed = format!(
-                "{} of {} requests held, {broken} did not",
-                total.sent - broken,
-                total.sent
-            );
-            if broken > 0 {
-                observed.push_str(&format!("; seen: {}", others.join(", ")));
-                if !examples.is_empty() {
-                    observed.push_str(&format!("; e.g. {}", examples.join(" | ")));
-                }
-            }
-            Check {
-                name: format!("expect {text}"),
-                passed: broken == 0 && total.sent > 0,
-                expected: format!("every request: {text}"),
-                observed,
-            }
+            super::thresholds::judge_expectation(kind.name(), &text, &report.total, &examples)
         })
         .collect()
+}
+
+/// What a shard report carries for `merge`: its place in the scenario and the scenario's checks as written.
+fn shard_info(plan: &RunPlan, s: &crate::scenario::shard::ShardPlan) -> ShardInfo {
+    ShardInfo {
+        index: s.shard.index,
+        count: s.shard.count,
+        scenario_sha256: s.scenario_sha256.clone(),
+        scenario_seed: s.scenario_seed,
+        scenario_devices: s.scenario_devices,
+        checks: ShardChecks {
+            thresholds: plan.thresholds.iter().map(|t| t.text.clone()).collect(),
+            phase_thresholds: plan
+                .phases
+                .iter()
+                .map(|p| p.thresholds.iter().map(|t| t.text.clone()).collect())
+                .collect(),
+            expectations: plan
+                .expect
+                .describe()
+                .into_iter()
+                .map(|(kind, text)| ExpectationSpec {
+                    kind: kind.name().into(),
+                    text,
+                })
+                .collect(),
+        },
+    }
 }
 
 fn security(plan: &RunPlan, cases: &[TrustCaseResult], devices: &[DeviceTally]) -> Security {

@@ -80,12 +80,16 @@ async fn run_one(
         },
     };
     if let Some(s) = server {
-        // Give the server a moment to record the failed handshake's reason.
-        if !observed.verdict.connected() {
+        // A refusal the client sees only as an alert: give the server a moment to record why it refused.
+        if matches!(
+            observed.verdict,
+            TrustVerdict::PeerAlert | TrustVerdict::ClientCertRejected
+        ) {
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline {
+                // Every reason is listed from the start, at zero: wait for one to count.
                 if s.dtls_stats()
-                    .is_some_and(|st| !st.handshake_failures.is_empty())
+                    .is_some_and(|st| st.handshake_failures.values().any(|n| *n > 0))
                 {
                     break;
                 }

@@ -2,7 +2,7 @@
 //! [`ClientEndpoint`] on the schedule its [`Pacer`] gives, recording every request into its own batch.
 
 use super::pacer::Pacer;
-use crate::coap::{option, ClientEndpoint, Completed, ExchangeOutcome, Message, Token};
+use crate::coap::{option, ClientEndpoint, Completed, ExchangeId, ExchangeOutcome, Message, Token};
 use crate::metrics::{Batch, Outcome, Sample};
 use crate::scenario::template::RenderContext;
 use crate::scenario::RunPlan;
@@ -167,7 +167,8 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
 /// Runs device `index` to the end of its schedule (or cancellation) and returns its tally.
 pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let plan = sh.plan.clone();
-    let token = plan.devices.tokens.token(u64::from(index));
+    // The scenario's token and index for this device (they differ from `index` in a shard).
+    let token = plan.devices.token(index);
     let mut tally = DeviceTally {
         index,
         token: token.clone(),
@@ -199,16 +200,20 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         batch: Vec::with_capacity(BATCH),
         last_flush: Instant::now(),
     };
-    // (intended offset, phase) of the request in flight; NSTART = 1.
-    let mut in_flight: Option<(Duration, u16)> = None;
+    // (exchange, intended offset, phase) of each request in flight, at most NSTART of them.
+    let nstart = plan.transmission.nstart.max(1) as usize;
+    let mut in_flight: Vec<(ExchangeId, Duration, u16)> = Vec::with_capacity(nstart);
     let mut stopping = false;
     let mut aborted_as = Outcome::Unfinished;
     let mut buf = vec![0u8; 2048];
 
     loop {
         let now = Instant::now();
-        if in_flight.is_none() && !stopping {
-            if let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) {
+        while in_flight.len() < nstart && !stopping {
+            let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) else {
+                break;
+            };
+            {
                 let mut msg = base.clone();
                 let unix_ms = if needs_time {
                     SystemTime::now()
@@ -219,7 +224,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 };
                 plan.request.payload.render(
                     &mut RenderContext {
-                        index: u64::from(index),
+                        index: plan.devices.global(index),
                         token: &token,
                         counter: tally.sent,
                         rng: &mut rng,
@@ -227,9 +232,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                     },
                     &mut msg.payload,
                 );
-                ep.start(now, msg);
+                let id = ep.start(now, msg);
                 tally.sent += 1;
-                in_flight = Some((t, plan.phase_at(t) as u16));
+                in_flight.push((id, t, plan.phase_at(t) as u16));
                 pacer.on_sent(t);
             }
         }
@@ -250,7 +255,11 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
 
         while let Some(done) = ep.poll_event() {
-            let (intended, phase) = in_flight.take().expect("an exchange was in flight");
+            let slot = in_flight
+                .iter()
+                .position(|f| f.0 == done.id)
+                .expect("a completed exchange was in flight");
+            let (_, intended, phase) = in_flight.swap_remove(slot);
             let intended_at = sh.t0 + intended;
             let outcome = classify(&done, aborted_as);
             if let (None, Some(e)) = (&tally.first_malformed, &done.malformed) {
@@ -291,7 +300,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
         aborted_as = Outcome::Unfinished;
 
-        if in_flight.is_none() && (stopping || pacer.is_done()) {
+        if in_flight.is_empty() && (stopping || pacer.is_done()) {
             break;
         }
 
@@ -299,7 +308,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         if let Some(t) = ep.poll_timeout() {
             wake = wake.min(t);
         }
-        if in_flight.is_none() {
+        if in_flight.len() < nstart {
             if let Some(t) = pacer.next() {
                 wake = wake.min(sh.t0 + t);
             }

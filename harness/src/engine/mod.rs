@@ -11,10 +11,12 @@ pub mod embedded;
 pub mod expect;
 pub mod limits;
 pub mod load;
+pub mod monitor;
 pub mod pacer;
 pub mod prepare;
 pub mod progress;
 pub mod session;
+pub mod start;
 pub mod thresholds;
 
 pub use device::DeviceTally;
@@ -41,6 +43,13 @@ pub enum EngineError {
         needed: u64,
         limit: u64,
     },
+    /// More device sockets per source address than the kernel has ephemeral ports.
+    #[error(
+        "{per_address} device sockets per source address, but the kernel hands out only {ports} local ports \
+         (net.ipv4.ip_local_port_range): spread devices over more addresses with devices.bind \
+         (e.g. [127.0.0.2, 127.0.0.3] on loopback), or lower devices.count"
+    )]
+    TooManyPerAddress { per_address: u64, ports: u64 },
     /// The embedded target server did not start.
     #[error("embedded server: {0}")]
     Server(#[from] server::ServerError),
@@ -91,6 +100,10 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
             limit,
         });
     }
+    if let Some(ports) = limits::ephemeral_ports() {
+        limits::check_ports(u64::from(peak), plan.devices.bind.len(), ports)
+            .map_err(|per_address| EngineError::TooManyPerAddress { per_address, ports })?;
+    }
     let run_pki = prepare::pki(&plan)?;
     let default_name = prepare::default_server_name(&plan);
     let dtls = match &plan.dtls {
@@ -120,8 +133,8 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     let conformance = conformance::run_all(&plan, target, dtls.as_deref(), server.as_ref()).await;
     // What the conformance cases left on the server, so the load's accounting counts only its own.
     let server_before = server.as_ref().map(ServerHandle::devices);
-    // Devices start a moment from now, all measured from the same instant.
-    let t0 = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    // Devices start a moment from now (or at --start-at), all measured from the same instant.
+    let (t0, load_started_at_ms) = start::wait(&plan, &opts.cancel).await;
     if let (
         Target::Embedded {
             stall: Some((at, length)),
@@ -132,6 +145,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     {
         s.stall(t0 + *at, *length);
     }
+    let monitor = (!plan.phases.is_empty()).then(|| monitor::Monitor::start(server.is_some()));
     // Ctrl-C cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
     let measured = load::run(
         plan.clone(),
@@ -142,6 +156,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         t0,
     )
     .await;
+    let generator = monitor.map(monitor::Monitor::finish);
 
     if let Some(s) = &server {
         settle(s).await;
@@ -167,6 +182,8 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         server_stats,
         server_before,
         server_devices,
+        load_started_at_ms,
+        generator,
     };
     Ok(RunOutput {
         report: assemble::report(&plan, &parts),

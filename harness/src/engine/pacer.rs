@@ -29,8 +29,9 @@ pub struct Pacer<'a> {
 impl<'a> Pacer<'a> {
     pub fn new(plan: &'a RunPlan, index: u32) -> Self {
         let windows = plan.device_windows(index);
-        // Golden-ratio spacing spreads any number of devices evenly over an interval.
-        let jitter = (f64::from(index) * 0.618_033_988_749_895).fract();
+        // Golden-ratio spacing spreads any number of devices evenly over an interval; by the scenario's
+        // device index, so shards together send at the same offsets as one whole run.
+        let jitter = (plan.devices.global(index) as f64 * 0.618_033_988_749_895).fract();
         let mut p = Pacer {
             plan,
             windows,

@@ -1,5 +1,5 @@
 //! Thresholds judged on a report's figures: pure functions of the report, so a merged report can be judged
-//! the same way as a single run.
+//! the same way as a single run. Per-request expectations are judged here too, on the totals.
 
 use crate::report::model::{human_us, HandshakeStats, RequestStats};
 use crate::report::Check;
@@ -54,6 +54,40 @@ pub fn judge(t: &Threshold, scope: &str, q: &RequestStats, h: Option<&HandshakeS
         name: format!("threshold ({scope}): {}", t.text),
         passed,
         expected: format!("{} {}", t.op, show(t.metric, t.bound)),
+        observed,
+    }
+}
+
+/// Judges one per-request expectation (`kind` as in [`crate::scenario::plan::ExpectKind::name`]) on the
+/// totals: every request must have held it. `examples` are a few broken responses, when known.
+pub fn judge_expectation(kind: &str, text: &str, total: &RequestStats, examples: &[&str]) -> Check {
+    let broken = total.expectations_broken.get(kind).copied().unwrap_or(0);
+    let mut observed = format!(
+        "{} of {} requests held, {broken} did not",
+        total.sent - broken,
+        total.sent
+    );
+    if broken > 0 {
+        let mut seen: Vec<String> = total
+            .codes
+            .iter()
+            .map(|(c, n)| format!("{c} x{n}"))
+            .collect();
+        seen.extend(
+            crate::metrics::Outcome::ALL
+                .iter()
+                .filter(|o| !o.has_latency() && total.outcomes.get(**o) > 0)
+                .map(|o| format!("{} x{}", o.name(), total.outcomes.get(*o))),
+        );
+        observed.push_str(&format!("; seen: {}", seen.join(", ")));
+        if !examples.is_empty() {
+            observed.push_str(&format!("; e.g. {}", examples.join(" | ")));
+        }
+    }
+    Check {
+        name: format!("expect {text}"),
+        passed: broken == 0 && total.sent > 0,
+        expected: format!("every request: {text}"),
         observed,
     }
 }

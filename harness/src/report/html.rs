@@ -23,7 +23,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const CSS: &str = "\
+pub(super) const CSS: &str = "\
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#1d1d1f;}\
 h1{font-size:1.5em;margin:.4em 0;}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em;}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em;}\
@@ -35,7 +35,7 @@ th{background:#f3f3f3;}td.num{text-align:right;font-variant-numeric:tabular-nums
 .pass{color:#1a7f37;font-weight:bold;}.fail{color:#c00;font-weight:bold;}.skip{color:#777;font-weight:bold;}\
 .warning{background:#fff4ce;border-left:4px solid #d4a000;padding:.4em .8em;margin:.3em 0;}\
 .note{color:#555;font-size:.9em;}\
-svg.chart{display:block;margin:.6em 0;max-width:100%;height:auto;background:#fff;}\
+svg.chart{display:block;margin:.6em 0;width:100%;max-width:980px;height:auto;background:#fff;}\
 code{background:#f3f3f3;padding:0 .2em;}";
 
 pub fn render(r: &Report) -> String {
@@ -99,9 +99,9 @@ pub fn render(r: &Report) -> String {
     timeseries(&mut s, r);
     outcomes(&mut s, r);
     handshakes(&mut s, r);
-    checks(&mut s, r);
     trust_cases(&mut s, r);
     conformance(&mut s, r);
+    checks(&mut s, r);
 
     let _ = writeln!(
         s,
@@ -307,13 +307,46 @@ pub fn percentile_points(l: &Latency) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn us_label(v: f64) -> String {
+pub(super) fn us_label(v: f64) -> String {
     human_us(v.round() as u64)
 }
 
-fn seconds_label(v: f64) -> String {
+pub(super) fn seconds_label(v: f64) -> String {
     let t = format!("{v:.1}");
     format!("{}s", t.trim_end_matches(".0"))
+}
+
+/// A percentile spectrum: curves from [`percentile_points`] on the 1/(1-p) log axis, ticked at 50%, 90%,
+/// 99%... up to the furthest point (99.99% at least).
+pub(super) fn spectrum_chart(id: &'static str, title: &str, series: Vec<Series>) -> LineChart {
+    let x_max = series
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.0))
+        .fold(4.0f64, f64::max);
+    let ticks = [
+        (0.5, "50%"),
+        (0.9, "90%"),
+        (0.99, "99%"),
+        (0.999, "99.9%"),
+        (0.9999, "99.99%"),
+        (0.99999, "99.999%"),
+    ]
+    .iter()
+    .map(|(q, l)| (quantile_x(*q), l.to_string()))
+    .filter(|(x, _)| *x <= x_max + 1e-9)
+    .collect();
+    LineChart {
+        id,
+        title: title.into(),
+        x_label: "percentile (log scale of 1/(1-p))".into(),
+        y_label: "latency".into(),
+        x_range: (0.0, x_max),
+        x_ticks: Some(ticks),
+        x_format: seconds_label,
+        y_format: us_label,
+        series,
+        markers: Vec::new(),
+    }
 }
 
 fn percentiles(s: &mut String, r: &Report) {
@@ -353,34 +386,7 @@ fn percentiles(s: &mut String, r: &Report) {
     if series.is_empty() {
         return;
     }
-    let x_max = series
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.0))
-        .fold(4.0f64, f64::max);
-    let ticks = [
-        (0.5, "50%"),
-        (0.9, "90%"),
-        (0.99, "99%"),
-        (0.999, "99.9%"),
-        (0.9999, "99.99%"),
-        (0.99999, "99.999%"),
-    ]
-    .iter()
-    .map(|(q, l)| (quantile_x(*q), l.to_string()))
-    .filter(|(x, _)| *x <= x_max + 1e-9)
-    .collect();
-    let chart = LineChart {
-        id: "percentiles",
-        title: "Latency by percentile".into(),
-        x_label: "percentile (log scale of 1/(1-p))".into(),
-        y_label: "latency".into(),
-        x_range: (0.0, x_max),
-        x_ticks: Some(ticks),
-        x_format: seconds_label,
-        y_format: us_label,
-        series,
-        markers: Vec::new(),
-    };
+    let chart = spectrum_chart("percentiles", "Latency by percentile", series);
     s.push_str("<h2>Latency percentile spectrum</h2>\n");
     s.push_str(&chart.render());
     s.push('\n');
@@ -576,9 +582,10 @@ fn checks(s: &mut String, r: &Report) {
     let failed = r.checks.iter().filter(|c| !c.passed).count();
     let _ = writeln!(
         s,
-        "<p>{} checks, {} failed.</p>\n<table id=\"checks\">\n<tr><th>check</th><th>result</th><th>expected</th>\
+        "<p>{} check{}, {} failed.</p>\n<table id=\"checks\">\n<tr><th>check</th><th>result</th><th>expected</th>\
          <th>observed</th></tr>",
         r.checks.len(),
+        if r.checks.len() == 1 { "" } else { "s" },
         failed
     );
     for c in &r.checks {
@@ -594,12 +601,62 @@ fn checks(s: &mut String, r: &Report) {
     s.push_str("</table>\n");
 }
 
+/// The colour of a trust case's bar: opened (green), opened without verification (red), refused (amber).
+fn trust_color(verdict: &str) -> &'static str {
+    match verdict {
+        "ok" => "#1a7f37",
+        "ok_insecure" => "#c00",
+        _ => "#d4a000",
+    }
+}
+
+/// One bar per trust case: how long its handshake took to open or to fail. A run of trust cases alone has no
+/// request load, so this (with the table) is its chart.
+fn trust_chart(s: &mut String, r: &Report) {
+    let bars: Vec<Bar> = r
+        .trust_cases
+        .iter()
+        .map(|c| Bar {
+            key: format!("trust:{}", c.name),
+            label: c.name.clone(),
+            value: c.handshake_us,
+            color: trust_color(&c.verdict),
+        })
+        .collect();
+    s.push_str(&svg::bar_chart_with(
+        "trust-handshakes",
+        "DTLS handshake time per trust case",
+        "time to open or fail the handshake",
+        us_label,
+        &bars,
+    ));
+    let opened = r
+        .trust_cases
+        .iter()
+        .filter(|c| c.verdict.starts_with("ok"))
+        .count();
+    let mut times: Vec<u64> = r.trust_cases.iter().map(|c| c.handshake_us).collect();
+    times.sort_unstable();
+    let _ = writeln!(
+        s,
+        "\n<p class=\"note\" id=\"trust-summary\">{} handshakes: {opened} opened, {} refused; median {}, \
+         slowest {}. Green: opened with the certificate verified; red: opened with verification disabled; \
+         amber: refused (the verdict is in the table).</p>",
+        times.len(),
+        times.len() - opened,
+        human_us(times[times.len() / 2]),
+        human_us(*times.last().unwrap_or(&0)),
+    );
+}
+
 fn trust_cases(s: &mut String, r: &Report) {
     if r.trust_cases.is_empty() {
         return;
     }
+    s.push_str("<h2>Trust cases</h2>\n");
+    trust_chart(s, r);
     s.push_str(
-        "<h2>Trust cases</h2>\n<table id=\"trust-cases\">\n<tr><th>case</th><th>result</th><th>verdict</th>\
+        "<table id=\"trust-cases\">\n<tr><th>case</th><th>result</th><th>verdict</th>\
          <th>expected</th><th>observed</th><th>code</th><th>handshake</th><th>detail</th></tr>\n",
     );
     for c in &r.trust_cases {

@@ -113,6 +113,9 @@ pub fn render(r: &Report) -> String {
         human_us(r.total.send_lag.mean_us as u64),
         human_us(r.total.send_lag.p99_us),
     );
+    if let Some(g) = &r.generator {
+        let _ = writeln!(s, "Generator: {}.\n", g.describe());
+    }
 
     let _ = writeln!(s, "## Outcomes\n\n| outcome | count |\n|---|---:|");
     for o in Outcome::ALL {

@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod hdr;
 pub mod html;
+pub mod html_compare;
 pub mod junit;
 pub mod markdown;
 pub mod model;

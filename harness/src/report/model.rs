@@ -45,9 +45,90 @@ pub struct Report {
     /// Device-API conformance cases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conformance: Vec<ConformanceResult>,
+    /// When the load phases began (the instant `timeseries` counts from), in milliseconds since the Unix
+    /// epoch; `merge` aligns shards' series by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_started_at_ms: Option<u64>,
+    /// This run was one shard of a sharded scenario (`run --shard K/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// This report was made by `coap-harness merge` from shard reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
+    /// Shards were missing from the merge (`--allow-partial`): the figures cover only part of the load.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// The embedded server's own counters, when the target was embedded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
+    /// The generator watching itself during the load phases: its CPU and the host's UDP drops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorStats>,
+}
+
+/// The generator's own resource use over the load phases, so a saturated client is not mistaken for a slow
+/// server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct GeneratorStats {
+    /// CPUs this process could use.
+    pub cores: u32,
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    /// Mean cores busy (CPU seconds per wall second); `cores` means every core was busy.
+    pub cpu_busy_mean: f64,
+    /// The busiest second's cores busy.
+    pub cpu_busy_peak: f64,
+    /// Cores busy, one figure per second of the load phases.
+    #[serde(default)]
+    pub cpu_busy_series: Vec<f64>,
+    /// Peak resident memory of the process, KiB.
+    pub max_rss_kib: u64,
+    /// The embedded target server ran in this process, so these figures include its work.
+    pub includes_embedded_server: bool,
+    /// Host-wide UDP counters' growth during the load phases (every process on the host counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_udp: Option<KernelUdp>,
+}
+
+impl GeneratorStats {
+    /// One line for people: cores busy, CPU time, memory, kernel drops.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{:.2} of {} cores busy on average, {:.2} in the busiest second; {:.1} s user + {:.1} s system CPU; \
+             {} MB peak resident{}",
+            self.cpu_busy_mean,
+            self.cores,
+            self.cpu_busy_peak,
+            self.cpu_user_s,
+            self.cpu_system_s,
+            self.max_rss_kib / 1024,
+            if self.includes_embedded_server {
+                " (embedded server included)"
+            } else {
+                ""
+            }
+        );
+        if let Some(u) = &self.kernel_udp {
+            s.push_str(&format!(
+                "; host UDP drops: {} receive-buffer, {} send-buffer",
+                u.rcvbuf_errors, u.sndbuf_errors
+            ));
+        }
+        s
+    }
+}
+
+/// Growth of the host's UDP counters (`/proc/net/snmp`).
+#[derive(
+    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub struct KernelUdp {
+    pub in_datagrams: u64,
+    pub in_errors: u64,
+    /// Datagrams dropped because a socket's receive buffer was full.
+    pub rcvbuf_errors: u64,
+    /// Datagrams not sent because a socket's send buffer was full.
+    pub sndbuf_errors: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -153,6 +234,58 @@ pub struct ConformanceResult {
     /// Why the case was not run (it needs the embedded server to push updates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// One shard of a sharded run: which part of the scenario it ran, and what `merge` needs to judge the
+/// whole again.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ShardInfo {
+    /// 0-based: `0 <= index < count` (a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`).
+    pub index: u32,
+    /// How many shards the scenario was split into.
+    pub count: u32,
+    /// SHA-256 (hex) of the scenario file's bytes followed by the overrides given (`--target`, `--devices`,
+    /// `--duration`): the shards of one run share it.
+    pub scenario_sha256: String,
+    /// The scenario's seed; the shard's own (`scenario.seed`) is derived from it and `index`.
+    pub scenario_seed: u64,
+    /// Devices in the whole scenario. This shard ran `devices.count` of them: the scenario's device
+    /// indexes `index`, `index + count`, `index + 2 * count`, ... (strided).
+    pub scenario_devices: u32,
+    /// The scenario's checks as written, judged again by `merge` on the merged figures.
+    pub checks: ShardChecks,
+}
+
+/// The scenario's thresholds and per-request expectations, as written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ShardChecks {
+    /// Thresholds on the whole run (`p99 < 50ms`).
+    pub thresholds: Vec<String>,
+    /// Each phase's thresholds, in phase order.
+    pub phase_thresholds: Vec<Vec<String>>,
+    /// Per-request expectations: the kind (`code`, `content_format`, `payload`, `latency`) and its text.
+    pub expectations: Vec<ExpectationSpec>,
+}
+
+/// One per-request expectation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ExpectationSpec {
+    pub kind: String,
+    pub text: String,
+}
+
+/// Which shards a merged report holds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct MergeInfo {
+    /// How many shards the scenario was split into.
+    pub count: u32,
+    /// The shard indexes merged, ascending.
+    pub shards: Vec<u32>,
+    /// The shard indexes missing (only with `--allow-partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u32>,
+    /// The scenario hash every shard carried.
+    pub scenario_sha256: String,
 }
 
 /// Datagrams that did not fit an exchange.

@@ -63,10 +63,27 @@ fn fmt(v: f64) -> String {
     format!("{:.1}", v)
 }
 
+/// Legend entries longer than this go in rows under the plot instead of the column at its right.
+const LEGEND_SIDE_CHARS: usize = 22;
+const LEGEND_ROW: f64 = 18.0;
+
 impl LineChart {
+    /// Whether the legend goes under the plot (long labels, such as run names in a comparison).
+    fn legend_below(&self) -> bool {
+        self.series
+            .iter()
+            .any(|s| s.label.chars().count() > LEGEND_SIDE_CHARS)
+    }
+
     pub fn render(&self) -> String {
-        let plot_w = WIDTH - LEFT - RIGHT;
+        let below = self.legend_below();
+        let plot_w = WIDTH - LEFT - if below { 24.0 } else { RIGHT };
         let plot_h = HEIGHT - TOP - BOTTOM;
+        let height = if below {
+            HEIGHT + 8.0 + LEGEND_ROW * self.series.len() as f64
+        } else {
+            HEIGHT
+        };
         let (x0, x1) = if self.x_range.1 > self.x_range.0 {
             self.x_range
         } else {
@@ -77,17 +94,19 @@ impl LineChart {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .fold(0.0f64, f64::max);
-        let (y_ticks, y_top) = nice_ticks(y_max, 5);
+        // Headroom, so a flat curve at its maximum (a steady rate) is not drawn on the frame.
+        let (y_ticks, y_top) = nice_ticks(y_max * 1.08, 5);
         let sx = |x: f64| LEFT + (x.clamp(x0, x1) - x0) / (x1 - x0) * plot_w;
         let sy = |y: f64| TOP + plot_h - (y.max(0.0) / y_top) * plot_h;
 
         let mut s = String::new();
         let _ = write!(
             s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" data-chart=\"{}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
-             width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" font-family=\"sans-serif\" aria-label=\"{}\" class=\"chart\">",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" data-chart=\"{}\" viewBox=\"0 0 {WIDTH} {h}\" \
+             width=\"{WIDTH}\" height=\"{h}\" role=\"img\" font-family=\"sans-serif\" aria-label=\"{}\" class=\"chart\">",
             self.id,
-            escape(&self.title)
+            escape(&self.title),
+            h = fmt(height),
         );
         let _ = write!(s, "<title>{}</title>", escape(&self.title));
         let _ = write!(
@@ -192,12 +211,15 @@ impl LineChart {
                 },
                 points.join(" ")
             );
-            let ly = TOP + 8.0 + i as f64 * 18.0;
-            let lx = LEFT + plot_w + 12.0;
+            let (lx, ly) = if below {
+                (LEFT, HEIGHT + 4.0 + i as f64 * LEGEND_ROW)
+            } else {
+                (LEFT + plot_w + 12.0, TOP + 8.0 + i as f64 * LEGEND_ROW)
+            };
             let _ = write!(
                 s,
                 "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/>\
-                 <text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#111\">{}</text>",
+                 <text data-legend=\"{}\" x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#111\">{}</text>",
                 fmt(lx),
                 fmt(ly),
                 fmt(lx + 20.0),
@@ -208,6 +230,7 @@ impl LineChart {
                 } else {
                     ""
                 },
+                escape(&series.key),
                 fmt(lx + 26.0),
                 fmt(ly + 4.0),
                 escape(&series.label)
@@ -226,16 +249,34 @@ pub struct Bar {
     pub color: &'static str,
 }
 
-/// A horizontal bar chart, one row per bar, the count printed after each bar.
+/// A horizontal bar chart of counts, one row per bar, the count printed after each bar.
 pub fn bar_chart(id: &'static str, title: &str, bars: &[Bar]) -> String {
+    bar_chart_with(id, title, "count", count_label, bars)
+}
+
+/// A horizontal bar chart whose values are in another unit (µs...): `axis` names it and `format` writes a
+/// value, on the ticks and after each bar.
+pub fn bar_chart_with(
+    id: &'static str,
+    title: &str,
+    axis: &str,
+    format: fn(f64) -> String,
+    bars: &[Bar],
+) -> String {
     const ROW: f64 = 22.0;
-    const LABEL_W: f64 = 220.0;
-    let plot_w = WIDTH - LABEL_W - 90.0;
+    // Room for the longest label at about 6.2 px a character (11 px sans-serif).
+    let longest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_w = (longest as f64 * 6.2 + 16.0).clamp(160.0, 380.0);
+    let plot_w = WIDTH - label_w - 90.0;
     let plot_h = ROW * bars.len().max(1) as f64;
     let height = TOP + plot_h + BOTTOM;
     let max = bars.iter().map(|b| b.value).max().unwrap_or(0) as f64;
     let (ticks, top) = nice_ticks(max, 5);
-    let sx = |v: f64| LABEL_W + v / top * plot_w;
+    let sx = |v: f64| label_w + v / top * plot_w;
 
     let mut s = String::new();
     let _ = write!(
@@ -262,24 +303,25 @@ pub fn bar_chart(id: &'static str, title: &str, bars: &[Bar]) -> String {
             fmt(TOP + plot_h),
             fmt(x),
             fmt(TOP + plot_h + 16.0),
-            count_label(*t)
+            escape(&format(*t))
         );
     }
     let _ = write!(
         s,
         "<line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{b}\" stroke=\"#333\"/>\
          <line x1=\"{l}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/>\
-         <text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" fill=\"#333\" text-anchor=\"middle\">count</text>",
-        l = fmt(LABEL_W),
+         <text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
+        escape(axis),
+        l = fmt(label_w),
         t = fmt(TOP),
         b = fmt(TOP + plot_h),
-        r = fmt(LABEL_W + plot_w),
-        cx = fmt(LABEL_W + plot_w / 2.0),
+        r = fmt(label_w + plot_w),
+        cx = fmt(label_w + plot_w / 2.0),
         xl = fmt(height - 8.0),
     );
     for (i, b) in bars.iter().enumerate() {
         let y = TOP + i as f64 * ROW;
-        let w = sx(b.value as f64) - LABEL_W;
+        let w = sx(b.value as f64) - label_w;
         let _ = write!(
             s,
             "<g data-bar=\"{}\" data-value=\"{}\"><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>\
@@ -287,17 +329,17 @@ pub fn bar_chart(id: &'static str, title: &str, bars: &[Bar]) -> String {
              <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\">{}</text></g>",
             escape(&b.key),
             b.value,
-            fmt(LABEL_W - 6.0),
+            fmt(label_w - 6.0),
             fmt(y + ROW * 0.65),
             escape(&b.label),
-            fmt(LABEL_W),
+            fmt(label_w),
             fmt(y + 3.0),
             fmt(w.max(1.0)),
             fmt(ROW - 6.0),
             b.color,
-            fmt(LABEL_W + w.max(1.0) + 4.0),
+            fmt(label_w + w.max(1.0) + 4.0),
             fmt(y + ROW * 0.65),
-            b.value
+            escape(&format(b.value as f64))
         );
     }
     s.push_str("</svg>");

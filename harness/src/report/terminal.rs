@@ -88,6 +88,9 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    if let Some(g) = &r.generator {
+        let _ = writeln!(s, "  generator: {}", g.describe());
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "  WARNING: {w}");
     }

@@ -8,6 +8,7 @@ pub mod dtls;
 pub mod locate;
 pub mod plan;
 pub mod raw;
+pub mod shard;
 pub mod template;
 pub mod validate;
 
@@ -26,6 +27,10 @@ pub struct Overrides {
     pub devices: Option<u32>,
     /// Replaces the last phase's duration.
     pub duration: Option<Duration>,
+    /// Run only this shard of the scenario (`--shard K/N`).
+    pub shard: Option<shard::Shard>,
+    /// Begin the load phases at this time (`--start-at`).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// Why a scenario cannot be used.
@@ -52,6 +57,8 @@ pub enum ScenarioError {
         field: String,
         message: String,
     },
+    /// A command-line flag (`--shard`, `--start-at`) does not fit the scenario or the clock.
+    Flag { flag: &'static str, message: String },
 }
 
 impl fmt::Display for ScenarioError {
@@ -93,6 +100,7 @@ impl fmt::Display for ScenarioError {
                 at(f, file, line, column)?;
                 write!(f, ": {field}: {message}")
             }
+            ScenarioError::Flag { flag, message } => write!(f, "{flag}: {message}"),
         }
     }
 }
@@ -143,7 +151,7 @@ pub fn parse(
         }
     })?;
     apply(&mut raw, overrides);
-    validate::validate(raw, base, default_name).map_err(|inv| {
+    let plan = validate::validate(raw, base, default_name).map_err(|inv| {
         let at = locate::locate(text, &inv.path);
         let field = locate::render(&inv.path);
         ScenarioError::Invalid {
@@ -153,7 +161,30 @@ pub fn parse(
             field,
             message: inv.message,
         }
-    })
+    })?;
+    flags(plan, text, overrides)
+}
+
+/// Applies `--shard` and `--start-at` to a validated plan.
+fn flags(mut plan: RunPlan, text: &str, o: &Overrides) -> Result<RunPlan, ScenarioError> {
+    if let Some(at) = o.start_at {
+        shard::check_start_at(at, std::time::SystemTime::now()).map_err(|message| {
+            ScenarioError::Flag {
+                flag: "--start-at",
+                message,
+            }
+        })?;
+        plan.start_at = Some(at);
+    }
+    if let Some(s) = o.shard {
+        plan = shard::split(plan, s, shard::scenario_hash(text, o)).map_err(|message| {
+            ScenarioError::Flag {
+                flag: "--shard",
+                message,
+            }
+        })?;
+    }
+    Ok(plan)
 }
 
 /// serde_yaml reports a bad value from a custom parser at the enclosing mapping (`phases[0]: `x` is not a

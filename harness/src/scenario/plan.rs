@@ -38,6 +38,10 @@ pub struct RunPlan {
     pub expect: ResponseExpect,
     /// Thresholds on the whole run.
     pub thresholds: Vec<Threshold>,
+    /// Set when this plan is one shard of the scenario (`--shard K/N`).
+    pub shard: Option<super::shard::ShardPlan>,
+    /// The load phases begin at this wall-clock time (`--start-at`) instead of at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +80,24 @@ pub struct DevicePlan {
     pub tokens: TokenSource,
     /// Local addresses for device sockets, used round-robin; empty means the unspecified address.
     pub bind: Vec<IpAddr>,
+    /// This run's device `i` is the scenario's device `offset + i * stride`: 0 and 1 unless the plan is a
+    /// shard (see `shard`).
+    pub offset: u32,
+    pub stride: u32,
+    /// New sessions per second in this run (devices connect in index order), when paced.
+    pub connect_rate: Option<f64>,
+}
+
+impl DevicePlan {
+    /// The scenario's index of this run's device `index`.
+    pub fn global(&self, index: u32) -> u64 {
+        u64::from(self.offset) + u64::from(index) * u64::from(self.stride)
+    }
+
+    /// The token of this run's device `index`.
+    pub fn token(&self, index: u32) -> String {
+        self.tokens.token(self.global(index))
+    }
 }
 
 /// Where device tokens come from.
@@ -216,7 +238,20 @@ impl RunPlan {
                 _ => out.push(w),
             }
         }
+        // With paced connections a device is active only from its turn on.
+        let turn = self.connect_turn(index);
+        out.retain_mut(|w| {
+            w.0 = w.0.max(turn);
+            w.0 < w.1
+        });
         out
+    }
+
+    /// The earliest offset at which device `index` may connect: `index / connect_rate`, or zero.
+    pub fn connect_turn(&self, index: u32) -> Duration {
+        self.devices.connect_rate.map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64(f64::from(index) / r)
+        })
     }
 }
 

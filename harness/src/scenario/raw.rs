@@ -83,6 +83,11 @@ pub struct RawDevices {
     /// Local addresses to bind device sockets to, spread round-robin.
     #[serde(default)]
     pub bind: Vec<std::net::IpAddr>,
+    /// New device sessions per second across the fleet (socket opened and, over DTLS, the handshake), in
+    /// device order: paces a handshake storm. A device the phases would start earlier waits for its turn,
+    /// and its schedule begins when it connects. Written `500` or `500/s`.
+    #[serde(default, deserialize_with = "opt_rate")]
+    pub connect_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +134,9 @@ pub struct RawCoap {
     pub max_retransmit: Option<u32>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub response_timeout: Option<Duration>,
+    /// NSTART: requests each device may keep in flight at once (RFC 7252 default 1). Only open-loop
+    /// pacing can use more than one; a closed loop waits for each completion.
+    pub nstart: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -56,6 +56,7 @@ fn overrides_apply_before_validation() {
         target: Some("coap://127.0.0.1:7000".into()),
         devices: Some(3),
         duration: Some(Duration::from_secs(1)),
+        ..Default::default()
     };
     let plan = parse(GOOD, Path::new("s.yaml"), Path::new("."), "s", &o).unwrap();
     assert_eq!(plan.devices.count, 3);
@@ -192,5 +193,51 @@ fn token_file_is_read_and_counted() {
     assert!(
         e.contains("devices.token_file: cannot read") && e.contains("missing.txt"),
         "{e}"
+    );
+}
+
+#[test]
+fn connect_rate_delays_each_device_to_its_turn() {
+    // 100 devices at 25/s: device 50 may connect at 2 s, after the linear ramp (1 s) would start it.
+    let text = GOOD.replace(
+        "  token: \"dev-{index:05}\"\n",
+        "  token: \"dev-{index:05}\"\n  connect_rate: 25/s\n",
+    );
+    let plan = parse_str(&text).unwrap();
+    assert_eq!(plan.connect_turn(50), Duration::from_secs(2));
+    assert_eq!(
+        plan.device_windows(50),
+        vec![(Duration::from_secs(2), Duration::from_secs(12))]
+    );
+    // Device 10's turn (0.4 s) comes before the ramp reaches it (0.2 s): the later of the two.
+    assert_eq!(
+        plan.device_windows(10),
+        vec![(Duration::from_millis(400), Duration::from_secs(12))]
+    );
+    // The pacer, and so the planned request count, follow the delayed window.
+    assert_eq!(
+        plan.device_windows(99)[0].0,
+        Duration::from_secs_f64(99.0 / 25.0)
+    );
+}
+
+#[test]
+fn connect_rate_too_slow_for_the_phases_is_refused() {
+    let text = GOOD.replace(
+        "  token: \"dev-{index:05}\"\n",
+        "  token: \"dev-{index:05}\"\n  connect_rate: 5/s\n",
+    );
+    let err = parse_str(&text).unwrap_err().to_string();
+    assert!(err.contains("devices.connect_rate"), "{err}");
+    assert!(err.contains("after the phases end"), "{err}");
+    let err = parse_str(&GOOD.replace(
+        "  token: \"dev-{index:05}\"\n",
+        "  token: \"dev-{index:05}\"\n  connect_rate: 0/s\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("connect_rate") && err.contains("positive"),
+        "{err}"
     );
 }

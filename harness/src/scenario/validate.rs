@@ -89,6 +89,15 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         }
     };
 
+    if let Some(rate) = d.connect_rate {
+        let at = || vec![key("devices"), key("connect_rate")];
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(invalid(
+                at(),
+                format!("`{rate}` must be a positive rate, e.g. 500/s"),
+            ));
+        }
+    }
     let request = request_plan(&raw)?;
     let transmission = transmission(&raw)?;
     let conformance = super::conformance::cases(&raw.conformance)?;
@@ -107,6 +116,20 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         bound.min(Duration::from_secs(10))
     });
 
+    if let (Some(rate), Some(last)) = (d.connect_rate, phases.last()) {
+        let turn = f64::from(d.count.saturating_sub(1)) / rate;
+        if turn >= last.end().as_secs_f64() {
+            return Err(invalid(
+                vec![key("devices"), key("connect_rate")],
+                format!(
+                    "at {rate}/s the last of {} devices connects {turn:.1}s into the run, after the phases end \
+                     ({:.1}s): raise connect_rate or lengthen the phases",
+                    d.count,
+                    last.end().as_secs_f64()
+                ),
+            ));
+        }
+    }
     Ok(RunPlan {
         name,
         source: None,
@@ -116,6 +139,9 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             count: d.count,
             tokens,
             bind: d.bind.clone(),
+            offset: 0,
+            stride: 1,
+            connect_rate: d.connect_rate,
         },
         request,
         transmission,
@@ -127,6 +153,8 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         conformance,
         expect: super::checks::expect(&raw.expect, &[key("expect")])?,
         thresholds: run_thresholds(&raw)?,
+        shard: None,
+        start_at: None,
     })
 }
 
@@ -406,6 +434,15 @@ fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {
             ));
         }
         t.max_retransmit = v;
+    }
+    if let Some(v) = c.nstart {
+        if !(1..=64).contains(&v) {
+            return Err(invalid(
+                at("nstart"),
+                format!("{v} is outside 1 to 64 (RFC 7252's default is 1)"),
+            ));
+        }
+        t.nstart = v;
     }
     if let Some(v) = c.response_timeout {
         if v.is_zero() {
