@@ -54,6 +54,10 @@ phases:
     assert!(g.cpu_user_s + g.cpu_system_s > 0.0, "{g:?}");
     assert!(g.max_rss_kib > 0);
     assert!(!g.cpu_busy_series.is_empty());
+    let m = r.machine.as_ref().expect("machine described");
+    assert!(m.cores >= 1 && !m.os.is_empty());
+    let html = coap_harness::report::html::render(r);
+    assert!(html.contains(&m.os), "report.html names the machine");
     assert_eq!(verdict::of(r), Verdict::Passed, "{:?}", r.checks);
 }
 

@@ -91,6 +91,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         merged: None,
         partial: false,
         generator: p.generator.clone(),
+        machine: Some(super::machine::describe()),
     };
     if report.devices.failed > 0 {
         report.warnings.push(format!(

@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod expect;
 pub mod limits;
 pub mod load;
+pub mod machine;
 pub mod monitor;
 pub mod pacer;
 pub mod prepare;

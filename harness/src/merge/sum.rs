@@ -43,6 +43,8 @@ pub fn add_up(shards: &[&Report]) -> Result<Report, (usize, String)> {
     m.shard = None;
     m.server = None;
     m.generator = None;
+    // Shards ran on several machines; each shard's report names its own.
+    m.machine = None;
     m.load_started_at_ms = base_ms;
     m.started_at = shards
         .iter()

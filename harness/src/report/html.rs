@@ -180,6 +180,12 @@ fn metadata(s: &mut String, r: &Report) {
     kv(s, "started", &escape(&r.started_at));
     kv(s, "duration", &format!("{:.1} s", r.duration_s));
     kv(s, "harness version", &escape(&r.harness_version));
+    if let Some(m) = &r.machine {
+        kv(s, "machine", &escape(&m.describe()));
+    }
+    if let Some(g) = &r.generator {
+        kv(s, "generator", &escape(&g.describe()));
+    }
     kv(
         s,
         "interrupted",

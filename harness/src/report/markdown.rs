@@ -116,6 +116,9 @@ pub fn render(r: &Report) -> String {
     if let Some(g) = &r.generator {
         let _ = writeln!(s, "Generator: {}.\n", g.describe());
     }
+    if let Some(m) = &r.machine {
+        let _ = writeln!(s, "Machine: {}.\n", m.describe());
+    }
 
     let _ = writeln!(s, "## Outcomes\n\n| outcome | count |\n|---|---:|");
     for o in Outcome::ALL {

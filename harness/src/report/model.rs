@@ -64,6 +64,39 @@ pub struct Report {
     /// The generator watching itself during the load phases: its CPU and the host's UDP drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorStats>,
+    /// The machine the generator ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineInfo>,
+}
+
+/// The machine a run's generator ran on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct MachineInfo {
+    pub hostname: String,
+    /// Kernel name, release and architecture, e.g. `Linux 6.1.0 x86_64`.
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// CPUs this process could use.
+    pub cores: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
+impl MachineInfo {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} ({}", self.hostname, self.os);
+        if let Some(cpu) = &self.cpu {
+            s.push_str(&format!(", {cpu}"));
+        }
+        s.push_str(&format!(", {} cores", self.cores));
+        if let Some(m) = self.memory_mib {
+            s.push_str(&format!(", {:.1} GiB", m as f64 / 1024.0));
+        }
+        s.push(')');
+        s
+    }
 }
 
 /// The generator's own resource use over the load phases, so a saturated client is not mistaken for a slow
