@@ -117,16 +117,17 @@ if quick:
     w("> **Quick mode**: short runs and small counts, to check the script works. These figures are not "
       "the benchmark; run `ci/bench.sh` (full) on a quiet machine for those.\n")
 try:
-    load1, cores = float(machine.get("loadavg", "0").split()[0]), int(machine.get("nproc", "0"))
+    busy = float(machine.get("busy_before", "0"))
 except ValueError:
-    load1, cores = 0.0, 0
-if cores and load1 > cores / 2:
-    w(f"> **Busy machine**: the load average was {load1:.2f} on {cores} cores when the run started, so other "
-      "work shared the CPUs and every figure below is noisy, most likely on the low side.\n")
+    busy = 0.0
+if busy > 0.2:
+    w(f"> **Busy machine**: other work kept {busy:.0%} of the CPUs busy in the 3 s before the run started, so "
+      "it shared the CPUs and every figure below is noisy, most likely on the low side.\n")
 w("| machine | |\n|---|---|")
 for k, label in [("model", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"), ("kernel", "kernel"),
                  ("os", "OS"), ("rustc", "rustc"), ("commit", "commit"), ("libcoap", "libcoap3-bin"),
-                 ("aiocoap", "aiocoap"), ("loadavg", "load average at start"), ("nofile", "open files limit"),
+                 ("aiocoap", "aiocoap"), ("loadavg", "load average at start"),
+                 ("busy_before", "CPU busy with other work in the 3 s before the run (fraction)"), ("nofile", "open files limit"),
                  ("rmem_max", "net.core.rmem_max")]:
     w(f"| {label} | {machine.get(k, '?')} |")
 elapsed = text(f"{OUT}/elapsed_s.txt")

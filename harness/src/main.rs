@@ -3,6 +3,11 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Thousands of device tasks and DTLS sessions allocate small buffers on every core; mimalloc keeps that off
+/// a shared lock (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = coap_harness::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
