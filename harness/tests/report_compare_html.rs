@@ -29,6 +29,14 @@ fn harness(args: &[&std::ffi::OsStr]) -> Output {
         .expect("run coap-harness")
 }
 
+/// `coap-harness report --compare RUNS... EXTRA...`.
+fn compare(runs: &[&std::path::Path], extra: &[&std::ffi::OsStr]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["report".as_ref(), "--compare".as_ref()];
+    args.extend(runs.iter().map(|r| r.as_os_str()));
+    args.extend_from_slice(extra);
+    harness(&args)
+}
+
 fn ok(o: &Output) {
     assert_eq!(
         o.status.code(),
@@ -91,15 +99,7 @@ async fn compare_page_draws_each_run_with_its_own_data() {
     assert_ne!(ra.timeseries.len(), rb.timeseries.len());
 
     let page_file = dir.path().join("compare.html");
-    let o = harness(&[
-        "report".as_ref(),
-        "--compare".as_ref(),
-        a.as_os_str(),
-        b.as_os_str(),
-        c.as_os_str(),
-        "--html".as_ref(),
-        page_file.as_os_str(),
-    ]);
+    let o = compare(&[&a, &b, &c], &["--html".as_ref(), page_file.as_os_str()]);
     ok(&o);
     let page = std::fs::read_to_string(&page_file).unwrap();
 
@@ -182,24 +182,10 @@ async fn compare_page_draws_each_run_with_its_own_data() {
 
     // --out DIR writes DIR/compare.html, and without either the page goes to stdout: the same page.
     let out_dir = dir.path().join("out");
-    let o = harness(&[
-        "report".as_ref(),
-        "--compare".as_ref(),
-        a.as_os_str(),
-        b.as_os_str(),
-        c.as_os_str(),
-        "--out".as_ref(),
-        out_dir.as_os_str(),
-    ]);
+    let o = compare(&[&a, &b, &c], &["--out".as_ref(), out_dir.as_os_str()]);
     ok(&o);
     assert!(std::fs::read_to_string(out_dir.join("compare.html")).unwrap() == page);
-    let o = harness(&[
-        "report".as_ref(),
-        "--compare".as_ref(),
-        a.as_os_str(),
-        b.as_os_str(),
-        c.as_os_str(),
-    ]);
+    let o = compare(&[&a, &b, &c], &[]);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout) == page);
 }
@@ -209,20 +195,13 @@ async fn compare_needs_two_readable_reports() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = run_into(dir.path(), "only", LIGHT).await;
     // One run is not a comparison: a usage error.
-    let o = harness(&["report".as_ref(), "--compare".as_ref(), a.as_os_str()]);
+    let o = compare(&[&a], &[]);
     assert_eq!(o.status.code(), Some(2));
     // A file that is not a report: named, exit 2, nothing written.
     let bad = dir.path().join("other.json");
     std::fs::write(&bad, "{\"hello\": 1}\n").unwrap();
     let page = dir.path().join("page.html");
-    let o = harness(&[
-        "report".as_ref(),
-        "--compare".as_ref(),
-        a.as_os_str(),
-        bad.as_os_str(),
-        "--html".as_ref(),
-        page.as_os_str(),
-    ]);
+    let o = compare(&[&a, &bad], &["--html".as_ref(), page.as_os_str()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("other.json"));
     assert!(!page.exists());

@@ -145,19 +145,7 @@ impl LineChart {
             }
         };
         for (t, label) in x_ticks.iter().filter(|(t, _)| *t >= x0 && *t <= x1 + 1e-9) {
-            let x = sx(*t);
-            let _ = write!(
-                s,
-                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
-                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
-                fmt(x),
-                fmt(TOP),
-                fmt(x),
-                fmt(TOP + plot_h),
-                fmt(x),
-                fmt(TOP + plot_h + 16.0),
-                escape(label)
-            );
+            x_tick(&mut s, sx(*t), plot_h, label);
         }
         // Axes and their labels.
         let _ = write!(
@@ -292,19 +280,7 @@ pub fn bar_chart_with(
         escape(title)
     );
     for t in &ticks {
-        let x = sx(*t);
-        let _ = write!(
-            s,
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
-            fmt(x),
-            fmt(TOP),
-            fmt(x),
-            fmt(TOP + plot_h),
-            fmt(x),
-            fmt(TOP + plot_h + 16.0),
-            escape(&format(*t))
-        );
+        x_tick(&mut s, sx(*t), plot_h, &format(*t));
     }
     let _ = write!(
         s,
@@ -364,6 +340,22 @@ fn trim(v: f64) -> String {
 /// Axis label for a plain number (counts, rates).
 pub fn number_label(v: f64) -> String {
     count_label(v)
+}
+
+/// A vertical grid line at `x` with its label under the plot.
+fn x_tick(s: &mut String, x: f64, plot_h: f64, label: &str) {
+    let _ = write!(
+        s,
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
+        fmt(x),
+        fmt(TOP),
+        fmt(x),
+        fmt(TOP + plot_h),
+        fmt(x),
+        fmt(TOP + plot_h + 16.0),
+        escape(label)
+    );
 }
 
 #[cfg(test)]
