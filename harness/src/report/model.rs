@@ -440,6 +440,24 @@ impl Latency {
 }
 
 impl RequestStats {
+    /// The figures of one table row, in the order every tabular renderer shows them: sent, ok, errors,
+    /// req/s, p50, p90, p99, p99.9, max, retransmissions.
+    pub fn row_cells(&self) -> [String; 10] {
+        let l = &self.latency;
+        [
+            self.sent.to_string(),
+            self.outcomes.ok.to_string(),
+            self.outcomes.failures().to_string(),
+            format!("{:.1}", self.throughput_rps),
+            human_us(l.p50_us),
+            human_us(l.p90_us),
+            human_us(l.p99_us),
+            human_us(l.p999_us),
+            human_us(l.max_us),
+            self.retransmissions.to_string(),
+        ]
+    }
+
     /// `seconds` is the span the throughput is computed over.
     pub fn from_agg(agg: &PhaseAgg, seconds: f64) -> Self {
         let sent = agg.sent();
