@@ -177,7 +177,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     // A shard's thresholds are judged by `merge`.
     let judged = plan.shard.is_none();
     for t in plan.thresholds.iter().filter(|_| judged) {
-        report.checks.push(super::thresholds::judge(
+        report.checks.push(crate::report::thresholds::judge(
             t,
             "run",
             &report.total,
@@ -189,7 +189,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             let scope = format!("phase {}", phase.name);
             report
                 .checks
-                .push(super::thresholds::judge(t, &scope, &pr.requests, None));
+                .push(crate::report::thresholds::judge(t, &scope, &pr.requests, None));
         }
     }
     report
@@ -273,7 +273,7 @@ fn expectation_checks(plan: &RunPlan, report: &Report, devices: &[DeviceTally]) 
         .describe()
         .into_iter()
         .map(|(kind, text)| {
-            super::thresholds::judge_expectation(kind.name(), &text, &report.total, &examples)
+            crate::report::thresholds::judge_expectation(kind.name(), &text, &report.total, &examples)
         })
         .collect()
 }

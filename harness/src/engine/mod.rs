@@ -18,7 +18,6 @@ pub mod prepare;
 pub mod progress;
 pub mod session;
 pub mod start;
-pub mod thresholds;
 
 pub use device::DeviceTally;
 pub use progress::ProgressMode;

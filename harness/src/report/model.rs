@@ -1,6 +1,7 @@
 //! The report: one value every renderer reads. Serialized as report.json, it is the contract other tools
 //! (and later versions of this one) consume, so fields are only ever added.
 
+pub use crate::checks::human_us;
 use crate::metrics::{Aggregate, OutcomeCounts, PhaseAgg, SecondPoint};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
@@ -480,7 +481,7 @@ impl RequestStats {
             latency_uncorrected: Latency::from_histogram(&agg.uncorrected),
             send_lag: Latency::from_histogram(&agg.send_lag),
             expectation_failures: agg.expectation_failures,
-            expectations_broken: crate::scenario::plan::ExpectKind::ALL
+            expectations_broken: crate::checks::ExpectKind::ALL
                 .iter()
                 .filter(|k| agg.broken_by_kind[**k as usize] > 0)
                 .map(|k| (k.name().to_string(), agg.broken_by_kind[*k as usize]))
@@ -510,17 +511,6 @@ impl Report {
     /// The series of an aggregate, for building a report.
     pub fn series(agg: &Aggregate) -> Vec<SeriesPoint> {
         agg.series.iter().map(SeriesPoint::from).collect()
-    }
-}
-
-/// Formats microseconds for people: `850µs`, `12.3ms`, `2.05s`.
-pub fn human_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
     }
 }
 

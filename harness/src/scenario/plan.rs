@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::checks::{ExpectKind, Metric, Op, ResponseExpect, Threshold, Unit};
+pub use super::checks::ResponseExpect;
+pub use crate::checks::{ExpectKind, Metric, Op, Threshold, Unit};
 pub use super::dtls::{
     CertRef, ClientAuthMode, ClientTrust, DtlsPlan, Expect, PkiPlan, ServerIdentity, TrustCase,
 };
