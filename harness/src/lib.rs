@@ -17,8 +17,10 @@
 //! - [`verdict`]: what a finished run means for the exit code.
 //! - [`cli`]: the command line.
 
+pub mod app;
 pub mod checks;
 pub mod cli;
+pub mod client_auth;
 pub mod coap;
 pub mod engine;
 pub mod merge;

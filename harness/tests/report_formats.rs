@@ -15,7 +15,7 @@ const TWO_PHASES: &str = "target: embedded\ndevices:\n  count: 20\nphases:\n  - 
 
 /// Runs `yaml` and writes every report file into `dir`; returns report.json as written.
 async fn run_into(plan: coap_harness::scenario::RunPlan, dir: &Path) -> Report {
-    let out = coap_harness::engine::run(Arc::new(plan), Default::default())
+    let out = coap_harness::app::run(Arc::new(plan), Default::default())
         .await
         .expect("the run completes");
     report::write_all(&out.report, dir).expect("report files written");

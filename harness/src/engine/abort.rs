@@ -3,9 +3,9 @@
 //! rate against the requests the open-loop schedule will send at most); others are judged at the end.
 
 use super::pacer::Pacer;
-use crate::metrics::Live;
 pub use crate::checks::watchable;
 use crate::checks::{Metric, Threshold};
+use crate::metrics::Live;
 use crate::scenario::{Pacing, RunPlan};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -86,8 +86,8 @@ pub fn judge_expectation(kind: &str, text: &str, total: &RequestStats, examples:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::PhaseAgg;
     use crate::checks::parse_threshold;
+    use crate::metrics::PhaseAgg;
 
     fn stats() -> RequestStats {
         let mut agg = PhaseAgg::default();

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::checks::ResponseExpect;
-pub use crate::checks::{ExpectKind, Metric, Op, Threshold, Unit};
 pub use super::dtls::{
     CertRef, ClientAuthMode, ClientTrust, DtlsPlan, Expect, PkiPlan, ServerIdentity, TrustCase,
 };
 pub use super::raw::Ramp;
+pub use crate::checks::{ExpectKind, Metric, Op, Threshold, Unit};
 
 #[derive(Clone, Debug)]
 pub struct RunPlan {

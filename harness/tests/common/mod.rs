@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: plans from YAML text, free ports, independent peers.
 #![allow(dead_code)]
 
-use coap_harness::engine::{self, RunOptions, RunOutput};
+use coap_harness::app::{self as engine, RunOptions, RunOutput};
 use coap_harness::scenario::{self, Overrides, RunPlan};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
