@@ -59,16 +59,14 @@ async fn open(target: SocketAddr, dtls: Option<&ClientSettings>) -> Result<Link,
 }
 
 fn request(case: &Case, token: &str) -> Message {
-    let mut m = Message::new(case.mtype, case.method, 0, Token::default());
-    for seg in &case.path {
-        m.add_option(option::URI_PATH, seg.as_deref().unwrap_or(token).as_bytes());
-    }
-    if let Some(cf) = case.content_format {
-        m.add_uint_option(option::CONTENT_FORMAT, u32::from(cf));
-    }
-    for q in &case.query {
-        m.add_option(option::URI_QUERY, q.as_bytes());
-    }
+    let mut m = super::device::request_to(
+        case.mtype,
+        case.method,
+        &case.path,
+        case.content_format,
+        &case.query,
+        token,
+    );
     if case.observe {
         m.add_uint_option(option::OBSERVE, 0);
     }
