@@ -304,8 +304,7 @@ impl Endpoint {
         wire: Vec<u8>,
         relation: Option<RelationId>,
     ) -> Duration {
-        let factor = 1.0 + self.rng.f64() * (self.params.ack_random_factor - 1.0);
-        let timeout = self.params.ack_timeout.mul_f64(factor);
+        let timeout = self.params.initial_timeout(&mut self.rng);
         self.separate.insert(
             (peer, mid),
             Outstanding {
@@ -332,7 +331,7 @@ impl Endpoint {
             return SeparateStep::Done;
         };
         let stats = &mut self.store.stats;
-        if o.retransmissions >= self.params.max_retransmit {
+        let Some(next) = self.params.next_timeout(o.retransmissions, o.timeout) else {
             let relation = self.separate.remove(&key).and_then(|o| o.relation);
             match relation {
                 Some(id) => {
@@ -342,9 +341,9 @@ impl Endpoint {
                 None => stats.separate_timeouts += 1,
             }
             return SeparateStep::GaveUp;
-        }
+        };
         o.retransmissions += 1;
-        o.timeout *= 2;
+        o.timeout = next;
         out.clear();
         out.extend_from_slice(&o.wire);
         if o.relation.is_some() {
