@@ -174,13 +174,13 @@ pub enum Ramp {
     Linear,
 }
 
-fn default_method() -> Code {
+pub(crate) fn default_method() -> Code {
     Code::POST
 }
 fn default_path() -> String {
     "/api/v1/{token}/telemetry".into()
 }
-fn default_type() -> MessageType {
+pub(crate) fn default_type() -> MessageType {
     MessageType::Con
 }
 fn default_cf() -> Option<u16> {
@@ -229,7 +229,7 @@ fn opt_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenPattern>, 
         .map_err(serde::de::Error::custom)
 }
 
-fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+pub(crate) fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
     let s = String::deserialize(d)?;
     Ok(match s.to_ascii_uppercase().as_str() {
         "GET" => Code::GET,
@@ -247,7 +247,7 @@ fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
     })
 }
 
-fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
+pub(crate) fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
     let s = String::deserialize(d)?;
     match s.parse::<MessageType>() {
         Ok(t @ (MessageType::Con | MessageType::Non)) => Ok(t),
