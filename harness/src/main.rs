@@ -20,5 +20,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    ExitCode::from(runtime.block_on(coap_harness::cli::execute(cli)))
+    ExitCode::from(runtime.block_on(coap_harness::app::execute(cli)))
 }

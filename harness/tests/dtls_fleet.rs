@@ -5,16 +5,10 @@ mod common;
 
 use coap_harness::verdict::{self, Verdict};
 use common::*;
-use std::path::Path;
-
-fn matrix_plan() -> coap_harness::scenario::RunPlan {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/trust-matrix.yaml");
-    coap_harness::scenario::load(&file, &Default::default()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_matrix_every_case_gets_its_verdict() {
-    let out = run(matrix_plan()).await;
+    let out = run(common::matrix_plan()).await;
     let r = &out.report;
     let observed: Vec<(&str, &str)> = r
         .trust_cases
@@ -70,7 +64,7 @@ async fn trust_matrix_every_case_gets_its_verdict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_expectation_fails_the_run_naming_expected_and_observed() {
-    let mut plan = matrix_plan();
+    let mut plan = common::matrix_plan();
     plan.trust_cases.truncate(2);
     // Claim the unknown-CA server would be accepted.
     plan.trust_cases[1].expect.connect = true;

@@ -17,7 +17,6 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -778,38 +777,13 @@ async fn delayed_responses_travel_through_the_session() {
     server.shutdown().await;
 }
 
-/// Runs a libcoap client, bounded by `limit` (killed on expiry), and returns its stdout and stderr.
-fn run_bounded(bin: &str, args: &[String], limit: Duration) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    format!("{}{}", read(&out), read(&err))
-}
-
 async fn coap_client(bin: &'static str, args: Vec<String>) -> String {
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || run_bounded(bin, &args, Duration::from_secs(20)))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        common::run_bounded(bin, &args, Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
     // The lines that tell what happened, for --nocapture.
     for line in out.lines().filter(|l| {
         ["c:2.", "alert", "CA", "overridden", "verif"]

@@ -7,16 +7,10 @@ use coap_harness::report::{junit, Check, Report};
 use coap_harness::verdict::{self, Verdict};
 use common::*;
 use roxmltree::{Document, Node};
-use std::path::Path;
 use std::process::Command;
 
 const SMALL: &str =
     "target: embedded\ndevices:\n  count: 5\nphases:\n  - duration: 1s\n    interval: 200ms\n";
-
-fn matrix_plan() -> coap_harness::scenario::RunPlan {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/trust-matrix.yaml");
-    coap_harness::scenario::load(&file, &Default::default()).unwrap()
-}
 
 fn elements<'a, 'i>(n: Node<'a, 'i>, tag: &'a str) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
     n.children()
@@ -168,7 +162,7 @@ async fn plain_run_counts_match_the_report_and_security_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_matrix_each_case_a_test_and_the_insecure_run_skipped_not_passed() {
-    let out = run(matrix_plan()).await;
+    let out = run(common::matrix_plan()).await;
     let r = &out.report;
     assert!(r.security.insecure);
     let xml = junit::render(r);
@@ -223,7 +217,7 @@ async fn trust_matrix_each_case_a_test_and_the_insecure_run_skipped_not_passed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_trust_expectation_is_a_failure_naming_expected_and_observed() {
-    let mut plan = matrix_plan();
+    let mut plan = common::matrix_plan();
     plan.trust_cases.truncate(2);
     // Claim the unknown-CA server would be accepted.
     plan.trust_cases[1].expect.connect = true;

@@ -2,6 +2,8 @@
 //! report.json, report.json validated against the checked-in JSON Schema, and `coap-harness report`
 //! re-rendering the same files byte for byte.
 
+mod common;
+
 use base64::Engine as _;
 use coap_harness::report::{self, schema, Report};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -15,7 +17,7 @@ const TWO_PHASES: &str = "target: embedded\ndevices:\n  count: 20\nphases:\n  - 
 
 /// Runs `yaml` and writes every report file into `dir`; returns report.json as written.
 async fn run_into(plan: coap_harness::scenario::RunPlan, dir: &Path) -> Report {
-    let out = coap_harness::engine::run(Arc::new(plan), Default::default())
+    let out = coap_harness::app::run(Arc::new(plan), Default::default())
         .await
         .expect("the run completes");
     report::write_all(&out.report, dir).expect("report files written");
@@ -32,11 +34,6 @@ fn two_phase_plan() -> coap_harness::scenario::RunPlan {
         &Default::default(),
     )
     .unwrap()
-}
-
-fn matrix_plan() -> coap_harness::scenario::RunPlan {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/trust-matrix.yaml");
-    coap_harness::scenario::load(&file, &Default::default()).unwrap()
 }
 
 fn schema_file() -> PathBuf {
@@ -228,7 +225,7 @@ async fn real_reports_validate_against_the_schema() {
     assert_valid(&plain.path().join("report.json"));
 
     let matrix = tempfile::tempdir().unwrap();
-    let r = run_into(matrix_plan(), matrix.path()).await;
+    let r = run_into(common::matrix_plan(), matrix.path()).await;
     assert!(!r.trust_cases.is_empty());
     assert_valid(&matrix.path().join("report.json"));
 
@@ -251,7 +248,7 @@ fn harness(args: &[&std::ffi::OsStr]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_command_re_renders_byte_for_byte() {
     let orig = tempfile::tempdir().unwrap();
-    run_into(matrix_plan(), orig.path()).await;
+    run_into(common::matrix_plan(), orig.path()).await;
     let again = tempfile::tempdir().unwrap();
     let md = again.path().join("single.md");
     let xml = again.path().join("single.xml");

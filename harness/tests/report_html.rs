@@ -1,7 +1,7 @@
 //! report.html: real runs rendered, each inline SVG parsed back as XML, and the charts and tables held against
 //! the report they came from. The page must be self-contained (nothing fetched) and escape user text.
 
-use coap_harness::engine::{self, RunOutput};
+use coap_harness::app::{self as engine, RunOutput};
 use coap_harness::report::{html, Report};
 use roxmltree::{Document, Node};
 use std::path::Path;

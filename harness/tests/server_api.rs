@@ -2,6 +2,8 @@
 //! framing (piggybacked, NON, separate), duplicates, garbage, per-device accounting, libcoap interop, bind
 //! errors.
 
+mod common;
+
 use coap_harness::coap::{
     content_format, option, ClientEndpoint, Code, ExchangeOutcome, Message, MessageType, Token,
     TransmissionParams,
@@ -9,7 +11,7 @@ use coap_harness::coap::{
 use coap_harness::server::{self, ServerConfig, ServerError, ServerHandle, TokenPolicy};
 use coap_harness::token::TokenPattern;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
@@ -500,30 +502,6 @@ async fn every_message_of_every_device_is_counted() {
     srv.shutdown().await;
 }
 
-/// Runs a command to completion within a bound, returning stdout and stderr together.
-fn run_bounded(cmd: &mut Command, bound: Duration) -> String {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + bound;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} ran past {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libcoap_client_interoperates() {
     const CLIENT: &str = "coap-client-notls";
@@ -535,7 +513,7 @@ async fn libcoap_client_interoperates() {
     let port = srv.local_addr().port();
     let post = move |token: &'static str| {
         tokio::task::spawn_blocking(move || {
-            run_bounded(
+            common::run_to_end(
                 Command::new(CLIENT).args([
                     "-v",
                     "6",

@@ -13,8 +13,6 @@ use dtls::crypto::{Certificate, CryptoPrivateKey};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -333,30 +331,6 @@ async fn reregistration_replaces_the_subscription() {
     server.shutdown().await;
 }
 
-/// Runs a program to its end or until `limit` (then kills it); returns its stdout and stderr.
-fn run_bounded(bin: &str, args: &[String], limit: Duration) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    format!("{}{}", read(&out), read(&err))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libcoap_client_observes_attributes() {
     const CLIENT: &str = "coap-client-notls";
@@ -370,8 +344,9 @@ async fn libcoap_client_observes_attributes() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let client =
-        tokio::task::spawn_blocking(move || run_bounded(CLIENT, &args, Duration::from_secs(20)));
+    let client = tokio::task::spawn_blocking(move || {
+        common::run_bounded(CLIENT, &args, Duration::from_secs(20))
+    });
     eventually("libcoap's registration", || server.observers() == 1).await;
     assert_eq!(
         server.push_shared_attributes(DEVICE, attrs(json!({"libcoap": 42}))),

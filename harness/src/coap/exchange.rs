@@ -40,6 +40,20 @@ impl Default for TransmissionParams {
 }
 
 impl TransmissionParams {
+    /// A CON's first retransmission timeout (§4.2): random in `[ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR]`.
+    /// The one back-off of the crate: the client exchange and the server's separate responses and
+    /// notifications both draw it here.
+    pub fn initial_timeout(&self, rng: &mut fastrand::Rng) -> Duration {
+        let factor = 1.0 + rng.f64() * (self.ack_random_factor - 1.0);
+        self.ack_timeout.mul_f64(factor)
+    }
+
+    /// When a CON's retransmission timer fires after `retransmissions` resends: the doubled timeout for the
+    /// next resend (§4.2), or `None` once MAX_RETRANSMIT resends were sent and the sender gives up.
+    pub fn next_timeout(&self, retransmissions: u32, timeout: Duration) -> Option<Duration> {
+        (retransmissions < self.max_retransmit).then(|| timeout * 2)
+    }
+
     /// MAX_TRANSMIT_WAIT (§4.8.2): the longest a CON can go unacknowledged before it times out.
     pub fn max_transmit_wait(&self) -> Duration {
         self.ack_timeout
@@ -219,10 +233,7 @@ impl ClientEndpoint {
         }
         let wire = request.to_bytes();
         let (timeout, waiting) = match request.mtype {
-            MessageType::Con => {
-                let factor = 1.0 + self.rng.f64() * (self.params.ack_random_factor - 1.0);
-                (self.params.ack_timeout.mul_f64(factor), Waiting::Ack)
-            }
+            MessageType::Con => (self.params.initial_timeout(&mut self.rng), Waiting::Ack),
             _ => (self.params.response_timeout, Waiting::Response),
         };
         self.transmit.push_back(wire.clone());
@@ -345,16 +356,18 @@ impl ClientEndpoint {
                 continue;
             }
             match p.waiting {
-                Waiting::Ack if p.retransmissions < self.params.max_retransmit => {
-                    p.retransmissions += 1;
-                    p.timeout *= 2;
-                    p.deadline = now + p.timeout;
-                    let wire = p.wire.clone();
-                    self.stats.retransmissions += 1;
-                    self.transmit.push_back(wire);
-                    i += 1;
-                }
-                Waiting::Ack => self.complete(i, now, ExchangeOutcome::Timeout { acked: false }),
+                Waiting::Ack => match self.params.next_timeout(p.retransmissions, p.timeout) {
+                    Some(timeout) => {
+                        p.retransmissions += 1;
+                        p.timeout = timeout;
+                        p.deadline = now + p.timeout;
+                        let wire = p.wire.clone();
+                        self.stats.retransmissions += 1;
+                        self.transmit.push_back(wire);
+                        i += 1;
+                    }
+                    None => self.complete(i, now, ExchangeOutcome::Timeout { acked: false }),
+                },
                 Waiting::Response => {
                     let acked = p.mtype == MessageType::Con;
                     self.complete(i, now, ExchangeOutcome::Timeout { acked });

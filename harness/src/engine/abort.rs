@@ -3,24 +3,14 @@
 //! rate against the requests the open-loop schedule will send at most); others are judged at the end.
 
 use super::pacer::Pacer;
+pub use crate::checks::watchable;
+use crate::checks::{Metric, Threshold};
 use crate::metrics::Live;
-use crate::scenario::plan::{Metric, Op, Threshold};
 use crate::scenario::{Pacing, RunPlan};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Whether a threshold can be watched live.
-pub fn watchable(t: &Threshold) -> bool {
-    matches!(
-        (t.metric, t.op),
-        (
-            Metric::Timeouts | Metric::ExpectationFailures | Metric::LatencyMax | Metric::ErrorRate,
-            Op::Lt | Op::Le
-        )
-    )
-}
 
 /// The most requests the plan's open-loop schedule sends; `None` when a phase is closed-loop.
 pub fn planned_requests(plan: &RunPlan) -> Option<u64> {
@@ -61,7 +51,7 @@ pub fn lost(t: &Threshold, live: &Live, planned: Option<u64>) -> Option<String> 
         format!(
             "threshold `{}` can no longer be met (observed {} so far)",
             t.text,
-            super::thresholds::show(t.metric, observed)
+            crate::checks::show(t.metric, observed)
         )
     })
 }

@@ -4,22 +4,34 @@
 use super::expect;
 use super::session::{self, Driver};
 use crate::coap::{option, Message, MessageType, Token};
-use crate::report::model::ConformanceResult;
+use crate::metrics::records::ConformanceResult;
 use crate::scenario::conformance::{Case, Push};
 use crate::scenario::plan::ResponseExpect;
 use crate::scenario::RunPlan;
-use crate::server::ServerHandle;
 use crate::transport::dtls::{self as dtls_client, ClientSettings};
 use crate::transport::Link;
+use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// What the conformance cases need of an embedded target server: pushing updates to a device and reading the
+/// RPC replies it recorded. `app` implements it for the embedded server's handle, so the engine never imports
+/// `server`.
+pub trait EmbeddedTarget: Sync {
+    /// Pushes shared attributes to the device with this token; returns the notifications sent.
+    fn push_shared_attributes(&self, token: &str, attributes: Map<String, Value>) -> usize;
+    /// Pushes a server-side RPC to the device; returns its id when the device is known.
+    fn push_rpc(&self, token: &str, method: &str, params: Value) -> Option<u64>;
+    /// The reply the device posted for RPC `id`, if the server recorded one.
+    fn rpc_reply(&self, token: &str, id: u64) -> Option<Value>;
+}
 
 /// Runs every case of the plan against `target`.
 pub async fn run_all(
     plan: &RunPlan,
     target: SocketAddr,
     dtls: Option<&ClientSettings>,
-    server: Option<&ServerHandle>,
+    server: Option<&dyn EmbeddedTarget>,
 ) -> Vec<ConformanceResult> {
     let mut out = Vec::with_capacity(plan.conformance.len());
     for case in &plan.conformance {
@@ -47,16 +59,14 @@ async fn open(target: SocketAddr, dtls: Option<&ClientSettings>) -> Result<Link,
 }
 
 fn request(case: &Case, token: &str) -> Message {
-    let mut m = Message::new(case.mtype, case.method, 0, Token::default());
-    for seg in &case.path {
-        m.add_option(option::URI_PATH, seg.as_deref().unwrap_or(token).as_bytes());
-    }
-    if let Some(cf) = case.content_format {
-        m.add_uint_option(option::CONTENT_FORMAT, u32::from(cf));
-    }
-    for q in &case.query {
-        m.add_option(option::URI_QUERY, q.as_bytes());
-    }
+    let mut m = super::device::request_to(
+        case.mtype,
+        case.method,
+        &case.path,
+        case.content_format,
+        &case.query,
+        token,
+    );
     if case.observe {
         m.add_uint_option(option::OBSERVE, 0);
     }
@@ -102,7 +112,7 @@ async fn run_one(
     case: &Case,
     target: SocketAddr,
     dtls: Option<&ClientSettings>,
-    server: Option<&ServerHandle>,
+    server: Option<&dyn EmbeddedTarget>,
 ) -> ConformanceResult {
     let token = case
         .token
@@ -178,7 +188,7 @@ async fn observe(
     token: &str,
     first: &Message,
     d: &mut Driver<'_>,
-    server: Option<&ServerHandle>,
+    server: Option<&dyn EmbeddedTarget>,
     v: &mut Verdicts,
 ) {
     if first.uint_option(option::OBSERVE).is_none() && first.code.0 == crate::coap::Code::CONTENT.0
@@ -271,7 +281,7 @@ async fn rpc_reply(
     note: &Message,
     reply: &[u8],
     d: &mut Driver<'_>,
-    server: Option<&ServerHandle>,
+    server: Option<&dyn EmbeddedTarget>,
     v: &mut Verdicts,
     n: usize,
 ) {

@@ -2,7 +2,10 @@
 //! [`ClientEndpoint`] on the schedule its [`Pacer`] gives, recording every request into its own batch.
 
 use super::pacer::Pacer;
-use crate::coap::{option, ClientEndpoint, Completed, ExchangeId, ExchangeOutcome, Message, Token};
+use crate::coap::{
+    option, ClientEndpoint, Code, Completed, ExchangeId, ExchangeOutcome, Message, MessageType,
+    Token,
+};
 use crate::metrics::{Batch, Outcome, Sample};
 use crate::scenario::template::RenderContext;
 use crate::scenario::RunPlan;
@@ -100,14 +103,34 @@ impl Recorder {
 /// The request as every send starts from it; the payload is rendered per send.
 pub(crate) fn base_request(plan: &RunPlan, token: &str) -> Message {
     let r = &plan.request;
-    let mut m = Message::new(r.mtype, r.method, 0, Token::default());
-    for seg in &r.path {
+    request_to(
+        r.mtype,
+        r.method,
+        &r.path,
+        r.content_format,
+        &r.query,
+        token,
+    )
+}
+
+/// A request without payload: Uri-Path segments (`None` is the device's token), Content-Format, Uri-Query.
+/// The load's requests and the conformance cases are both built here.
+pub(crate) fn request_to(
+    mtype: MessageType,
+    method: Code,
+    path: &[Option<String>],
+    content_format: Option<u16>,
+    query: &[String],
+    token: &str,
+) -> Message {
+    let mut m = Message::new(mtype, method, 0, Token::default());
+    for seg in path {
         m.add_option(option::URI_PATH, seg.as_deref().unwrap_or(token).as_bytes());
     }
-    if let Some(cf) = r.content_format {
+    if let Some(cf) = content_format {
         m.add_uint_option(option::CONTENT_FORMAT, u32::from(cf));
     }
-    for q in &r.query {
+    for q in query {
         m.add_option(option::URI_QUERY, q.as_bytes());
     }
     m

@@ -5,7 +5,7 @@
 //! samples ([`summarize`], [`parse_snmp_udp`]) and tested as such. The sampler is a plain thread, not a
 //! task, so a saturated async runtime cannot delay it into reporting less CPU than was used.
 
-use crate::report::model::{GeneratorStats, KernelUdp};
+use crate::metrics::records::{GeneratorStats, KernelUdp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

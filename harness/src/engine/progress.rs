@@ -1,7 +1,7 @@
 //! Live progress while a run goes: a bar on a terminal, a plain line every few seconds otherwise (CI logs).
 
+use crate::checks::human_us;
 use crate::metrics::Live;
-use crate::report::model::human_us;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

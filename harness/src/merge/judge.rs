@@ -1,11 +1,11 @@
 //! Judges the scenario's checks again on merged figures, with the same functions a single run uses
-//! (`engine::thresholds`), from the threshold and expectation texts every shard report carries.
+//! (`report::thresholds`), from the threshold and expectation texts every shard report carries.
 
-use crate::engine::thresholds::{judge, judge_expectation};
+use crate::checks::parse_threshold;
+use crate::checks::Threshold;
 use crate::report::model::ShardChecks;
+use crate::report::thresholds::{judge, judge_expectation};
 use crate::report::{Check, Report};
-use crate::scenario::checks::parse_threshold;
-use crate::scenario::plan::Threshold;
 
 /// The expectation and threshold checks of `r`, in the order a single run lists them.
 pub fn checks(r: &Report, spec: &ShardChecks) -> Vec<Check> {

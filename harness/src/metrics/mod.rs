@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod outcome;
+pub mod records;
 pub mod sample;
 
 pub use collector::{Aggregate, Collector, Live, PhaseAgg, SecondPoint};

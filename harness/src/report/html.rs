@@ -1,27 +1,12 @@
 //! report.html: the run for people, in one self-contained file (inline CSS and SVG charts, nothing fetched),
 //! so it opens from a CI artifact on an offline laptop.
 
+pub use super::escape::escape;
 use super::model::{human_us, Latency, Report, RequestStats};
 use super::svg::{self, Bar, LineChart, Series};
 use crate::metrics::Outcome;
-use crate::verdict::{self, Verdict};
+use crate::report::verdict::{self, Verdict};
 use std::fmt::Write;
-
-/// Escapes text for HTML element content and quoted attributes (and for XML, so SVG stays well-formed).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 pub(super) const CSS: &str = "\
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#1d1d1f;}\
@@ -716,14 +701,6 @@ fn conformance(s: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape("<script>a & 'b' \"c\"</script>"),
-            "&lt;script&gt;a &amp; &#39;b&#39; &quot;c&quot;&lt;/script&gt;"
-        );
-    }
 
     #[test]
     fn percentile_axis_puts_nines_one_decade_apart() {

@@ -3,7 +3,8 @@
 //! p99 over time aligned on seconds since each run's start, and the headline figures side by side with their
 //! ratio to the first run. Judging a regression is `compare`'s job; this page only shows.
 
-use super::html::{escape, percentile_points, seconds_label, spectrum_chart, us_label, CSS};
+use super::escape::escape;
+use super::html::{percentile_points, seconds_label, spectrum_chart, us_label, CSS};
 use super::model::Report;
 use super::svg::{self, LineChart, Series};
 use std::fmt::Write;
@@ -219,10 +220,10 @@ fn runs_table(s: &mut String, runs: &[Run]) {
     for (i, run) in runs.iter().enumerate() {
         let r = run.report;
         let (c, _) = color(i);
-        let verdict = match crate::verdict::of(r) {
-            crate::verdict::Verdict::Passed => "<span class=\"pass\">PASSED</span>",
-            crate::verdict::Verdict::Failed(_) => "<span class=\"fail\">FAILED</span>",
-            crate::verdict::Verdict::Fault(_) => "<span class=\"fail\">FAULT</span>",
+        let verdict = match crate::report::verdict::of(r) {
+            crate::report::verdict::Verdict::Passed => "<span class=\"pass\">PASSED</span>",
+            crate::report::verdict::Verdict::Failed(_) => "<span class=\"fail\">FAILED</span>",
+            crate::report::verdict::Verdict::Fault(_) => "<span class=\"fail\">FAULT</span>",
         };
         let _ = writeln!(
             s,

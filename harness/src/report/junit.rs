@@ -5,14 +5,14 @@
 //! Three suites, always present so consumers can rely on the names:
 //! - `checks`: one test case per [`Report::checks`] entry that is not a trust case.
 //! - `trust`: one test case per trust case (classname `trust`), timed by its handshake.
-//! - `run`: `target measurable` (fails when [`crate::verdict::of`] is a fault), `completed` (fails when the run
+//! - `run`: `target measurable` (fails when [`crate::report::verdict::of`] is a fault), `completed` (fails when the run
 //!   was interrupted) and `security: verification enabled` (skipped, never passed, when verification was
 //!   disabled), with the run's identity as properties.
 //!
 //! A failing case has `message="expected X, observed Y"` and the full text in the element's body.
 
 use super::model::{Check, Report, TrustCaseResult};
-use crate::verdict::{self, Verdict};
+use crate::report::verdict::{self, Verdict};
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use std::collections::HashSet;
 use std::fmt::Write;

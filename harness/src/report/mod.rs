@@ -1,6 +1,7 @@
 //! Reports: one [`Report`] value, one renderer per format, each in its own file.
 
 pub mod compare;
+pub mod escape;
 pub mod hdr;
 pub mod html;
 pub mod html_compare;
@@ -10,6 +11,8 @@ pub mod model;
 pub mod schema;
 pub mod svg;
 pub mod terminal;
+pub mod thresholds;
+pub mod verdict;
 
 pub use model::{Check, Report};
 

@@ -1,6 +1,8 @@
 //! The report: one value every renderer reads. Serialized as report.json, it is the contract other tools
 //! (and later versions of this one) consume, so fields are only ever added.
 
+pub use crate::checks::human_us;
+pub use crate::metrics::records::{ConformanceResult, GeneratorStats, KernelUdp};
 use crate::metrics::{Aggregate, OutcomeCounts, PhaseAgg, SecondPoint};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
@@ -99,71 +101,6 @@ impl MachineInfo {
     }
 }
 
-/// The generator's own resource use over the load phases, so a saturated client is not mistaken for a slow
-/// server.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct GeneratorStats {
-    /// CPUs this process could use.
-    pub cores: u32,
-    pub cpu_user_s: f64,
-    pub cpu_system_s: f64,
-    /// Mean cores busy (CPU seconds per wall second); `cores` means every core was busy.
-    pub cpu_busy_mean: f64,
-    /// The busiest second's cores busy.
-    pub cpu_busy_peak: f64,
-    /// Cores busy, one figure per second of the load phases.
-    #[serde(default)]
-    pub cpu_busy_series: Vec<f64>,
-    /// Peak resident memory of the process, KiB.
-    pub max_rss_kib: u64,
-    /// The embedded target server ran in this process, so these figures include its work.
-    pub includes_embedded_server: bool,
-    /// Host-wide UDP counters' growth during the load phases (every process on the host counts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_udp: Option<KernelUdp>,
-}
-
-impl GeneratorStats {
-    /// One line for people: cores busy, CPU time, memory, kernel drops.
-    pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{:.2} of {} cores busy on average, {:.2} in the busiest second; {:.1} s user + {:.1} s system CPU; \
-             {} MB peak resident{}",
-            self.cpu_busy_mean,
-            self.cores,
-            self.cpu_busy_peak,
-            self.cpu_user_s,
-            self.cpu_system_s,
-            self.max_rss_kib / 1024,
-            if self.includes_embedded_server {
-                " (embedded server included)"
-            } else {
-                ""
-            }
-        );
-        if let Some(u) = &self.kernel_udp {
-            s.push_str(&format!(
-                "; host UDP drops: {} receive-buffer, {} send-buffer",
-                u.rcvbuf_errors, u.sndbuf_errors
-            ));
-        }
-        s
-    }
-}
-
-/// Growth of the host's UDP counters (`/proc/net/snmp`).
-#[derive(
-    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
-)]
-pub struct KernelUdp {
-    pub in_datagrams: u64,
-    pub in_errors: u64,
-    /// Datagrams dropped because a socket's receive buffer was full.
-    pub rcvbuf_errors: u64,
-    /// Datagrams not sent because a socket's send buffer was full.
-    pub sndbuf_errors: u64,
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ScenarioInfo {
     pub name: String,
@@ -251,22 +188,6 @@ pub struct TrustCaseResult {
     /// What the embedded server recorded about the handshake, when it failed there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_saw: Option<String>,
-}
-
-/// One conformance case.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ConformanceResult {
-    pub name: String,
-    pub passed: bool,
-    pub expected: String,
-    /// What was seen (for a failure: each expectation that did not hold, with what was observed).
-    pub observed: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    pub notifications: u64,
-    /// Why the case was not run (it needs the embedded server to push updates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
 }
 
 /// One shard of a sharded run: which part of the scenario it ran, and what `merge` needs to judge the
@@ -480,7 +401,7 @@ impl RequestStats {
             latency_uncorrected: Latency::from_histogram(&agg.uncorrected),
             send_lag: Latency::from_histogram(&agg.send_lag),
             expectation_failures: agg.expectation_failures,
-            expectations_broken: crate::scenario::plan::ExpectKind::ALL
+            expectations_broken: crate::checks::ExpectKind::ALL
                 .iter()
                 .filter(|k| agg.broken_by_kind[**k as usize] > 0)
                 .map(|k| (k.name().to_string(), agg.broken_by_kind[*k as usize]))
@@ -510,17 +431,6 @@ impl Report {
     /// The series of an aggregate, for building a report.
     pub fn series(agg: &Aggregate) -> Vec<SeriesPoint> {
         agg.series.iter().map(SeriesPoint::from).collect()
-    }
-}
-
-/// Formats microseconds for people: `850µs`, `12.3ms`, `2.05s`.
-pub fn human_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
     }
 }
 

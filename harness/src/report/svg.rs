@@ -1,7 +1,7 @@
 //! Hand-written inline SVG charts for report.html: a line chart and a horizontal bar chart, with axes and tick
 //! labels. No scripts, no external references: the markup is well-formed XML that opens anywhere offline.
 
-use super::html::escape;
+use super::escape::escape;
 use std::fmt::Write;
 
 const WIDTH: f64 = 820.0;

@@ -13,8 +13,11 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct RawCase {
     pub name: String,
-    #[serde(default = "post")]
-    pub method: String,
+    #[serde(
+        default = "super::raw::default_method",
+        deserialize_with = "super::raw::method"
+    )]
+    pub method: Code,
     /// `{token}` stands for the device token (or `token` below).
     #[serde(default = "telemetry")]
     pub path: String,
@@ -23,8 +26,12 @@ pub struct RawCase {
     #[serde(default)]
     pub query: Vec<String>,
     /// `con` (default) or `non`.
-    #[serde(default, rename = "type")]
-    pub mtype: Option<String>,
+    #[serde(
+        default = "super::raw::default_type",
+        rename = "type",
+        deserialize_with = "super::raw::mtype"
+    )]
+    pub mtype: MessageType,
     /// Content-Format of the request (default json when there is a payload).
     #[serde(default, deserialize_with = "super::raw::opt_content_format")]
     pub content_format: Option<u16>,
@@ -71,10 +78,6 @@ pub struct RawRpc {
     pub method: String,
     #[serde(default)]
     pub params: serde_json::Value,
-}
-
-fn post() -> String {
-    "POST".into()
 }
 
 fn telemetry() -> String {
@@ -132,21 +135,7 @@ pub fn cases(raw: &[RawCase]) -> Result<Vec<Case>, Invalid> {
         if !names.insert(r.name.as_str()) {
             return Err(bad("name", format!("`{}` is used twice", r.name)));
         }
-        let method = match r.method.to_ascii_uppercase().as_str() {
-            "GET" => Code::GET,
-            "POST" => Code::POST,
-            "PUT" => Code::PUT,
-            "DELETE" => Code::DELETE,
-            "FETCH" => Code::FETCH,
-            "PATCH" => Code::PATCH,
-            "IPATCH" => Code::IPATCH,
-            other => return Err(bad("method", format!("`{other}` is not a method"))),
-        };
-        let mtype = match r.mtype.as_deref().unwrap_or("con") {
-            "con" => MessageType::Con,
-            "non" => MessageType::Non,
-            other => return Err(bad("type", format!("`{other}`: expected con or non"))),
-        };
+        let (method, mtype) = (r.method, r.mtype);
         if !r.path.starts_with('/') {
             return Err(bad("path", format!("`{}` must start with /", r.path)));
         }

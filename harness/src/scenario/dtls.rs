@@ -118,12 +118,7 @@ pub struct ClientTrust {
 }
 
 /// Client authentication the embedded server asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuthMode {
-    None,
-    Want,
-    Require,
-}
+pub use crate::client_auth::ClientAuth as ClientAuthMode;
 
 /// The embedded DTLS server's identity.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::checks::{ExpectKind, Metric, Op, ResponseExpect, Threshold, Unit};
+pub use super::checks::ResponseExpect;
 pub use super::dtls::{
     CertRef, ClientAuthMode, ClientTrust, DtlsPlan, Expect, PkiPlan, ServerIdentity, TrustCase,
 };
 pub use super::raw::Ramp;
+pub use crate::checks::{ExpectKind, Metric, Op, Threshold, Unit};
 
 #[derive(Clone, Debug)]
 pub struct RunPlan {

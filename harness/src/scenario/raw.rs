@@ -2,6 +2,7 @@
 //! have a type (durations, rates, codes, token patterns) are parsed here, so a bad one is reported with the
 //! line and column serde_yaml knows. Cross-field rules live in `validate`.
 
+pub use crate::checks::parse_rate;
 use crate::coap::{Code, MessageType};
 use crate::token::TokenPattern;
 use serde::{Deserialize, Deserializer};
@@ -173,13 +174,13 @@ pub enum Ramp {
     Linear,
 }
 
-fn default_method() -> Code {
+pub(crate) fn default_method() -> Code {
     Code::POST
 }
 fn default_path() -> String {
     "/api/v1/{token}/telemetry".into()
 }
-fn default_type() -> MessageType {
+pub(crate) fn default_type() -> MessageType {
     MessageType::Con
 }
 fn default_cf() -> Option<u16> {
@@ -193,30 +194,6 @@ fn default_payload() -> String {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 2m"))
-}
-
-/// Parses `5000`, `5000/s`, `300/min`, `10k/s`.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let bad = || format!("`{s}` is not a rate; write e.g. 500/s, 10k/s, 300/min");
-    let s = s.trim();
-    let (num, per) = s.split_once('/').unwrap_or((s, "s"));
-    let num = num.trim();
-    let (num, mult) = match num.strip_suffix(['k', 'K']) {
-        Some(n) => (n, 1000.0),
-        None => (num, 1.0),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match per.trim() {
-        "s" | "sec" => 1.0,
-        "min" | "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
-    };
-    let rate = n * mult / secs;
-    if !rate.is_finite() || rate <= 0.0 {
-        return Err(format!("rate `{s}` must be positive"));
-    }
-    Ok(rate)
 }
 
 #[derive(Deserialize)]
@@ -252,7 +229,7 @@ fn opt_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenPattern>, 
         .map_err(serde::de::Error::custom)
 }
 
-fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+pub(crate) fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
     let s = String::deserialize(d)?;
     Ok(match s.to_ascii_uppercase().as_str() {
         "GET" => Code::GET,
@@ -270,7 +247,7 @@ fn method<'de, D: Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
     })
 }
 
-fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
+pub(crate) fn mtype<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
     let s = String::deserialize(d)?;
     match s.parse::<MessageType>() {
         Ok(t @ (MessageType::Con | MessageType::Non)) => Ok(t),

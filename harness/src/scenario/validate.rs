@@ -162,7 +162,7 @@ fn run_thresholds(raw: &RawScenario) -> Result<Vec<super::plan::Threshold>, Inva
     let list = super::checks::thresholds(&raw.thresholds, &[key("thresholds")])?;
     if let Some(i) = list
         .iter()
-        .position(|t| t.abort_on_fail && !crate::engine::abort::watchable(t))
+        .position(|t| t.abort_on_fail && !crate::checks::watchable(t))
     {
         return Err(invalid(
             vec![key("thresholds"), Step::Index(i)],

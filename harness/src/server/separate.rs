@@ -2,8 +2,7 @@
 //! drivers: wait the response delay, send, and retransmit a CON as the endpoint decides (RFC 7252 §4.2)
 //! through whichever transport the request (or the Observe registration) came in on.
 
-use super::endpoint::{Deferred, Endpoint, Notification, SeparateStep};
-use super::udp::lock;
+use super::endpoint::{lock, Deferred, Endpoint, Notification, SeparateStep};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

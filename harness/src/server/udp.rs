@@ -2,6 +2,7 @@
 //! response, and a task per notification handed over by the server handle (sent, then retransmitted as
 //! the endpoint decides). All protocol decisions are the endpoint's.
 
+pub(crate) use super::endpoint::lock;
 use super::endpoint::{Endpoint, Notification};
 use super::observe::Link;
 use super::separate::{deliver, respond_later, Outbound};
@@ -9,7 +10,7 @@ use super::ServerError;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -19,11 +20,6 @@ use tokio::task::JoinSet;
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Datagrams drained per readiness event before other work (timers, shutdown) gets a turn.
 const BATCH: usize = 256;
-
-/// Locks the endpoint, ignoring poisoning: the counters stay readable even if a handler panicked.
-pub(crate) fn lock(shared: &Mutex<Endpoint>) -> MutexGuard<'_, Endpoint> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Binds a non-blocking UDP socket with large buffers.
 pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket, ServerError> {

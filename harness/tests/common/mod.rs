@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: plans from YAML text, free ports, independent peers.
 #![allow(dead_code)]
 
-use coap_harness::engine::{self, RunOptions, RunOutput};
+use coap_harness::app::{self as engine, RunOptions, RunOutput};
 use coap_harness::scenario::{self, Overrides, RunPlan};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -181,4 +181,58 @@ pub fn libcoap_dtls_server(
         Duration::from_secs(10),
     );
     (peer, format!("127.0.0.1:{}", port + 1).parse().unwrap())
+}
+
+/// Runs a program to its end or until `limit` (then kills it); returns its stdout and stderr.
+pub fn run_bounded(bin: &str, args: &[String], limit: Duration) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    format!("{}{}", read(&out), read(&err))
+}
+
+/// Runs a command to completion within a bound (panics past it), returning stdout and stderr together.
+pub fn run_to_end(cmd: &mut Command, bound: Duration) -> String {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + bound;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} ran past {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The trust-matrix scenario (`scenarios/trust-matrix.yaml`), validated.
+pub fn matrix_plan() -> coap_harness::scenario::RunPlan {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/trust-matrix.yaml");
+    coap_harness::scenario::load(&file, &Default::default()).unwrap()
 }

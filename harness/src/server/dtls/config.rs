@@ -10,18 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Whether the server asks DTLS clients for a certificate (RFC 5246 §7.4.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// No CertificateRequest: any client may connect (ThingsBoard's access-token devices).
-    #[default]
-    None,
-    /// Ask for a certificate; a client without one still connects, but one that presents a certificate
-    /// not issued by a `client_ca` is refused (ThingsBoard's default, "WANTED").
-    Want,
-    /// A certificate issued by a `client_ca` is mandatory.
-    Require,
-}
+pub use crate::client_auth::ClientAuth;
 
 impl ClientAuth {
     fn to_dtls(self) -> ClientAuthType {

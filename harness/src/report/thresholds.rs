@@ -1,9 +1,10 @@
 //! Thresholds judged on a report's figures: pure functions of the report, so a merged report can be judged
 //! the same way as a single run. Per-request expectations are judged here too, on the totals.
 
-use crate::report::model::{human_us, HandshakeStats, RequestStats};
+pub use crate::checks::show;
+use crate::checks::{Metric, Threshold};
+use crate::report::model::{HandshakeStats, RequestStats};
 use crate::report::Check;
-use crate::scenario::plan::{Metric, Threshold, Unit};
 
 /// The metric's value, or why it has none.
 pub fn observe(m: Metric, q: &RequestStats, h: Option<&HandshakeStats>) -> Result<f64, String> {
@@ -34,16 +35,6 @@ pub fn observe(m: Metric, q: &RequestStats, h: Option<&HandshakeStats>) -> Resul
     })
 }
 
-/// Formats a value in the metric's unit.
-pub fn show(m: Metric, v: f64) -> String {
-    match m.unit() {
-        Unit::Micros => human_us(v.round() as u64),
-        Unit::Fraction => format!("{:.3}%", v * 100.0),
-        Unit::PerSecond => format!("{v:.1}/s"),
-        Unit::Count => format!("{v:.0}"),
-    }
-}
-
 /// Judges one threshold; `scope` names where it applies (`run`, `phase steady`).
 pub fn judge(t: &Threshold, scope: &str, q: &RequestStats, h: Option<&HandshakeStats>) -> Check {
     let (passed, observed) = match observe(t.metric, q, h) {
@@ -58,7 +49,7 @@ pub fn judge(t: &Threshold, scope: &str, q: &RequestStats, h: Option<&HandshakeS
     }
 }
 
-/// Judges one per-request expectation (`kind` as in [`crate::scenario::plan::ExpectKind::name`]) on the
+/// Judges one per-request expectation (`kind` as in [`crate::checks::ExpectKind::name`]) on the
 /// totals: every request must have held it. `examples` are a few broken responses, when known.
 pub fn judge_expectation(kind: &str, text: &str, total: &RequestStats, examples: &[&str]) -> Check {
     let broken = total.expectations_broken.get(kind).copied().unwrap_or(0);
@@ -95,8 +86,8 @@ pub fn judge_expectation(kind: &str, text: &str, total: &RequestStats, examples:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::parse_threshold;
     use crate::metrics::PhaseAgg;
-    use crate::scenario::checks::parse_threshold;
 
     fn stats() -> RequestStats {
         let mut agg = PhaseAgg::default();

@@ -1,8 +1,8 @@
 //! Builds the [`Report`] from what the run measured. The only place that knows both the engine's results and
 //! the report's shape.
 
-use super::device::DeviceTally;
-use super::load::Measured;
+use crate::engine::device::DeviceTally;
+use crate::engine::load::Measured;
 use crate::metrics::collector::latency_histogram;
 use crate::report::model::{
     ConformanceResult, DeviceInfo, ExpectationSpec, GeneratorStats, HandshakeStats, Latency,
@@ -177,7 +177,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     // A shard's thresholds are judged by `merge`.
     let judged = plan.shard.is_none();
     for t in plan.thresholds.iter().filter(|_| judged) {
-        report.checks.push(super::thresholds::judge(
+        report.checks.push(crate::report::thresholds::judge(
             t,
             "run",
             &report.total,
@@ -187,9 +187,12 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     for (phase, pr) in plan.phases.iter().zip(&report.phases) {
         for t in phase.thresholds.iter().filter(|_| judged) {
             let scope = format!("phase {}", phase.name);
-            report
-                .checks
-                .push(super::thresholds::judge(t, &scope, &pr.requests, None));
+            report.checks.push(crate::report::thresholds::judge(
+                t,
+                &scope,
+                &pr.requests,
+                None,
+            ));
         }
     }
     report
@@ -202,7 +205,7 @@ fn generator_warnings(plan: &RunPlan, report: &Report) -> Vec<String> {
     if report.interrupted {
         return out;
     }
-    let Some(planned) = super::abort::planned_by_phase(plan) else {
+    let Some(planned) = crate::engine::abort::planned_by_phase(plan) else {
         return out;
     };
     for ((phase, pr), want) in plan.phases.iter().zip(&report.phases).zip(planned) {
@@ -273,7 +276,12 @@ fn expectation_checks(plan: &RunPlan, report: &Report, devices: &[DeviceTally]) 
         .describe()
         .into_iter()
         .map(|(kind, text)| {
-            super::thresholds::judge_expectation(kind.name(), &text, &report.total, &examples)
+            crate::report::thresholds::judge_expectation(
+                kind.name(),
+                &text,
+                &report.total,
+                &examples,
+            )
         })
         .collect()
 }

@@ -53,9 +53,11 @@ async fn run_one(
         (_, Some(s)) => embedded::device_target(s, true),
         _ => unreachable!(),
     };
-    let sock = super::session::connect(None, target).await.map_err(|e| {
-        EngineError::Credentials(format!("cannot open a UDP socket to {target}: {e}"))
-    })?;
+    let sock = crate::engine::session::connect(None, target)
+        .await
+        .map_err(|e| {
+            EngineError::Credentials(format!("cannot open a UDP socket to {target}: {e}"))
+        })?;
     let mut observed = match dtls_client::handshake(sock, &settings).await {
         Ok(session) => {
             let link = Link::Dtls(session.conn);
@@ -137,7 +139,7 @@ async fn run_one(
 /// Sends the plan's request once as device 0 over `link` and returns the response code, if any.
 async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
     let token = plan.devices.tokens.token(0);
-    let mut msg = super::device::base_request(plan, &token);
+    let mut msg = crate::engine::device::base_request(plan, &token);
     msg.mtype = MessageType::Con;
     let mut rng = fastrand::Rng::with_seed(plan.seed);
     plan.request.payload.render(
@@ -150,13 +152,14 @@ async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
         },
         &mut msg.payload,
     );
-    let mut driver = super::session::Driver::new(link, plan.transmission.clone(), plan.seed);
+    let mut driver =
+        crate::engine::session::Driver::new(link, plan.transmission.clone(), plan.seed);
     let limit = plan
         .transmission
         .max_transmit_wait()
         .min(Duration::from_secs(10));
     let done = driver.request(msg, None, limit).await;
-    super::session::response(&done).map(|r| r.code)
+    crate::engine::session::response(&done).map(|r| r.code)
 }
 
 fn describe(e: &Expect) -> String {

@@ -3,7 +3,7 @@
 
 use super::prepare::{self, RunPki};
 use super::EngineError;
-use crate::scenario::plan::{ClientAuthMode, ServerIdentity, TokenSource};
+use crate::scenario::plan::{ServerIdentity, TokenSource};
 use crate::scenario::{RunPlan, Target};
 use crate::server::{self, ClientAuth, DtlsServerConfig, ServerConfig, ServerHandle, TokenPolicy};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -43,12 +43,8 @@ pub async fn start(
         Some(id) => {
             let mut cfg =
                 DtlsServerConfig::new(loopback, prepare::identity(&id.cert, &id.key, run_pki)?);
-            cfg.client_auth = match id.client_auth {
-                ClientAuthMode::None => ClientAuth::None,
-                ClientAuthMode::Want => ClientAuth::Want,
-                ClientAuthMode::Require => ClientAuth::Require,
-            };
-            if id.client_auth != ClientAuthMode::None {
+            cfg.client_auth = id.client_auth;
+            if id.client_auth != ClientAuth::None {
                 cfg.client_ca = prepare::certs(&id.client_ca, run_pki)?;
             }
             Some(cfg)

@@ -1,0 +1,404 @@
+//! The command handlers: what each subcommand of [`crate::cli`] does, printing as it goes and returning the
+//! process exit code (errors are printed as one line).
+
+use super::RunOptions;
+use crate::cli::{CertsArgs, Cli, Command, CompareArgs, MergeArgs, ReportArgs, RunArgs, ServeArgs};
+use crate::client_auth::ClientAuth;
+use crate::engine::ProgressMode;
+use crate::report;
+use crate::report::verdict;
+use crate::scenario::{self, Overrides};
+use crate::server::{self, ServerConfig, TokenPolicy};
+use crate::token::TokenPattern;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the parsed command on the current runtime and returns the process exit code.
+pub async fn execute(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Certs(args) => certs(args),
+        Command::Validate { scenario } => validate(&scenario),
+        Command::Compare(args) => compare(&args),
+        Command::Report(args) => rerender(&args),
+        Command::Merge(args) => merge(&args),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}
+
+fn validate(file: &Path) -> u8 {
+    match scenario::load(file, &Overrides::default()) {
+        Ok(plan) => {
+            println!(
+                "{}: ok: scenario `{}`, target {}, {} devices, {} phases, {} ({} in {})",
+                file.display(),
+                plan.name,
+                plan.target.describe(),
+                plan.devices.count,
+                plan.phases.len(),
+                humantime::format_duration(plan.total_duration()),
+                plan.request.mtype,
+                plan.request.operation,
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn compare(args: &CompareArgs) -> u8 {
+    use report::compare;
+    let (base, cur) = match (
+        compare::read_report(&args.baseline),
+        compare::read_report(&args.current),
+    ) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let c = compare::compare(&base, &cur, args.max_regression);
+    print!("{}", compare::render_markdown(&c));
+    u8::from(c.regressed())
+}
+
+fn rerender(args: &ReportArgs) -> u8 {
+    let (Some(file), None) = (&args.report, &args.compare) else {
+        return compare_page(args);
+    };
+    let r = match report::compare::read_report(file) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let from = file.display();
+    if let Some(dir) = &args.out {
+        match report::write_all(&r, dir) {
+            Ok(paths) => paths
+                .iter()
+                .for_each(|p| println!("  wrote {}", p.display())),
+            Err(e) => {
+                return fail(format_args!(
+                    "{from}: cannot write to {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    let singles = [
+        (
+            &args.md,
+            report::markdown::render as fn(&report::Report) -> String,
+        ),
+        (&args.junit, report::junit::render),
+        (&args.html, report::html::render),
+    ];
+    for (file, render) in singles {
+        let Some(file) = file else { continue };
+        if let Err(e) = std::fs::write(file, render(&r)) {
+            return fail(format_args!("{from}: cannot write {}: {e}", file.display()));
+        }
+        println!("  wrote {}", file.display());
+    }
+    if args.out.is_none() && args.md.is_none() && args.junit.is_none() && args.html.is_none() {
+        print!("{}", report::markdown::render(&r));
+    }
+    0
+}
+
+/// `report --compare A.json B.json...`: the runs over each other, into --html and/or --out DIR/compare.html, or stdout.
+fn compare_page(args: &ReportArgs) -> u8 {
+    use report::html_compare::{self, Run};
+    let files = args.compare.as_deref().unwrap_or_default();
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        match report::compare::read_report(file) {
+            Ok(r) => reports.push(r),
+            Err(e) => return fail(e),
+        }
+    }
+    let runs: Vec<Run> = files
+        .iter()
+        .zip(&reports)
+        .map(|(file, report)| Run {
+            name: html_compare::run_name(file),
+            report,
+        })
+        .collect();
+    let page = html_compare::render(&runs);
+    if args.html.is_none() && args.out.is_none() {
+        print!("{page}");
+        return 0;
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return fail(format_args!("cannot create {}: {e}", dir.display()));
+        }
+    }
+    let targets = args.html.iter().cloned();
+    for target in targets.chain(args.out.iter().map(|d| d.join("compare.html"))) {
+        if let Err(e) = std::fs::write(&target, &page) {
+            return fail(format_args!("cannot write {}: {e}", target.display()));
+        }
+        println!("  wrote {}", target.display());
+    }
+    0
+}
+
+fn certs(args: CertsArgs) -> u8 {
+    let opts = crate::pki::PkiOptions {
+        out: args.out,
+        hosts: args.hosts,
+        force: args.force,
+    };
+    match crate::pki::generate(&opts) {
+        Ok(g) => {
+            let verb = if g.kept_existing {
+                "kept the existing PKI (use --force to make a new one)"
+            } else {
+                "generated"
+            };
+            println!(
+                "{verb} in {} (hosts: {})",
+                g.dir.display(),
+                g.manifest.hosts.join(", ")
+            );
+            for e in g.manifest.roles() {
+                println!("  {:<22} {:<24} {}", e.role.name(), e.cert, e.description);
+            }
+            println!(
+                "  manifest: {}",
+                g.dir.join(crate::pki::MANIFEST_FILE).display()
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerConfig>, String> {
+    use super::prepare;
+    use crate::scenario::plan::CertRef;
+    let Some(addr) = args.coaps else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Err("--coaps needs --cert and --key".into());
+    };
+    let identity = prepare::identity(
+        &CertRef::File(cert.clone()),
+        &CertRef::File(key.clone()),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Err(e) = crate::pki::check_key_permissions(key) {
+        eprintln!("warning: {e}");
+    }
+    let mut cfg = crate::server::DtlsServerConfig::new(addr, identity);
+    cfg.client_auth = args.client_auth;
+    match (&args.client_ca, args.client_auth) {
+        (Some(ca), _) => {
+            cfg.client_ca =
+                prepare::certs(&CertRef::File(ca.clone()), None).map_err(|e| e.to_string())?
+        }
+        (None, ClientAuth::None) => {}
+        (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
+    }
+    Ok(Some(cfg))
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    PathBuf::from("reports").join(format!("{name}-{stamp}"))
+}
+
+async fn run(args: RunArgs) -> u8 {
+    let overrides = Overrides {
+        target: args.target,
+        devices: args.devices,
+        duration: args.duration,
+        shard: args.shard,
+        start_at: args.start_at,
+    };
+    let plan = match scenario::load(&args.scenario, &overrides) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(e),
+    };
+    let out = args.out.unwrap_or_else(|| default_out(&plan.name));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return fail(format_args!(
+            "cannot create report folder {}: {e}",
+            out.display()
+        ));
+    }
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: stopping devices and writing the report of what was measured"
+            );
+            on_signal.cancel();
+        }
+    });
+    eprintln!(
+        "running `{}` against {} with {} devices for {}",
+        plan.name,
+        plan.target.describe(),
+        plan.devices.count,
+        humantime::format_duration(plan.total_duration())
+    );
+    let shard = plan.shard.as_ref().map(|s| s.shard);
+    if let (Some(s), Some(p)) = (shard, &plan.shard) {
+        eprintln!(
+            "shard {s}: devices {} of {} (scenario indexes {}, {}, ...)",
+            plan.devices.count,
+            p.scenario_devices,
+            plan.devices.global(0),
+            plan.devices.global(1)
+        );
+    }
+    if let Some(at) = plan.start_at {
+        eprintln!(
+            "waiting to begin at {}",
+            humantime::format_rfc3339_millis(at)
+        );
+    }
+    let opts = RunOptions {
+        progress: if args.quiet {
+            ProgressMode::Off
+        } else {
+            ProgressMode::Auto
+        },
+        cancel,
+    };
+    let output = match super::run(plan, opts).await {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    print!("{}", report::terminal::render(&output.report));
+    match report::write_all(&output.report, &out) {
+        Ok(paths) => {
+            for p in paths {
+                println!("  wrote {}", p.display());
+            }
+        }
+        Err(e) => {
+            return fail(format_args!(
+                "cannot write report to {}: {e}",
+                out.display()
+            ))
+        }
+    }
+    if let Some(file) = &args.junit {
+        if let Err(e) = std::fs::write(file, report::junit::render(&output.report)) {
+            return fail(format_args!(
+                "cannot write JUnit XML to {}: {e}",
+                file.display()
+            ));
+        }
+        println!("  wrote {}", file.display());
+    }
+    let v = verdict::of(&output.report);
+    if let (Some(s), verdict::Verdict::Failed(why)) = (shard, &v) {
+        // The run's verdict belongs to the merged result; a shard only says whether it measured.
+        eprintln!("shard {s}: {why} (judged again by coap-harness merge)");
+        return 0;
+    }
+    match &v {
+        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
+        verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
+    }
+    v.code()
+}
+
+fn merge(args: &MergeArgs) -> u8 {
+    use crate::merge;
+    let merged = match merge::inputs(&args.reports, &args.out)
+        .and_then(|files| merge::merge_files(&files, args.allow_partial))
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    print!("{}", report::terminal::render(&merged));
+    match report::write_all(&merged, &args.out) {
+        Ok(paths) => paths
+            .iter()
+            .for_each(|p| println!("  wrote {}", p.display())),
+        Err(e) => {
+            return fail(format_args!(
+                "cannot write report to {}: {e}",
+                args.out.display()
+            ))
+        }
+    }
+    let v = verdict::of(&merged);
+    match &v {
+        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
+        verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
+    }
+    v.code()
+}
+
+async fn serve(args: ServeArgs) -> u8 {
+    let tokens = if let Some(file) = &args.tokens {
+        match TokenPolicy::from_file(file) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        }
+    } else if args.any_token {
+        TokenPolicy::Any
+    } else {
+        match TokenPattern::parse(&args.token_pattern) {
+            Ok(pattern) => TokenPolicy::Pattern {
+                pattern,
+                count: args.token_count,
+            },
+            Err(e) => return fail(format_args!("--token-pattern: {e}")),
+        }
+    };
+    let describe = tokens.to_string();
+    let dtls = match dtls_listener(&args) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let handle = match server::start(ServerConfig {
+        bind: args.coap,
+        tokens,
+        response_delay: args.response_delay,
+        plain: true,
+        dtls,
+    })
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    match handle.dtls_addr() {
+        Some(d) => println!(
+            "serving the ThingsBoard CoAP device API on coap://{} and coaps://{d} ({describe}); Ctrl-C stops",
+            handle.local_addr()
+        ),
+        None => println!(
+            "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C stops",
+            handle.local_addr()
+        ),
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = handle.stats();
+    handle.shutdown().await;
+    println!(
+        "stopped: {} datagrams, {} requests, {} devices, {} malformed",
+        stats.datagrams_received, stats.requests, stats.devices, stats.malformed
+    );
+    0
+}
