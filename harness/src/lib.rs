@@ -14,6 +14,7 @@
 //! - [`transport`]: the links under CoAP: plain UDP and the DTLS client driver.
 //! - [`trust`]: named certificate-trust verdicts and the server-certificate check.
 //! - [`pki`]: test and conformance PKI made with rcgen (CA, server, client, negative certificates).
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP stop a run alike (a second one exits at once).
 //! - [`verdict`]: what a finished run means for the exit code.
 //! - [`cli`]: the command line.
 
@@ -26,6 +27,7 @@ pub mod pki;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod signals;
 pub mod token;
 pub mod transport;
 pub mod trust;
