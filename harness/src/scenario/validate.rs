@@ -453,6 +453,44 @@ fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {
     Ok(t)
 }
 
+/// The shortest per-device send interval the engine can keep: one device is one task and one socket, woken
+/// by tokio's timer; below this the schedule could not be honoured (and `rate: 1e12/s` would round to 0 ns).
+pub const MIN_INTERVAL: Duration = Duration::from_micros(10);
+
+/// Whether the engine can keep `phase`'s pacing; the field to blame and why not.
+fn honourable(phase: &Phase) -> Result<(), (&'static str, String)> {
+    let Some(d) = phase.interval() else {
+        return Ok(());
+    };
+    if d >= MIN_INTERVAL {
+        return Ok(());
+    }
+    let most = 1.0 / MIN_INTERVAL.as_secs_f64();
+    match phase.pacing {
+        Pacing::Rate(r) => {
+            let n = phase.devices_from.max(phase.devices_to).max(1);
+            Err((
+                "rate",
+                format!(
+                    "{r}/s over {n} devices is one request every {} per device, but one device sends at most \
+                     {most:.0}/s (every {}): add devices or lower the rate",
+                    humantime::format_duration(d),
+                    humantime::format_duration(MIN_INTERVAL),
+                ),
+            ))
+        }
+        _ => Err((
+            "interval",
+            format!(
+                "{} is shorter than the {} a device can keep (at most {most:.0} requests/s per device): \
+                 use a longer interval, or more devices",
+                humantime::format_duration(d),
+                humantime::format_duration(MIN_INTERVAL),
+            ),
+        )),
+    }
+}
+
 fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
     if raw.phases.is_empty() {
         return Err(invalid(vec![key("phases")], "at least one phase is needed"));
@@ -499,7 +537,7 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
         } else {
             devices
         };
-        out.push(Phase {
+        let phase = Phase {
             name: p.name.clone().unwrap_or_else(|| format!("phase-{}", i + 1)),
             start,
             duration: p.duration,
@@ -508,7 +546,9 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
             ramp: p.ramp,
             pacing,
             thresholds: phase_thresholds(p, i)?,
-        });
+        };
+        honourable(&phase).map_err(|(field, why)| invalid(at(field), why))?;
+        out.push(phase);
         start += p.duration;
         previous = devices;
     }
