@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod conformance;
+pub mod depth;
 pub mod dtls;
 pub mod locate;
 pub mod plan;
@@ -131,6 +132,14 @@ pub fn parse(
     default_name: &str,
     overrides: &Overrides,
 ) -> Result<RunPlan, ScenarioError> {
+    // A UTF-8 byte-order mark (some Windows editors write one) is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    depth::check(text).map_err(|d| ScenarioError::Parse {
+        file: file.to_path_buf(),
+        line: Some(d.line),
+        column: Some(d.column),
+        message: d.message,
+    })?;
     let mut raw: raw::RawScenario = serde_yaml::from_str(text).map_err(|e| {
         let loc = e.location();
         // serde_yaml appends " at line L column C"; we print the location up front instead.
