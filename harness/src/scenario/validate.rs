@@ -74,6 +74,20 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from)
                 .collect();
+            let mut seen = std::collections::HashMap::with_capacity(list.len());
+            for (i, t) in list.iter().enumerate() {
+                if let Some(first) = seen.insert(t.as_str(), i) {
+                    return Err(invalid(
+                        at(),
+                        format!(
+                            "{}: token `{t}` is listed twice (tokens {} and {}): each device needs its own",
+                            path.display(),
+                            first + 1,
+                            i + 1
+                        ),
+                    ));
+                }
+            }
             if list.len() < d.count as usize {
                 return Err(invalid(
                     at(),
@@ -108,6 +122,9 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             phases(&raw)?
         };
     let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
+    if !phases.is_empty() {
+        super::size::check(&request, &tokens, d.count, dtls.is_some())?;
+    }
     let drain = raw.drain.unwrap_or_else(|| {
         let bound = match request.mtype {
             MessageType::Con => transmission.max_transmit_wait(),
@@ -267,7 +284,12 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
     let pki = match raw.pki.as_deref() {
         None => None,
         Some("generate") => Some(PkiPlan::Generate),
-        Some(dir) => Some(PkiPlan::Dir(base.join(dir))),
+        Some(dir) => {
+            let dir = base.join(dir);
+            // What `run` loads first: the folder's manifest (and through it, its files).
+            crate::pki::load_manifest(&dir).map_err(|e| invalid(vec![key("pki")], e.to_string()))?;
+            Some(PkiPlan::Dir(dir))
+        }
     };
     let embedded = matches!(target, Target::Embedded { .. });
     let mut refs: Vec<&CertRef> = Vec::new();
@@ -329,9 +351,15 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
             ))
         }
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() {
         return Err(format!("`{text}` has no host"));
+    }
+    if !path.is_empty() {
+        return Err(format!(
+            "`{text}` has a path (/{path}): a target is only {scheme}://host:port; the path each request \
+             goes to is the scenario's request.path"
+        ));
     }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
@@ -356,6 +384,9 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
         .map_err(|e| format!("`{text}`: cannot resolve `{with_port}`: {e}"))?
         .next()
         .ok_or_else(|| format!("`{text}`: `{with_port}` resolves to no address"))?;
+    if addr.port() == 0 {
+        return Err(format!("`{text}`: port 0 is not a port a server listens on"));
+    }
     Ok(Target::Remote {
         url: format!("{scheme}://{with_port}"),
         host,
