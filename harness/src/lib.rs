@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod coap;
 pub mod engine;
+pub mod faults;
 pub mod merge;
 pub mod metrics;
 pub mod pki;

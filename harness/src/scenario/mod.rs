@@ -6,6 +6,7 @@ pub mod checks;
 pub mod conformance;
 pub mod depth;
 pub mod dtls;
+pub mod faults;
 pub mod locate;
 pub mod plan;
 pub mod raw;
@@ -257,8 +258,7 @@ fn blame_flag(path: &[locate::Step], o: &Overrides) -> Option<&'static str> {
         "target" if o.target.is_some() => Some("--target"),
         "devices" if o.devices.is_some() && second == Some("count") => Some("--devices"),
         "phases"
-            if o.duration.is_some()
-                && matches!(last, Some(Step::Key(k)) if k == "duration") =>
+            if o.duration.is_some() && matches!(last, Some(Step::Key(k)) if k == "duration") =>
         {
             Some("--duration")
         }

@@ -172,6 +172,11 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         thresholds: run_thresholds(&raw)?,
         shard: None,
         start_at: None,
+        faults: raw
+            .faults
+            .as_ref()
+            .map(|f| super::faults::plan(f, raw.seed.unwrap_or(0x5eed)))
+            .transpose()?,
     })
 }
 
@@ -287,7 +292,8 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
         Some(dir) => {
             let dir = base.join(dir);
             // What `run` loads first: the folder's manifest (and through it, its files).
-            crate::pki::load_manifest(&dir).map_err(|e| invalid(vec![key("pki")], e.to_string()))?;
+            crate::pki::load_manifest(&dir)
+                .map_err(|e| invalid(vec![key("pki")], e.to_string()))?;
             Some(PkiPlan::Dir(dir))
         }
     };
@@ -385,7 +391,9 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
         .next()
         .ok_or_else(|| format!("`{text}`: `{with_port}` resolves to no address"))?;
     if addr.port() == 0 {
-        return Err(format!("`{text}`: port 0 is not a port a server listens on"));
+        return Err(format!(
+            "`{text}`: port 0 is not a port a server listens on"
+        ));
     }
     Ok(Target::Remote {
         url: format!("{scheme}://{with_port}"),

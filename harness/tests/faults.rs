@@ -1,0 +1,112 @@
+//! The harness under injected network faults (`faults:`, a UDP proxy between its devices and the embedded
+//! target, over loopback): what it reports must stay true. Lost datagrams are retransmitted and counted;
+//! requests that exhaust MAX_RETRANSMIT are timeouts, none lost from the tally; duplicates are counted once
+//! by client and server; DTLS handshakes complete under flight loss; source-port rebinding is survived.
+
+mod common;
+
+use common::{assert_accounted, plan, run};
+
+const PLAIN: &str = "target: embedded\nseed: 42\ndevices:\n  count: 10\nphases:\n  - duration: 3s\n    interval: 100ms\n";
+
+fn server_count(r: &coap_harness::report::Report, key: &str) -> u64 {
+    r.server.as_ref().expect("embedded server stats")[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("server.{key}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn con_retransmission_recovers_from_loss_and_exhausted_requests_are_timeouts() {
+    let yaml = format!(
+        "{PLAIN}coap:\n  ack_timeout: 100ms\n  ack_random_factor: 1.0\n  max_retransmit: 2\nfaults: {{ loss: 40% }}\n"
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    let f = out.faults.expect("proxy stats");
+    assert!(f.to_target.dropped > 0 && f.to_devices.dropped > 0, "{f}");
+    let o = &r.total.outcomes;
+    assert!(r.total.retransmissions > 0, "retransmissions counted");
+    assert!(o.ok > 0, "retransmission recovered some: {o:?}");
+    // 40% each way, three transmissions: about 1 in 8 exchanges never completes.
+    assert!(o.timeout > 0, "exhausted requests are timeouts: {o:?}");
+    // Under pure loss a request ends ok, as a timeout, or (queued behind a retransmitting one when the
+    // drain ended) unfinished; nothing else, and nothing uncounted.
+    assert_eq!(
+        o.ok + o.timeout + o.unfinished,
+        r.total.sent,
+        "only ok, timeout or unfinished under pure loss: {o:?}"
+    );
+    assert_accounted(r);
+    assert!(
+        r.warnings.iter().any(|w| w.starts_with("faults injected")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_cons_and_responses_are_counted_once() {
+    let yaml = format!("{PLAIN}faults: {{ duplicate: 100% }}\n");
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    let f = out.faults.expect("proxy stats");
+    assert_eq!(f.to_target.duplicated, f.to_target.datagrams, "{f}");
+    assert_eq!(f.to_devices.duplicated, f.to_devices.datagrams, "{f}");
+    let o = &r.total.outcomes;
+    assert!(r.total.sent > 0);
+    assert_eq!(o.ok, r.total.sent, "every request once, ok: {o:?}");
+    assert_accounted(r);
+    // The server processed each CON once and answered the copy from its deduplication cache.
+    assert_eq!(server_count(r, "requests"), o.ok, "{:?}", r.server);
+    assert!(server_count(r, "duplicates") >= o.ok, "{:?}", r.server);
+}
+
+async fn dtls_under_loss(faults: &str) -> coap_harness::engine::RunOutput {
+    let yaml = format!(
+        "target: embedded\nseed: 7\npki: generate\ndtls:\n  ca: pki:ca\n  handshake_timeout: 15s\n\
+         devices:\n  count: 10\nphases:\n  - duration: 4s\n    interval: 500ms\nfaults: {faults}\n"
+    );
+    run(plan(&yaml)).await
+}
+
+fn assert_every_handshake_completed(out: &coap_harness::engine::RunOutput) {
+    let r = &out.report;
+    let f = out.faults.expect("proxy stats");
+    assert!(f.to_target.dropped + f.to_devices.dropped > 0, "{f}");
+    let h = r.handshakes.as_ref().expect("handshake stats");
+    assert_eq!(h.failed, 0, "{h:?} ({f})");
+    assert!(h.ok >= 10, "every device completed its handshake: {h:?}");
+    assert!(r.total.outcomes.ok > 0);
+    assert_accounted(r);
+}
+
+/// Lost client flights (ClientHello, the key exchange and Finished) are retransmitted by the client and
+/// every handshake completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtls_handshakes_complete_under_ten_percent_loss_of_client_flights() {
+    assert_every_handshake_completed(&dtls_under_loss("{ to_target: { loss: 10% } }").await);
+}
+
+/// Both ways. FINDING (this layer found it): when the server's last flight (ChangeCipherSpec + Finished)
+/// is lost, the server has already counted the handshake as done and does not answer the client's
+/// retransmitted flight 5 with its last flight again (RFC 6347 §4.2.4), so the client times out: with seed
+/// 7, 1 to 2 of 10 handshakes fail (loss toward the devices only: 1-2 of 10 for seeds 7, 8, 9; loss toward
+/// the server only: 0). Ignored until the embedded server replays its last flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding: the embedded DTLS server does not replay its last flight when the client retransmits flight 5"]
+async fn dtls_handshakes_complete_under_ten_percent_flight_loss_both_ways() {
+    assert_every_handshake_completed(&dtls_under_loss("{ loss: 10% }").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rebinding_mid_run_is_survived_by_plain_devices() {
+    let yaml = PLAIN.replace("count: 10", "count: 5")
+        + "coap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\nfaults: { rebind_every: 400ms }\n";
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    let f = out.faults.expect("proxy stats");
+    assert!(f.rebinds >= 5, "each device rebound at least once: {f}");
+    assert_eq!(f.devices, 5, "{f}");
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    assert_accounted(r);
+}
