@@ -174,7 +174,10 @@ proptest! {
 #[test]
 fn deeply_nested_yaml_is_refused_with_its_location() {
     for open in ["[", "{a: ", "- "] {
-        let text = format!("{BASE}request:\n  payload: {}\n", open.repeat(200_000 / open.len()));
+        let text = format!(
+            "{BASE}request:\n  payload: {}\n",
+            open.repeat(200_000 / open.len())
+        );
         let e = load(&text).expect_err("refused");
         let msg = e.to_string();
         assert!(msg.starts_with("p.yaml:8:"), "{msg}");

@@ -76,7 +76,11 @@ fn stopped_by(sig: libc::c_int, name: &str) {
     assert!(r.interrupted, "{name}: report marked interrupted");
     assert!(r.total.sent > 0, "{name}: devices sent before the signal");
     common::assert_accounted(&r);
-    assert!(r.duration_s < 30.0, "{name}: stopped early ({} s)", r.duration_s);
+    assert!(
+        r.duration_s < 30.0,
+        "{name}: stopped early ({} s)",
+        r.duration_s
+    );
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.to_lowercase().contains("interrupted"), "{md}");
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();

@@ -35,7 +35,11 @@ fn refused(dir: &Path, name: &str, text: &str, extra: &[&str]) -> String {
         let o = harness(&args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(2), "{cmd} {name}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{cmd} {name}: one line: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{cmd} {name}: one line: {err}"
+        );
         last = err;
     }
     last
@@ -44,15 +48,15 @@ fn refused(dir: &Path, name: &str, text: &str, extra: &[&str]) -> String {
 #[test]
 fn a_misspelled_key_in_a_threshold_object_is_a_located_error() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "{BASE}thresholds:\n  - {{ threshold: \"p99 < 1s\", abort_on_fial: true }}\n"
-    );
+    let text =
+        format!("{BASE}thresholds:\n  - {{ threshold: \"p99 < 1s\", abort_on_fial: true }}\n");
     let err = refused(dir.path(), "t.yaml", &text, &[]);
     assert!(
         err.contains("t.yaml:8:") && err.contains("thresholds[0].abort_on_fial: unknown field"),
         "{err}"
     );
-    let block = format!("{BASE}thresholds:\n  - threshold: \"p99 < 1s\"\n    abort_on_fial: true\n");
+    let block =
+        format!("{BASE}thresholds:\n  - threshold: \"p99 < 1s\"\n    abort_on_fial: true\n");
     let err = refused(dir.path(), "b.yaml", &block, &[]);
     assert!(
         err.contains("b.yaml:9:5: thresholds[0].abort_on_fial: unknown field"),
@@ -115,9 +119,13 @@ fn a_request_larger_than_one_datagram_is_a_local_limit() {
     assert!(err.contains("request.path:"), "{err}");
     // A DTLS record is smaller still.
     let mid = "y".repeat(20_000);
-    let text = format!("{BASE}pki: generate\ndtls:\n  ca: pki:ca\nrequest:\n  payload: \"{mid}\"\n");
+    let text =
+        format!("{BASE}pki: generate\ndtls:\n  ca: pki:ca\nrequest:\n  payload: \"{mid}\"\n");
     let err = refused(dir.path(), "dtls.yaml", &text, &[]);
-    assert!(err.contains("one DTLS record carries at most 16384"), "{err}");
+    assert!(
+        err.contains("one DTLS record carries at most 16384"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,10 +136,16 @@ fn targets_and_timeouts_no_server_could_use_are_refused() {
     assert!(err.contains("target:") && err.contains("port 0"), "{err}");
     let path = BASE.replace("target: embedded", "target: coap://127.0.0.1:5683/api/v1");
     let err = refused(dir.path(), "path.yaml", &path, &[]);
-    assert!(err.contains("has a path") && err.contains("request.path"), "{err}");
+    assert!(
+        err.contains("has a path") && err.contains("request.path"),
+        "{err}"
+    );
     let hs = format!("{BASE}pki: generate\ndtls:\n  ca: pki:ca\n  handshake_timeout: 0s\n");
     let err = refused(dir.path(), "hs.yaml", &hs, &[]);
-    assert!(err.contains("dtls.handshake_timeout: must be more than 0"), "{err}");
+    assert!(
+        err.contains("dtls.handshake_timeout: must be more than 0"),
+        "{err}"
+    );
 }
 
 /// `run --target/--devices/--duration` (validate takes no overrides): the error names the flag.
@@ -146,12 +160,21 @@ fn errors_caused_by_a_flag_name_the_flag() {
         (&["--devices", "0"][..], "--devices: "),
         (&["--duration", "0s"][..], "--duration: "),
     ] {
-        let mut args = vec!["run", file.as_str(), "--quiet", "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            file.as_str(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend_from_slice(flags);
         let o = harness(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
-        assert!(err.starts_with(&format!("error: {want}")), "{flags:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {want}")),
+            "{flags:?}: {err}"
+        );
         assert!(!err.contains("ok.yaml:"), "{flags:?}: {err}");
     }
 }
@@ -159,6 +182,14 @@ fn errors_caused_by_a_flag_name_the_flag() {
 #[test]
 fn drain_errors_name_their_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    let err = refused(dir.path(), "drain.yaml", &format!("{BASE}drain: soon\n"), &[]);
-    assert!(err.contains("drain.yaml:7:1: drain: `soon` is not a duration"), "{err}");
+    let err = refused(
+        dir.path(),
+        "drain.yaml",
+        &format!("{BASE}drain: soon\n"),
+        &[],
+    );
+    assert!(
+        err.contains("drain.yaml:7:1: drain: `soon` is not a duration"),
+        "{err}"
+    );
 }

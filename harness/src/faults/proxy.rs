@@ -157,6 +157,13 @@ fn deliver(delays: Vec<Duration>, data: &[u8], dest: &Dest) {
     }
 }
 
+/// A new upstream socket (a new source port, as the target sees it) connected to `target`.
+async fn bind_upstream(ip: IpAddr, target: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+    let s = UdpSocket::bind((ip, 0)).await?;
+    s.connect(target).await?;
+    Ok(Arc::new(s))
+}
+
 async fn forward(
     front: Arc<UdpSocket>,
     target: SocketAddr,
@@ -187,34 +194,33 @@ async fn forward(
                 *shared.rebinds.lock().expect("rebinds") += 1;
             }
         }
-        if !sessions.contains_key(&device) {
-            let upstream = match UdpSocket::bind((bind_ip, 0)).await {
-                Ok(s) => Arc::new(s),
-                Err(_) => continue,
-            };
-            if upstream.connect(target).await.is_err() {
-                continue;
+        let upstream = match sessions.get(&device) {
+            Some(s) => s.upstream.clone(),
+            None => {
+                let Ok(upstream) = bind_upstream(bind_ip, target).await else {
+                    continue;
+                };
+                if !stale {
+                    seen += 1;
+                }
+                let reader = tokio::spawn(backward(
+                    upstream.clone(),
+                    front.clone(),
+                    device,
+                    shared.clone(),
+                    cancel.clone(),
+                ));
+                sessions.insert(
+                    device,
+                    Session {
+                        upstream: upstream.clone(),
+                        since: Instant::now(),
+                        reader,
+                    },
+                );
+                upstream
             }
-            if !stale {
-                seen += 1;
-            }
-            let reader = tokio::spawn(backward(
-                upstream.clone(),
-                front.clone(),
-                device,
-                shared.clone(),
-                cancel.clone(),
-            ));
-            sessions.insert(
-                device,
-                Session {
-                    upstream,
-                    since: Instant::now(),
-                    reader,
-                },
-            );
-        }
-        let upstream = sessions[&device].upstream.clone();
+        };
         let delays = shared.up.lock().expect("model").decide();
         deliver(delays, &buf[..n], &Dest::Target(upstream));
     }

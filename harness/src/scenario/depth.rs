@@ -16,12 +16,14 @@ pub struct TooDeep {
 
 /// Checks `text` in one pass; `Err` at the first place nesting exceeds [`MAX_DEPTH`].
 pub fn check(text: &str) -> Result<(), TooDeep> {
-    let too_deep = |line: usize, column: usize, what: &str| TooDeep {
+    let too_deep = |line: usize, column: usize, what: &str| {
+        TooDeep {
         line,
         column,
         message: format!(
             "{what} nested deeper than {MAX_DEPTH} levels; a scenario needs only a few (is the file generated?)"
         ),
+    }
     };
     let mut flow = 0usize;
     // Open block indentation levels.
@@ -137,11 +139,7 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 4 + MAX_DEPTH));
         assert!(e.message.contains("nested deeper than 64"), "{}", e.message);
         // Exactly the limit, closed, is fine.
-        let ok = format!(
-            "x: {}{}\n",
-            "[".repeat(MAX_DEPTH),
-            "]".repeat(MAX_DEPTH)
-        );
+        let ok = format!("x: {}{}\n", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(check(&ok), Ok(()));
     }
 

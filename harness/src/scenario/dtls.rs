@@ -295,7 +295,11 @@ pub fn client_trust(
                 crate::pki::read_certs(p).map_err(|e| bad(at("client_cert"), e.to_string()))?;
             }
             if let CertRef::File(p) = key {
-                let field = if raw.client_key.is_some() { "client_key" } else { "client_cert" };
+                let field = if raw.client_key.is_some() {
+                    "client_key"
+                } else {
+                    "client_cert"
+                };
                 crate::pki::read_key(p).map_err(|e| bad(at(field), e.to_string()))?;
             }
         }

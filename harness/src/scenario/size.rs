@@ -22,7 +22,11 @@ pub fn check(
 ) -> Result<(), Invalid> {
     let last = u64::from(count.saturating_sub(1));
     let token = match tokens {
-        TokenSource::List(list) => list.iter().max_by_key(|t| t.len()).cloned().unwrap_or_default(),
+        TokenSource::List(list) => list
+            .iter()
+            .max_by_key(|t| t.len())
+            .cloned()
+            .unwrap_or_default(),
         TokenSource::Pattern(p) => p.token(last),
     };
     let mut m = Message::new(
