@@ -87,13 +87,11 @@ async fn dtls_handshakes_complete_under_ten_percent_loss_of_client_flights() {
     assert_every_handshake_completed(&dtls_under_loss("{ to_target: { loss: 10% } }").await);
 }
 
-/// Both ways. FINDING (this layer found it): when the server's last flight (ChangeCipherSpec + Finished)
-/// is lost, the server has already counted the handshake as done and does not answer the client's
-/// retransmitted flight 5 with its last flight again (RFC 6347 §4.2.4), so the client times out: with seed
-/// 7, 1 to 2 of 10 handshakes fail (loss toward the devices only: 1-2 of 10 for seeds 7, 8, 9; loss toward
-/// the server only: 0). Ignored until the embedded server replays its last flight.
+/// Both ways, so the server's last flight (ChangeCipherSpec + Finished) is lost too. The crate no longer
+/// answers the client's retransmitted flight 5 once it counts the handshake done, so the embedded server
+/// replays its last flight itself (RFC 6347 §4.2.4); without that, 1 to 2 of 10 handshakes timed out here
+/// (loss toward the devices only: 1-2 of 10 for seeds 7, 8, 9; toward the server only: none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: the embedded DTLS server does not replay its last flight when the client retransmits flight 5"]
 async fn dtls_handshakes_complete_under_ten_percent_flight_loss_both_ways() {
     assert_every_handshake_completed(&dtls_under_loss("{ loss: 10% }").await);
 }
