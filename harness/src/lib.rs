@@ -7,6 +7,8 @@
 //! - [`token`]: device access-token patterns (`dev-{index:05}`), shared by scenarios and the server.
 //! - [`scenario`]: YAML scenario files, validated into a typed [`scenario::RunPlan`] before any I/O.
 //! - [`engine`]: one task per simulated device (own UDP socket), pacing from the plan, the collector.
+//! - [`faults`]: fault injection (loss, duplication, reordering, delay, NAT rebinding): a seeded sans-IO
+//!   model and the UDP proxy that applies it between devices and target (`faults:` in a scenario).
 //! - [`metrics`]: request outcomes, samples, and HDR-histogram aggregation.
 //! - [`merge`]: shard reports (`run --shard K/N`) added into one report, checks judged again.
 //! - [`report`]: the [`report::Report`] value and one renderer per output format.

@@ -108,3 +108,53 @@ async fn nat_rebinding_mid_run_is_survived_by_plain_devices() {
     assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
     assert_accounted(r);
 }
+
+/// From a scenario file: `faults:` runs through the binary, the report says what was injected, and a
+/// misspelled fault key is a located validation error.
+#[test]
+fn faults_from_a_scenario_file_are_reported() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.yaml");
+    std::fs::write(
+        &file,
+        "target: embedded\ndevices:\n  count: 5\ncoap:\n  ack_timeout: 200ms\nphases:\n  - duration: 1s\n    interval: 100ms\n\
+         faults: { loss: 10%, duplicate: 5%, reorder: 5%, delay: 5ms±2ms }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .arg("run")
+        .arg(&file)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: coap_harness::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_accounted(&r);
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("faults injected (both ways loss 10%"))
+        .unwrap_or_else(|| panic!("{:?}", r.warnings));
+    assert!(w.contains("dropped") && w.contains("duplicated"), "{w}");
+    std::fs::write(&file, "target: embedded\ndevices:\n  count: 1\nphases:\n  - duration: 1s\n    interval: 1s\nfaults:\n  los: 5%\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("f.yaml:8:3: faults: unknown field `los`"),
+        "{err}"
+    );
+}
