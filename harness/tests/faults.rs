@@ -158,3 +158,45 @@ fn faults_from_a_scenario_file_are_reported() {
         "{err}"
     );
 }
+
+/// A server restart mid-run (the target stopped, then started again on the same port with its state gone)
+/// is a window of errors in the time series, after which plain devices recover at once; every request is
+/// still in the tally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_run_is_a_window_of_errors_then_recovery() {
+    use coap_harness::server::{self, ServerConfig, TokenPolicy};
+    let config = |bind| ServerConfig {
+        bind,
+        tokens: TokenPolicy::Any,
+        response_delay: None,
+        plain: true,
+        dtls: None,
+    };
+    let first = server::start(config("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = first.local_addr();
+    let yaml = format!(
+        "target: coap://{addr}\ndevices:\n  count: 5\ncoap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  \
+         max_retransmit: 1\nphases:\n  - duration: 5s\n    interval: 100ms\n"
+    );
+    let load = tokio::spawn(run(plan(&yaml)));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    first.shutdown().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = server::start(config(addr)).await.expect("same port again");
+    let out = load.await.unwrap();
+    let served_after = second.stats().requests;
+    second.shutdown().await;
+    let r = &out.report;
+    assert_accounted(r);
+    let o = &r.total.outcomes;
+    assert!(o.ok > 0 && o.ok < r.total.sent, "{o:?}");
+    // Seconds 0 (up), 2 (down), 4 (up again) of the time series.
+    let at = |t: u64| r.timeseries.iter().find(|p| p.t == t).cloned();
+    let (before, during, after) = (at(0).unwrap(), at(2).unwrap(), at(4).unwrap());
+    assert_eq!(before.errors, 0, "{:?}", r.timeseries);
+    assert!(during.errors > 0, "{:?}", r.timeseries);
+    assert_eq!(after.errors, 0, "recovered: {:?}", r.timeseries);
+    assert!(served_after > 0);
+}
