@@ -25,6 +25,8 @@
 //! - [`coap`]: RFC 7252 codec and client exchange state, sans-IO (no sockets, no clock).
 //! - [`token`]: device access-token patterns (`dev-{index:05}`), shared by scenarios and the server.
 //! - [`scenario`]: YAML scenario files, validated into a typed [`scenario::RunPlan`] before any I/O.
+//! - [`faults`]: fault injection (loss, duplication, reordering, delay, NAT rebinding): a seeded sans-IO
+//!   model and the UDP proxy that applies it between devices and target (`faults:` in a scenario).
 //! - [`engine`]: the load generator: one task per simulated device (own UDP socket), pacing from the plan,
 //!   expectations, conformance exchanges, the collector and the generator monitor.
 //! - [`metrics`]: request outcomes, samples, HDR-histogram aggregation, and the records the engine measures.
@@ -33,6 +35,7 @@
 //! - [`server`]: the embedded ThingsBoard-compatible target server (plain CoAP and DTLS, Observe).
 //! - [`transport`]: the links under CoAP: plain UDP and the DTLS client driver.
 //! - [`trust`]: named certificate-trust verdicts and the server-certificate check.
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP stop a run alike (a second one exits at once).
 //! - [`pki`]: test and conformance PKI made with rcgen (CA, server, client, negative certificates).
 
 pub mod app;
@@ -41,12 +44,14 @@ pub mod cli;
 pub mod client_auth;
 pub mod coap;
 pub mod engine;
+pub mod faults;
 pub mod merge;
 pub mod metrics;
 pub mod pki;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod signals;
 pub mod token;
 pub mod transport;
 pub mod trust;

@@ -220,6 +220,9 @@ fn default_out(name: &str) -> PathBuf {
 }
 
 async fn run(args: RunArgs) -> u8 {
+    // SIGINT, SIGTERM, SIGHUP: stop the load and report what was measured (from here on, planning included).
+    let cancel = CancellationToken::new();
+    crate::signals::stop_run_on_signal(cancel.clone());
     let overrides = Overrides {
         target: args.target,
         devices: args.devices,
@@ -238,16 +241,6 @@ async fn run(args: RunArgs) -> u8 {
             out.display()
         ));
     }
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupted: stopping devices and writing the report of what was measured"
-            );
-            on_signal.cancel();
-        }
-    });
     eprintln!(
         "running `{}` against {} with {} devices for {}",
         plan.name,
@@ -350,6 +343,10 @@ fn merge(args: &MergeArgs) -> u8 {
 }
 
 async fn serve(args: ServeArgs) -> u8 {
+    let mut stop = match crate::signals::Listener::install() {
+        Ok(l) => l,
+        Err(e) => return fail(format_args!("cannot handle stop signals: {e}")),
+    };
     let tokens = if let Some(file) = &args.tokens {
         match TokenPolicy::from_file(file) {
             Ok(t) => t,
@@ -385,15 +382,15 @@ async fn serve(args: ServeArgs) -> u8 {
     };
     match handle.dtls_addr() {
         Some(d) => println!(
-            "serving the ThingsBoard CoAP device API on coap://{} and coaps://{d} ({describe}); Ctrl-C stops",
+            "serving the ThingsBoard CoAP device API on coap://{} and coaps://{d} ({describe}); Ctrl-C or SIGTERM stops",
             handle.local_addr()
         ),
         None => println!(
-            "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C stops",
+            "serving the ThingsBoard CoAP device API on coap://{} ({describe}); Ctrl-C or SIGTERM stops",
             handle.local_addr()
         ),
     }
-    let _ = tokio::signal::ctrl_c().await;
+    stop.next().await;
     let stats = handle.stats();
     handle.shutdown().await;
     println!(

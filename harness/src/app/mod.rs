@@ -53,6 +53,9 @@ pub enum EngineError {
     /// A certificate, key or trust setting is not usable.
     #[error("{0}")]
     Credentials(String),
+    /// The fault-injection proxy (`faults:`) could not bind its sockets.
+    #[error("fault-injection proxy: {0}")]
+    Faults(std::io::Error),
 }
 
 /// How to run.
@@ -80,6 +83,8 @@ pub struct RunOutput {
     pub devices: Vec<DeviceTally>,
     /// The embedded server's per-device state, when the target was embedded.
     pub server_devices: Option<Vec<server::DeviceSnapshot>>,
+    /// What the fault-injection proxy did, when the plan has `faults:`.
+    pub faults: Option<crate::faults::ProxyStats>,
 }
 
 /// Runs a plan to completion (or cancellation).
@@ -145,17 +150,31 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     {
         s.stall(t0 + *at, *length);
     }
+    // With `faults:`, devices send to a proxy that loses, duplicates, reorders and delays on the way.
+    let proxy = match &plan.faults {
+        Some(f) if !plan.phases.is_empty() => Some(
+            crate::faults::FaultProxy::start(target, f)
+                .await
+                .map_err(EngineError::Faults)?,
+        ),
+        _ => None,
+    };
+    let device_target = proxy.as_ref().map_or(target, |p| p.local_addr());
     let monitor = (!plan.phases.is_empty()).then(|| monitor::Monitor::start(server.is_some()));
-    // Ctrl-C cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
+    // A stop signal cancels the parent; a lost abort_on_fail threshold cancels only this run's child token.
     let measured = load::run(
         plan.clone(),
-        target,
+        device_target,
         dtls,
         opts.progress,
         opts.cancel.child_token(),
         t0,
     )
     .await;
+    let faults = match proxy {
+        Some(p) => Some(p.stop().await),
+        None => None,
+    };
     let generator = monitor.map(monitor::Monitor::finish);
 
     if let Some(s) = &server {
@@ -185,8 +204,15 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         load_started_at_ms,
         generator,
     };
+    let mut report = assemble::report(&plan, &parts);
+    if let (Some(f), Some(stats)) = (&plan.faults, &faults) {
+        report
+            .warnings
+            .push(format!("faults injected ({}): {stats}", f.describe()));
+    }
     Ok(RunOutput {
-        report: assemble::report(&plan, &parts),
+        report,
+        faults,
         devices: parts.measured.devices,
         server_devices: parts.server_devices,
     })

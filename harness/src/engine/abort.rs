@@ -28,11 +28,7 @@ pub fn planned_by_phase(plan: &RunPlan) -> Option<Vec<u64>> {
     }
     let mut per = vec![0u64; plan.phases.len()];
     for i in 0..plan.devices.count {
-        let mut p = Pacer::new(plan, i);
-        while let Some(t) = p.next() {
-            per[plan.phase_at(t)] += 1;
-            p.on_sent(t);
-        }
+        Pacer::new(plan, i).count_by_phase(&mut per);
     }
     Some(per)
 }

@@ -75,6 +75,33 @@ impl<'a> Pacer<'a> {
         self.settle();
     }
 
+    /// Adds the open-loop sends left in this schedule to `per` (by phase) without walking them: within one
+    /// phase and one active window the slots are arithmetic, so each stretch is one division, and the cost
+    /// is bounded by the number of phases and windows, whatever the rate or duration. Stops at a closed-loop
+    /// phase (whose sends depend on the server).
+    pub fn count_by_phase(mut self, per: &mut [u64]) {
+        while let State::Due(t) = self.state {
+            let index = self.plan.phase_at(t);
+            let phase = &self.plan.phases[index];
+            let Some(d) = phase.interval() else {
+                return;
+            };
+            let window_end = self.windows.get(self.window).map_or(t, |w| w.1);
+            let end = phase.end().min(window_end);
+            if t >= end {
+                return; // not reached: settle keeps a due time inside its window and phase
+            }
+            let step = d.as_nanos().max(1);
+            let n = (end - t).as_nanos().div_ceil(step);
+            per[index] = per[index].saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+            if d.is_zero() {
+                return; // not reached: validation rejects intervals under MIN_INTERVAL
+            }
+            let last = u64::try_from(step * (n - 1)).unwrap_or(u64::MAX);
+            self.on_sent(t + Duration::from_nanos(last));
+        }
+    }
+
     /// The request in flight completed at offset `at`.
     pub fn on_completed(&mut self, at: Duration) {
         if self.state == State::Awaiting {
@@ -217,6 +244,63 @@ mod tests {
             slots(&mut Pacer::new(&plan, 0)),
             vec![0, 1000, 1250, 1500, 1750]
         );
+    }
+
+    /// The closed-form count equals walking every slot, over ramps, long intervals, phase changes, paced
+    /// connections and rates that do not divide evenly.
+    #[test]
+    fn counting_by_phase_equals_walking_every_slot() {
+        let cases = [
+            ("  - duration: 3s\n    interval: 1s\n", 10),
+            ("  - duration: 1s\n    rate: 100/s\n", 7),
+            ("  - duration: 10s\n    ramp: linear\n    interval: 300ms\n", 13),
+            ("  - duration: 1s\n    interval: 10s\n  - duration: 1s\n    interval: 250ms\n", 5),
+            (
+                "  - duration: 2s\n    devices: 3\n    rate: 33/s\n  - duration: 5s\n    ramp: linear\n    \
+                 interval: 70ms\n  - duration: 3s\n    ramp: linear\n    devices: 2\n    interval: 1s\n",
+                9,
+            ),
+        ];
+        for (phases, count) in cases {
+            for connect in ["", "  connect_rate: 3/s\n"] {
+                let text = format!(
+                    "target: embedded\ndevices:\n  count: {count}\n{connect}phases:\n{phases}"
+                );
+                let Ok(plan) = parse(
+                    &text,
+                    Path::new("t.yaml"),
+                    Path::new("."),
+                    "t",
+                    &Overrides::default(),
+                ) else {
+                    continue; // connect_rate too slow for the phases: rejected by validation
+                };
+                let mut walked = vec![0u64; plan.phases.len()];
+                let mut counted = vec![0u64; plan.phases.len()];
+                for i in 0..count {
+                    let mut p = Pacer::new(&plan, i);
+                    while let Some(t) = p.next() {
+                        walked[plan.phase_at(t)] += 1;
+                        p.on_sent(t);
+                    }
+                    Pacer::new(&plan, i).count_by_phase(&mut counted);
+                }
+                assert_eq!(counted, walked, "{text}");
+                assert!(walked.iter().sum::<u64>() > 0, "{text}");
+            }
+        }
+    }
+
+    /// A year at 10 µs per device: thousands of billions of slots, counted without visiting them.
+    #[test]
+    fn counting_a_huge_schedule_is_arithmetic() {
+        let plan = plan("  - duration: 8760h\n    interval: 10us\n", 1000);
+        let mut per = vec![0u64];
+        for i in 0..1000 {
+            Pacer::new(&plan, i).count_by_phase(&mut per);
+        }
+        // 8760 h / 10 µs = 3,153,600,000,000 slots per device.
+        assert_eq!(per[0], 1000 * 3_153_600_000_000);
     }
 
     #[test]

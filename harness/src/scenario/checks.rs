@@ -43,6 +43,10 @@ pub enum RawThreshold {
         threshold: String,
         #[serde(default)]
         abort_on_fail: bool,
+        /// Any other key: a misspelling (`abort_on_fial`), reported by validation with its place. (An
+        /// untagged enum cannot deny unknown fields and still say which one.)
+        #[serde(flatten)]
+        unknown: std::collections::BTreeMap<String, serde_yaml::Value>,
     },
 }
 
@@ -128,7 +132,20 @@ pub fn thresholds(raw: &[RawThreshold], path: &[Step]) -> Result<Vec<Threshold>,
                 RawThreshold::Full {
                     threshold,
                     abort_on_fail,
-                } => (threshold.clone(), *abort_on_fail),
+                    unknown,
+                } => {
+                    if let Some(key) = unknown.keys().next() {
+                        let mut at = path.to_vec();
+                        at.extend([Step::Index(i), Step::Key(key.clone())]);
+                        return Err(Invalid {
+                            path: at,
+                            message: format!(
+                                "unknown field `{key}`, expected `threshold` or `abort_on_fail`"
+                            ),
+                        });
+                    }
+                    (threshold.clone(), *abort_on_fail)
+                }
             };
             let mut at = path.to_vec();
             at.push(Step::Index(i));

@@ -280,6 +280,28 @@ pub fn client_trust(
         (None, Some(b)) => b.client_cert.clone(),
         (None, None) => None,
     };
+    // `run` reads these files before any socket opens; `validate` reads them too, so it fails the same way.
+    if base_trust.is_none() {
+        if let Some(CertRef::File(p)) = &ca {
+            crate::pki::read_certs(p).map_err(|e| bad(at("ca"), e.to_string()))?;
+        }
+        if let Some((cert, key)) = &client_cert {
+            if let CertRef::File(p) = cert {
+                crate::pki::read_certs(p).map_err(|e| bad(at("client_cert"), e.to_string()))?;
+            }
+            if let CertRef::File(p) = key {
+                let field = if raw.client_key.is_some() {
+                    "client_key"
+                } else {
+                    "client_cert"
+                };
+                crate::pki::read_key(p).map_err(|e| bad(at(field), e.to_string()))?;
+            }
+        }
+    }
+    if raw.handshake_timeout.is_some_and(|t| t.is_zero()) {
+        return Err(bad(at("handshake_timeout"), "must be more than 0"));
+    }
     if raw.client_key.is_some() && raw.client_cert.is_none() {
         return Err(bad(at("client_key"), "client_key needs client_cert"));
     }

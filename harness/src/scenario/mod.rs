@@ -4,11 +4,14 @@
 
 pub mod checks;
 pub mod conformance;
+pub mod depth;
 pub mod dtls;
+pub mod faults;
 pub mod locate;
 pub mod plan;
 pub mod raw;
 pub mod shard;
+pub mod size;
 pub mod template;
 pub mod validate;
 
@@ -131,6 +134,14 @@ pub fn parse(
     default_name: &str,
     overrides: &Overrides,
 ) -> Result<RunPlan, ScenarioError> {
+    // A UTF-8 byte-order mark (some Windows editors write one) is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    depth::check(text).map_err(|d| ScenarioError::Parse {
+        file: file.to_path_buf(),
+        line: Some(d.line),
+        column: Some(d.column),
+        message: d.message,
+    })?;
     let mut raw: raw::RawScenario = serde_yaml::from_str(text).map_err(|e| {
         let loc = e.location();
         // serde_yaml appends " at line L column C"; we print the location up front instead.
@@ -152,8 +163,14 @@ pub fn parse(
     })?;
     apply(&mut raw, overrides);
     let plan = validate::validate(raw, base, default_name).map_err(|inv| {
-        let at = locate::locate(text, &inv.path);
         let field = locate::render(&inv.path);
+        if let Some(flag) = blame_flag(&inv.path, overrides) {
+            return ScenarioError::Flag {
+                flag,
+                message: format!("{field}: {}", inv.message),
+            };
+        }
+        let at = locate::locate(text, &inv.path);
         ScenarioError::Invalid {
             file: file.to_path_buf(),
             line: at.map(|a| a.0),
@@ -187,10 +204,25 @@ fn flags(mut plan: RunPlan, text: &str, o: &Overrides) -> Result<RunPlan, Scenar
     Ok(plan)
 }
 
+/// A bad value of a top-level key (`drain: soon`) comes from serde_yaml without a path, at line 1: find
+/// the top-level key holding the quoted value and name it.
+fn pin_top_level(text: &str, message: &str) -> Option<(usize, usize, String)> {
+    let value = message.split('`').nth(1)?;
+    text.lines().enumerate().find_map(|(n, line)| {
+        let (key, val) = line.split_once(':')?;
+        let top = !key.is_empty() && !key.starts_with([' ', '\t', '-', '#']);
+        (top && val.trim().trim_matches(['"', '\'']) == value)
+            .then(|| (n + 1, 1, format!("{}: {message}", key.trim())))
+    })
+}
+
 /// serde_yaml reports a bad value from a custom parser at the enclosing mapping (`phases[0]: `x` is not a
 /// duration`). Our parsers quote the value first, so find the line at or after `from_line` that holds it and
 /// name its key: `phases[0].duration`, with that line and column.
 fn pin_value(text: &str, from_line: usize, message: &str) -> Option<(usize, usize, String)> {
+    if message.starts_with('`') {
+        return pin_top_level(text, message);
+    }
     let (path, rest) = message.split_once(": ")?;
     let value = rest.split('`').nth(1)?;
     if path.contains(' ') || value.is_empty() {
@@ -207,6 +239,37 @@ fn pin_value(text: &str, from_line: usize, message: &str) -> Option<(usize, usiz
         }
     }
     None
+}
+
+/// The command-line flag whose value a broken rule came from, if any: the error names the flag, not a line
+/// of the file that the flag overrode.
+fn blame_flag(path: &[locate::Step], o: &Overrides) -> Option<&'static str> {
+    use locate::Step;
+    let first = match path.first() {
+        Some(Step::Key(k)) => k.as_str(),
+        _ => return None,
+    };
+    let second = match path.get(1) {
+        Some(Step::Key(k)) => Some(k.as_str()),
+        _ => None,
+    };
+    let last = path.last();
+    match first {
+        "target" if o.target.is_some() => Some("--target"),
+        "devices" if o.devices.is_some() && second == Some("count") => Some("--devices"),
+        "phases"
+            if o.duration.is_some() && matches!(last, Some(Step::Key(k)) if k == "duration") =>
+        {
+            Some("--duration")
+        }
+        "phases"
+            if o.devices.is_some()
+                && matches!(last, Some(Step::Key(k)) if k == "rate" || k == "devices") =>
+        {
+            Some("--devices")
+        }
+        _ => None,
+    }
 }
 
 fn apply(raw: &mut raw::RawScenario, o: &Overrides) {

@@ -43,6 +43,8 @@ pub struct RunPlan {
     pub shard: Option<super::shard::ShardPlan>,
     /// The load phases begin at this wall-clock time (`--start-at`) instead of at once.
     pub start_at: Option<std::time::SystemTime>,
+    /// Network faults injected between the devices and the target (`faults:`).
+    pub faults: Option<crate::faults::FaultPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

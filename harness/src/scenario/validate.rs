@@ -74,6 +74,20 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from)
                 .collect();
+            let mut seen = std::collections::HashMap::with_capacity(list.len());
+            for (i, t) in list.iter().enumerate() {
+                if let Some(first) = seen.insert(t.as_str(), i) {
+                    return Err(invalid(
+                        at(),
+                        format!(
+                            "{}: token `{t}` is listed twice (tokens {} and {}): each device needs its own",
+                            path.display(),
+                            first + 1,
+                            i + 1
+                        ),
+                    ));
+                }
+            }
             if list.len() < d.count as usize {
                 return Err(invalid(
                     at(),
@@ -108,6 +122,9 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             phases(&raw)?
         };
     let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
+    if !phases.is_empty() {
+        super::size::check(&request, &tokens, d.count, dtls.is_some())?;
+    }
     let drain = raw.drain.unwrap_or_else(|| {
         let bound = match request.mtype {
             MessageType::Con => transmission.max_transmit_wait(),
@@ -155,6 +172,11 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         thresholds: run_thresholds(&raw)?,
         shard: None,
         start_at: None,
+        faults: raw
+            .faults
+            .as_ref()
+            .map(|f| super::faults::plan(f, raw.seed.unwrap_or(0x5eed)))
+            .transpose()?,
     })
 }
 
@@ -267,7 +289,13 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
     let pki = match raw.pki.as_deref() {
         None => None,
         Some("generate") => Some(PkiPlan::Generate),
-        Some(dir) => Some(PkiPlan::Dir(base.join(dir))),
+        Some(dir) => {
+            let dir = base.join(dir);
+            // What `run` loads first: the folder's manifest (and through it, its files).
+            crate::pki::load_manifest(&dir)
+                .map_err(|e| invalid(vec![key("pki")], e.to_string()))?;
+            Some(PkiPlan::Dir(dir))
+        }
     };
     let embedded = matches!(target, Target::Embedded { .. });
     let mut refs: Vec<&CertRef> = Vec::new();
@@ -329,9 +357,15 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
             ))
         }
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() {
         return Err(format!("`{text}` has no host"));
+    }
+    if !path.is_empty() {
+        return Err(format!(
+            "`{text}` has a path (/{path}): a target is only {scheme}://host:port; the path each request \
+             goes to is the scenario's request.path"
+        ));
     }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
@@ -356,6 +390,11 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
         .map_err(|e| format!("`{text}`: cannot resolve `{with_port}`: {e}"))?
         .next()
         .ok_or_else(|| format!("`{text}`: `{with_port}` resolves to no address"))?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "`{text}`: port 0 is not a port a server listens on"
+        ));
+    }
     Ok(Target::Remote {
         url: format!("{scheme}://{with_port}"),
         host,
@@ -453,6 +492,44 @@ fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {
     Ok(t)
 }
 
+/// The shortest per-device send interval the engine can keep: one device is one task and one socket, woken
+/// by tokio's timer; below this the schedule could not be honoured (and `rate: 1e12/s` would round to 0 ns).
+pub const MIN_INTERVAL: Duration = Duration::from_micros(10);
+
+/// Whether the engine can keep `phase`'s pacing; the field to blame and why not.
+fn honourable(phase: &Phase) -> Result<(), (&'static str, String)> {
+    let Some(d) = phase.interval() else {
+        return Ok(());
+    };
+    if d >= MIN_INTERVAL {
+        return Ok(());
+    }
+    let most = 1.0 / MIN_INTERVAL.as_secs_f64();
+    match phase.pacing {
+        Pacing::Rate(r) => {
+            let n = phase.devices_from.max(phase.devices_to).max(1);
+            Err((
+                "rate",
+                format!(
+                    "{r}/s over {n} devices is one request every {} per device, but one device sends at most \
+                     {most:.0}/s (every {}): add devices or lower the rate",
+                    humantime::format_duration(d),
+                    humantime::format_duration(MIN_INTERVAL),
+                ),
+            ))
+        }
+        _ => Err((
+            "interval",
+            format!(
+                "{} is shorter than the {} a device can keep (at most {most:.0} requests/s per device): \
+                 use a longer interval, or more devices",
+                humantime::format_duration(d),
+                humantime::format_duration(MIN_INTERVAL),
+            ),
+        )),
+    }
+}
+
 fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
     if raw.phases.is_empty() {
         return Err(invalid(vec![key("phases")], "at least one phase is needed"));
@@ -499,7 +576,7 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
         } else {
             devices
         };
-        out.push(Phase {
+        let phase = Phase {
             name: p.name.clone().unwrap_or_else(|| format!("phase-{}", i + 1)),
             start,
             duration: p.duration,
@@ -508,7 +585,9 @@ fn phases(raw: &RawScenario) -> Result<Vec<Phase>, Invalid> {
             ramp: p.ramp,
             pacing,
             thresholds: phase_thresholds(p, i)?,
-        });
+        };
+        honourable(&phase).map_err(|(field, why)| invalid(at(field), why))?;
+        out.push(phase);
         start += p.duration;
         previous = devices;
     }

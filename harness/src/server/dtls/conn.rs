@@ -1,5 +1,8 @@
 //! One peer's view of the shared socket, as the `dtls` crate wants a connection: it receives what the
 //! driver routes to this peer through a bounded channel, and sends with `send_to` on the shared socket.
+//! It also keeps the server's last handshake flight: once the handshake is done the crate no longer answers
+//! a client that retransmits its flight 5 because our ChangeCipherSpec + Finished were lost, so this
+//! connection replays that flight itself (RFC 6347 §4.2.4), or the client would time out.
 
 use async_trait::async_trait;
 use std::any::Any;
@@ -18,6 +21,21 @@ pub(crate) struct PeerConn {
     local: SocketAddr,
     peer: SocketAddr,
     inbound: Mutex<mpsc::Receiver<Vec<u8>>>,
+    flight: std::sync::Mutex<Flight>,
+}
+
+/// The datagrams of the flight being sent (those sent since the peer last sent something).
+#[derive(Default)]
+struct Flight {
+    datagrams: Vec<Vec<u8>>,
+    received_since_send: bool,
+    /// The handshake is done: `datagrams` is the last flight, kept for replay.
+    done: bool,
+}
+
+/// Whether `d` starts with an epoch-0 handshake record: after the handshake, a retransmitted flight.
+fn is_epoch0_handshake(d: &[u8]) -> bool {
+    d.len() >= 13 && d[0] == 22 && d[3] == 0 && d[4] == 0
 }
 
 impl PeerConn {
@@ -32,7 +50,34 @@ impl PeerConn {
             local,
             peer,
             inbound: Mutex::new(inbound),
+            flight: std::sync::Mutex::new(Flight::default()),
         }
+    }
+
+    /// The handshake completed: what was sent last is the flight to replay.
+    pub fn handshake_done(&self) {
+        self.flight.lock().expect("flight").done = true;
+    }
+
+    fn log_sent(&self, d: &[u8]) {
+        let mut f = self.flight.lock().expect("flight");
+        if f.done {
+            return;
+        }
+        if std::mem::take(&mut f.received_since_send) {
+            f.datagrams.clear();
+        }
+        f.datagrams.push(d.to_vec());
+    }
+
+    /// On a datagram from the peer: the last flight to send again, if this is a retransmitted one.
+    fn on_received(&self, d: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let mut f = self.flight.lock().expect("flight");
+        if !f.done {
+            f.received_since_send = true;
+            return None;
+        }
+        is_epoch0_handshake(d).then(|| f.datagrams.clone())
     }
 }
 
@@ -55,6 +100,13 @@ impl Conn for PeerConn {
         let next = self.inbound.lock().await.recv().await;
         match next {
             Some(d) => {
+                if let Some(replay) = self.on_received(&d) {
+                    if let Some(socket) = self.socket.upgrade() {
+                        for datagram in replay {
+                            let _ = socket.send_to(&datagram, self.peer).await;
+                        }
+                    }
+                }
                 let n = d.len().min(buf.len());
                 buf[..n].copy_from_slice(&d[..n]);
                 Ok(n)
@@ -69,6 +121,7 @@ impl Conn for PeerConn {
 
     async fn send(&self, buf: &[u8]) -> UtilResult<usize> {
         let socket = self.socket.upgrade().ok_or_else(closed)?;
+        self.log_sent(buf);
         Ok(socket.send_to(buf, self.peer).await?)
     }
 

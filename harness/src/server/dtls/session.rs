@@ -105,7 +105,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     ));
     let handshake = tokio::time::timeout(
         shared.handshake_timeout,
-        DTLSConn::new(conn, shared.config.clone(), false, None),
+        DTLSConn::new(conn.clone(), shared.config.clone(), false, None),
     );
     let counters = &shared.counters;
     let dtls = tokio::select! {
@@ -126,6 +126,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
             }
         },
     };
+    conn.handshake_done();
     drop(permit);
     bump(&counters.handshakes_ok);
     let _ = shared.events.send(Event::Established { peer, generation });
