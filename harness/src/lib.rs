@@ -8,13 +8,13 @@
 //!
 //! ```text
 //! main -> cli (clap types) -> app (run, settle, embedded server, credentials, trust cases, limits, report assembly)
-//! app -> scenario, engine, server, report, merge, pki
-//! scenario -> checks, coap, pki, token, transport, trust, client_auth
+//! app -> scenario, engine, server, report, merge, pki, faults, signals
+//! scenario -> checks, coap, pki, token, transport, trust, client_auth, faults
 //! engine   -> checks, coap, metrics, scenario, transport, trust        (never server, report)
 //! server   -> coap, token, client_auth                                 (never engine, report)
 //! merge    -> report, metrics, checks          report -> metrics, checks, trust
 //! metrics  -> coap                             transport -> trust       coap -> nothing (no tokio, no clock)
-//! leaves: checks, client_auth, token, trust, pki, report/escape.rs
+//! leaves: checks, client_auth, token, trust, pki, faults, signals, report/escape.rs
 //! ```
 //!
 //! - [`app`]: the composition root and the command handlers; implements the engine's

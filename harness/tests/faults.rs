@@ -61,7 +61,7 @@ async fn duplicated_cons_and_responses_are_counted_once() {
     assert!(server_count(r, "duplicates") >= o.ok, "{:?}", r.server);
 }
 
-async fn dtls_under_loss(faults: &str) -> coap_harness::engine::RunOutput {
+async fn dtls_under_loss(faults: &str) -> coap_harness::app::RunOutput {
     let yaml = format!(
         "target: embedded\nseed: 7\npki: generate\ndtls:\n  ca: pki:ca\n  handshake_timeout: 15s\n\
          devices:\n  count: 10\nphases:\n  - duration: 4s\n    interval: 500ms\nfaults: {faults}\n"
@@ -69,7 +69,7 @@ async fn dtls_under_loss(faults: &str) -> coap_harness::engine::RunOutput {
     run(plan(&yaml)).await
 }
 
-fn assert_every_handshake_completed(out: &coap_harness::engine::RunOutput) {
+fn assert_every_handshake_completed(out: &coap_harness::app::RunOutput) {
     let r = &out.report;
     let f = out.faults.expect("proxy stats");
     assert!(f.to_target.dropped + f.to_devices.dropped > 0, "{f}");
