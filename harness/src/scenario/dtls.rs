@@ -25,7 +25,7 @@ pub struct RawDtls {
     pub server_name: Option<String>,
     /// Client certificate for two-way DTLS: a PEM file or `pki:ROLE`.
     pub client_cert: Option<String>,
-    /// Its private key (PKCS#8 PEM); for `pki:ROLE` certificates the role's key is used.
+    /// Its private key (PEM or DER: PKCS#8, SEC1 or PKCS#1); for `pki:ROLE` certificates the role's key is used.
     pub client_key: Option<String>,
     pub psk_identity: Option<String>,
     /// The pre-shared key: text, or `hex:0a1b...`.
