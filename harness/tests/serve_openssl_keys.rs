@@ -1,0 +1,241 @@
+//! `serve --coaps` with keys and certificates as OpenSSL writes them (SEC1 with and without the EC PARAMETERS
+//! block, PKCS#1 and PKCS#8 RSA, PKCS#8 EC, DER), checked by libcoap's OpenSSL and GnuTLS clients: trusted
+//! CA -> 2.01; an unrelated CA -> "unknown CA"; no CA -> success with "overridden" warnings. And the load-time
+//! checks: a key that is not the certificate's, or that cannot be used, stops `serve` with exit 2 before it
+//! listens, naming the file.
+
+mod common;
+
+use common::openssl::{self, OpensslPki};
+use common::Peer;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// needs the dtls fork: server keys dtls 0.17.2 cannot sign with (it signs with P-256 and Ed25519 only). Until
+/// the in-tree fork (issue #12 item 1) is merged and `transport::dtls::can_sign` lists them, `serve` refuses
+/// them at load with exit 2; the test checks that, and fails once they load, so they are removed from here.
+const NEEDS_FORK: &[&str] = &["rsa2048_pkcs1", "rsa2048_pkcs8", "p384_sec1"];
+
+/// (case, certificate, key) as the openssl CLI made them.
+const KEYS: &[(&str, &str, &str)] = &[
+    ("p256_pkcs8", "p256.pem", "p256.key"),
+    ("p256_sec1_with_params", "p256-sec1.pem", "p256-sec1.key"),
+    (
+        "p256_sec1_no_params",
+        "p256-sec1-noparams.pem",
+        "p256-sec1-noparams.key",
+    ),
+    ("p256_der", "p256.der", "p256.key.der"),
+    ("rsa2048_pkcs1", "rsa2048.pem", "rsa2048.key"),
+    ("rsa2048_pkcs8", "rsa2048-pkcs8.pem", "rsa2048-pkcs8.key"),
+    ("p384_sec1", "p384.pem", "p384.key"),
+];
+
+fn harness(args: &[&str], pki: &OpensslPki) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coap-harness"));
+    cmd.args(args).current_dir(pki.dir());
+    cmd
+}
+
+/// `serve` on free ports with this identity: the running server and its coaps port, or how it exited.
+fn serve(pki: &OpensslPki, cert: &str, key: &str) -> Result<(Peer, u16), Output> {
+    let plain = common::free_udp_port();
+    let secure = common::free_udp_port();
+    let mut child = harness(
+        &[
+            "serve",
+            "--any-token",
+            "--coap",
+            &format!("127.0.0.1:{plain}"),
+            "--coaps",
+            &format!("127.0.0.1:{secure}"),
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ],
+        pki,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Either it exits (refused the material) or it answers on the plain port.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 1500];
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Err(child.wait_with_output().unwrap());
+        }
+        let _ = sock.send_to(&[0x40, 0x01, 0x12, 0x34], ("127.0.0.1", plain));
+        if sock.recv_from(&mut buf).is_ok() {
+            return Ok((Peer::new(child), secure));
+        }
+        assert!(Instant::now() < deadline, "serve neither ran nor exited");
+    }
+}
+
+/// A libcoap client POSTing telemetry to `coaps://127.0.0.1:PORT`, bounded; its stdout and stderr.
+fn coap_client(bin: &str, port: u16, ca: Option<&std::path::Path>) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["20", bin, "-v", "6", "-B", "5", "-m", "POST"]);
+    if let Some(ca) = ca {
+        cmd.arg("-R").arg(ca);
+    }
+    let out = cmd
+        .args(["-t", "application/json", "-e", r#"{"temperature":42}"#])
+        .arg(format!("coaps://127.0.0.1:{port}/api/v1/any-device/telemetry"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn serve_coaps_with_openssl_keys_answers_libcoap_clients() {
+    if !openssl::available()
+        || !common::require("coap-client-openssl")
+        || !common::require("coap-client-gnutls")
+    {
+        return;
+    }
+    let pki = OpensslPki::make();
+    pki.openssl(&[
+        "x509", "-in", "p256.pem", "-outform", "DER", "-out", "p256.der",
+    ]);
+    pki.openssl(&[
+        "pkey",
+        "-in",
+        "p256.key",
+        "-outform",
+        "DER",
+        "-out",
+        "p256.key.der",
+    ]);
+    let (ca, other) = (pki.path("ca.pem"), pki.path("other-ca.pem"));
+    let mut failures = Vec::new();
+    for (case, cert, key) in KEYS {
+        let needs_fork = NEEDS_FORK.contains(case);
+        let (server, port) = match serve(&pki, cert, key) {
+            Err(o) if needs_fork => {
+                let err = stderr(&o);
+                if o.status.code() != Some(2) || !err.contains(key) || !err.contains("fork") {
+                    failures.push(format!(
+                        "{case}: expected exit 2 naming {key} (needs the dtls fork): {:?} {err}",
+                        o.status
+                    ));
+                }
+                println!("| `{case}` | refused at load, exit 2: needs the dtls fork |");
+                continue;
+            }
+            Err(o) => {
+                failures.push(format!("{case}: serve exited {:?}: {}", o.status, stderr(&o)));
+                continue;
+            }
+            Ok(_) if needs_fork => {
+                failures.push(format!(
+                    "{case}: serve now loads it: remove it from NEEDS_FORK"
+                ));
+                continue;
+            }
+            Ok(running) => running,
+        };
+        let mut seen = Vec::new();
+        for (bin, ca_file, want, refuse) in [
+            ("coap-client-openssl", Some(&ca), "2.01", None),
+            (
+                "coap-client-openssl",
+                Some(&other),
+                "unknown CA",
+                Some("2.01"),
+            ),
+            (
+                "coap-client-openssl",
+                None,
+                "unable to get local issuer certificate: overridden",
+                None,
+            ),
+            ("coap-client-gnutls", Some(&ca), "2.01", None),
+            (
+                "coap-client-gnutls",
+                Some(&other),
+                "CA is unknown",
+                Some("2.01"),
+            ),
+        ] {
+            let out = coap_client(bin, port, ca_file.map(|p| p.as_path()));
+            let ok = out.contains(want) && refuse.is_none_or(|r| !out.contains(r));
+            let no_ca_posted = ca_file.is_some() || out.contains("2.01");
+            if !(ok && no_ca_posted) {
+                failures.push(format!(
+                    "{case}: {bin} with CA {ca_file:?}: expected {want:?}: {out}"
+                ));
+            }
+            seen.push(if ok && no_ca_posted { "yes" } else { "NO" });
+        }
+        println!("| `{case}` | openssl: trusted 2.01 {}, other CA refused {}, no CA overridden {}; gnutls: trusted 2.01 {}, other CA refused {} |",
+            seen[0], seen[1], seen[2], seen[3], seen[4]);
+        drop(server);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn serve_refuses_unusable_keys_before_listening() {
+    if !openssl::available() {
+        return;
+    }
+    let pki = OpensslPki::make();
+    pki.openssl(&[
+        "pkey",
+        "-in",
+        "p256.key",
+        "-aes256",
+        "-passout",
+        "pass:secret",
+        "-out",
+        "encrypted.key",
+    ]);
+    for (cert, key, says) in [
+        // Another certificate's key: caught at load, not as failed handshakes later.
+        ("p256.pem", "p256-sec1.key", "does not belong to the certificate"),
+        ("rsa2048.pem", "p256.key", "does not belong to the certificate"),
+        ("p256.pem", "encrypted.key", "encrypted"),
+        ("p256.pem", "p256.pem", "no PRIVATE KEY block"),
+        ("p256.key", "p256.key", "no CERTIFICATE block"),
+        // ring refuses RSA keys under 2048 bits.
+        ("rsa1024.pem", "rsa1024.key", "PKCS#1 private key not usable"),
+    ] {
+        let o = harness(
+            &[
+                "serve",
+                "--coap",
+                "127.0.0.1:0",
+                "--coaps",
+                "127.0.0.1:0",
+                "--cert",
+                cert,
+                "--key",
+                key,
+            ],
+            &pki,
+        )
+        .output()
+        .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cert} {key}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(key) && err.contains(says), "{cert} {key}: {err}");
+    }
+}
