@@ -239,3 +239,39 @@ fn serve_refuses_unusable_keys_before_listening() {
         assert!(err.contains(key) && err.contains(says), "{cert} {key}: {err}");
     }
 }
+
+/// An Ed25519 server certificate (OpenSSL's DTLS cannot serve one, so our own server does, with the
+/// openssl-made key and certificate) is accepted by our client with the default suites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_server_certificate_accepted_by_our_client() {
+    use coap_harness::transport::dtls::{handshake, ClientSettings};
+    use coap_harness::trust::{ServerTrust, TrustVerdict};
+    if !openssl::available() {
+        return;
+    }
+    let pki = tokio::task::spawn_blocking(OpensslPki::make).await.unwrap();
+    let (server, port) = serve(&pki, "ed25519.pem", "ed25519.key")
+        .unwrap_or_else(|o| panic!("serve refused Ed25519: {}", stderr(&o)));
+    let mut roots = rustls::RootCertStore::empty();
+    for der in coap_harness::pki::read_certs(&pki.path("ca.pem")).unwrap() {
+        roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
+    }
+    let settings = ClientSettings {
+        trust: ServerTrust::verify(roots, "localhost").unwrap(),
+        server_name: "localhost".into(),
+        client_certificate: None,
+        psk: None,
+        cipher_suites: Vec::new(),
+        handshake_timeout: Duration::from_secs(10),
+    };
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(("127.0.0.1", port)).await.unwrap();
+    match handshake(std::sync::Arc::new(socket), &settings).await {
+        Ok(session) => {
+            assert_eq!(session.verdict, TrustVerdict::Ok);
+            let _ = session.conn.close().await;
+        }
+        Err(f) => panic!("Ed25519 server refused: {:?}", f.judgement),
+    }
+    drop(server);
+}
