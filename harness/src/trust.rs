@@ -588,10 +588,7 @@ mod tests {
                 V::UnsupportedCriticalExtension,
             ),
             (other(webpki::Error::EmptyEkuExtension), V::WrongKeyUsage),
-            (
-                other(webpki::Error::MaximumPathDepthExceeded),
-                V::Other,
-            ),
+            (other(webpki::Error::MaximumPathDepthExceeded), V::Other),
             (cert(CertificateError::Revoked), V::Other),
         ] {
             let (verdict, detail) = chain_verdict(&err, &chain, &name);
@@ -622,7 +619,8 @@ mod tests {
         );
         assert_eq!(verdict, TrustVerdict::HostnameMismatch);
         assert!(
-            detail.contains("no subjectAltName (CN=localhost)") && detail.contains("CN is not used"),
+            detail.contains("no subjectAltName (CN=localhost)")
+                && detail.contains("CN is not used"),
             "{detail}"
         );
     }

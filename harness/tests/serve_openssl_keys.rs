@@ -87,7 +87,9 @@ fn coap_client(bin: &str, port: u16, ca: Option<&std::path::Path>) -> String {
     }
     let out = cmd
         .args(["-t", "application/json", "-e", r#"{"temperature":42}"#])
-        .arg(format!("coaps://127.0.0.1:{port}/api/v1/any-device/telemetry"))
+        .arg(format!(
+            "coaps://127.0.0.1:{port}/api/v1/any-device/telemetry"
+        ))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -140,7 +142,11 @@ fn serve_coaps_with_openssl_keys_answers_libcoap_clients() {
                 continue;
             }
             Err(o) => {
-                failures.push(format!("{case}: serve exited {:?}: {}", o.status, stderr(&o)));
+                failures.push(format!(
+                    "{case}: serve exited {:?}: {}",
+                    o.status,
+                    stderr(&o)
+                ));
                 continue;
             }
             Ok(_) if needs_fork => {
@@ -209,13 +215,25 @@ fn serve_refuses_unusable_keys_before_listening() {
     ]);
     for (cert, key, says) in [
         // Another certificate's key: caught at load, not as failed handshakes later.
-        ("p256.pem", "p256-sec1.key", "does not belong to the certificate"),
-        ("rsa2048.pem", "p256.key", "does not belong to the certificate"),
+        (
+            "p256.pem",
+            "p256-sec1.key",
+            "does not belong to the certificate",
+        ),
+        (
+            "rsa2048.pem",
+            "p256.key",
+            "does not belong to the certificate",
+        ),
         ("p256.pem", "encrypted.key", "encrypted"),
         ("p256.pem", "p256.pem", "no PRIVATE KEY block"),
         ("p256.key", "p256.key", "no CERTIFICATE block"),
         // ring refuses RSA keys under 2048 bits.
-        ("rsa1024.pem", "rsa1024.key", "PKCS#1 private key not usable"),
+        (
+            "rsa1024.pem",
+            "rsa1024.key",
+            "PKCS#1 private key not usable",
+        ),
     ] {
         let o = harness(
             &[
@@ -236,7 +254,10 @@ fn serve_refuses_unusable_keys_before_listening() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{cert} {key}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(key) && err.contains(says), "{cert} {key}: {err}");
+        assert!(
+            err.contains(key) && err.contains(says),
+            "{cert} {key}: {err}"
+        );
     }
 }
 
@@ -254,7 +275,9 @@ async fn ed25519_server_certificate_accepted_by_our_client() {
         .unwrap_or_else(|o| panic!("serve refused Ed25519: {}", stderr(&o)));
     let mut roots = rustls::RootCertStore::empty();
     for der in coap_harness::pki::read_certs(&pki.path("ca.pem")).unwrap() {
-        roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .unwrap();
     }
     let settings = ClientSettings {
         trust: ServerTrust::verify(roots, "localhost").unwrap(),
@@ -274,4 +297,44 @@ async fn ed25519_server_certificate_accepted_by_our_client() {
         Err(f) => panic!("Ed25519 server refused: {:?}", f.judgement),
     }
     drop(server);
+}
+
+/// A device key the DTLS stack cannot use, or one that is not the certificate's, stops `run` with exit 2
+/// before any device starts (not as failed handshakes blamed on the server).
+#[test]
+fn run_refuses_unusable_client_keys_before_the_run() {
+    if !openssl::available() {
+        return;
+    }
+    let pki = OpensslPki::make();
+    for (cert, key, says) in [
+        (
+            "p256.pem",
+            "p256-sec1.key",
+            "does not belong to the certificate",
+        ),
+        ("rsa2048.pem", "rsa2048.key", "fork"),
+        ("p384.pem", "p384.key", "fork"),
+    ] {
+        let scenario = pki.path("s.yaml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "name: keys\ntarget: coaps://127.0.0.1:9\ndevices:\n  count: 1\n\
+                 dtls:\n  ca: ca.pem\n  client_cert: {cert}\n  client_key: {key}\n  handshake_timeout: 1s\n\
+                 phases:\n  - duration: 1s\n    interval: 1s\n"
+            ),
+        )
+        .unwrap();
+        let o = harness(&["run", "s.yaml", "--out", "out"], &pki)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cert} {key}: {err}");
+        assert!(
+            err.contains(key) && err.contains(says),
+            "{cert} {key}: {err}"
+        );
+        assert!(!pki.path("out/report.json").exists(), "no run happened");
+    }
 }

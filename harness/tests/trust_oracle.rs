@@ -216,7 +216,8 @@ fn s_client_output_is_read_by_its_verify_error_not_its_return_code() {
             reason: "certificate has expired".into()
         }
     );
-    let refused = "40:error:0A000410:SSL routines:dtls1_read_bytes:sslv3 alert handshake failure:x\n\
+    let refused =
+        "40:error:0A000410:SSL routines:dtls1_read_bytes:sslv3 alert handshake failure:x\n\
                    New, (NONE), Cipher is (NONE)\nVerification: OK\n";
     assert!(matches!(
         openssl::parse_s_client(refused),

@@ -103,7 +103,10 @@ pub fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, PkiError> {
         if let Err(e) = x509_parser::parse_x509_certificate(der) {
             return Err(PkiError::bad_pem(
                 path,
-                format!("certificate {} is not a valid X.509 certificate: {e}", i + 1),
+                format!(
+                    "certificate {} is not a valid X.509 certificate: {e}",
+                    i + 1
+                ),
             ));
         }
     }
@@ -122,7 +125,9 @@ pub fn read_private_key(path: &Path) -> Result<LoadedKey, PkiError> {
     let bad = |reason: String| PkiError::bad_pem(path, reason);
     let key = if is_pem(&bytes) {
         let text = String::from_utf8_lossy(&bytes);
-        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
+        {
             return Err(bad(
                 "the private key is encrypted; store it unencrypted: openssl pkey -in FILE -out KEY"
                     .into(),
@@ -306,10 +311,10 @@ fn der_len(der: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p256::pkcs8::DecodePrivateKey;
-    use std::path::PathBuf;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
+    use p256::pkcs8::DecodePrivateKey;
+    use std::path::PathBuf;
 
     fn pem(label: &str, der: &[u8]) -> String {
         format!(
@@ -408,7 +413,8 @@ mod tests {
         let generated = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let secret = p256::SecretKey::from_pkcs8_der(&generated.serialize_der()).unwrap();
         let sec1 = secret.to_sec1_der().unwrap();
-        let params = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+        let params =
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
         for contents in [
             format!("{params}{}", pem("EC PRIVATE KEY", &sec1)).into_bytes(),
             pem("EC PRIVATE KEY", &sec1).into_bytes(),

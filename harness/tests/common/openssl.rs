@@ -181,7 +181,12 @@ pub const SERVER_CERTS: &[ServedCert] = &[
     ),
     ServedCert {
         legacy: true,
-        ..served("sha1", "sha1.pem", "p256.key", "signed with ecdsa-with-SHA1")
+        ..served(
+            "sha1",
+            "sha1.pem",
+            "p256.key",
+            "signed with ecdsa-with-SHA1",
+        )
     },
     ServedCert {
         legacy: true,
@@ -198,7 +203,8 @@ const CA_CNF: &str = "[ca]\ndefault_ca = CA_default\n[CA_default]\ndir = .\ndata
 new_certs_dir = newcerts\nserial = serial\ndefault_md = sha256\npolicy = policy_any\nunique_subject = no\n\
 [policy_any]\ncommonName = supplied\n";
 const SAN: &str = "subjectAltName = DNS:localhost,IP:127.0.0.1";
-const LEAF: &str = "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n\
+const LEAF: &str =
+    "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n\
 extendedKeyUsage = serverAuth";
 const CA_EXT: &str = "basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign";
 
@@ -286,13 +292,7 @@ impl OpensslPki {
             "-out",
             "int384.key",
         ]);
-        pki.openssl(&[
-            "genrsa",
-            "-traditional",
-            "-out",
-            "rsa2048.key",
-            "2048",
-        ]);
+        pki.openssl(&["genrsa", "-traditional", "-out", "rsa2048.key", "2048"]);
         pki.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa2048-pkcs8.key"]);
         pki.openssl(&["genrsa", "-traditional", "-out", "rsa1024.key", "1024"]);
         pki.openssl(&["genpkey", "-algorithm", "ED25519", "-out", "ed25519.key"]);
@@ -313,7 +313,13 @@ impl OpensslPki {
             "sha256",
         );
         valid("rsa2048", "rsa2048.key", &leaf_san, "ca", "sha256");
-        valid("rsa2048-pkcs8", "rsa2048-pkcs8.key", &leaf_san, "ca", "sha256");
+        valid(
+            "rsa2048-pkcs8",
+            "rsa2048-pkcs8.key",
+            &leaf_san,
+            "ca",
+            "sha256",
+        );
         valid("p384", "p384.key", &leaf_san, "ca", "sha256");
         let ed_ext = format!(
             "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
@@ -402,7 +408,13 @@ impl OpensslPki {
             "ca",
             "sha256",
         );
-        valid("issuer-not-ca", "p256.key", &leaf_san, "not-ca-int", "sha256");
+        valid(
+            "issuer-not-ca",
+            "p256.key",
+            &leaf_san,
+            "not-ca-int",
+            "sha256",
+        );
         valid(
             "ca-as-leaf",
             "p256.key",
