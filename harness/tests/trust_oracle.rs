@@ -65,7 +65,7 @@ fn openssl_verdict(v: &OpensslVerdict) -> Option<TrustVerdict> {
         34 => V::UnsupportedCriticalExtension,
         47 | 48 => V::NameConstraintViolation,
         62 => V::HostnameMismatch,
-        66 | 67 | 68 => V::WeakSignature,
+        66..=68 => V::WeakSignature,
         _ => return None,
     })
 }
