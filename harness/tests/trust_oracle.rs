@@ -100,6 +100,9 @@ struct Row {
     openssl: OpensslVerdict,
     ours: TrustVerdict,
     detail: String,
+    /// How long our handshake took: a refusal that waits out the timeout is the crate stalling after our
+    /// check refused the chain (printed, not asserted).
+    took: Duration,
     agreement: String,
     ok: bool,
 }
@@ -116,7 +119,9 @@ async fn judge(pki: Arc<OpensslPki>, case: ServedCert) -> Row {
     let server = tokio::task::spawn_blocking(move || SServer::start(&p, &case, 1))
         .await
         .unwrap();
+    let started = std::time::Instant::now();
     let (ours, detail) = ours(&pki, server.addr).await;
+    let took = started.elapsed();
     drop(server);
     let theirs = openssl_verdict(&openssl);
     let stricter = STRICTER
@@ -141,6 +146,7 @@ async fn judge(pki: Arc<OpensslPki>, case: ServedCert) -> Row {
         openssl,
         ours,
         detail,
+        took,
         agreement,
         ok,
     }
@@ -182,7 +188,7 @@ async fn server_certificates_judged_like_openssl() {
         println!("stricter by design: `{name}` -> `{verdict}`: {why}");
     }
     for r in rows.iter().filter(|r| !r.detail.is_empty()) {
-        println!("ours, {}: {}", r.case.name, r.detail);
+        println!("ours, {} ({:.1?}): {}", r.case.name, r.took, r.detail);
     }
     let bad: Vec<String> = rows
         .iter()
