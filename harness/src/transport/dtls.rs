@@ -209,6 +209,28 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
 mod tests {
     use super::*;
 
+    /// `can_sign` follows the DTLS crate: dtls 0.17.2 refuses to load a P-384 key, the fork loads and signs
+    /// with it. When this fails after merging the fork, add P-384 and RSA to `can_sign` and empty the
+    /// `NEEDS_FORK` lists of tests/trust_oracle.rs and tests/serve_openssl_keys.rs.
+    #[test]
+    fn can_sign_follows_the_dtls_crate() {
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        assert_eq!(
+            dtls::crypto::CryptoPrivateKey::from_key_pair(&p384).is_ok(),
+            can_sign(KeyKind::EcdsaP384),
+            "the dtls crate's P-384 support changed: update can_sign"
+        );
+        assert!(can_sign(KeyKind::EcdsaP256) && can_sign(KeyKind::Ed25519));
+    }
+
+    #[test]
+    fn default_suites_offer_rsa_after_ecdsa_ccm8_first() {
+        let suites = default_cipher_suites(false);
+        assert_eq!(suites[0], CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8);
+        assert!(suites.contains(&CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256));
+        assert!(suites.contains(&CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_256_Cbc_Sha));
+    }
+
     #[test]
     fn suites_parse_by_iana_name() {
         assert_eq!(
