@@ -307,15 +307,21 @@ fn run_refuses_unusable_client_keys_before_the_run() {
         return;
     }
     let pki = OpensslPki::make();
-    for (cert, key, says) in [
+    let cases = [
         (
+            "mismatch",
             "p256.pem",
             "p256-sec1.key",
             "does not belong to the certificate",
         ),
-        ("rsa2048.pem", "rsa2048.key", "fork"),
-        ("p384.pem", "p384.key", "fork"),
-    ] {
+        ("rsa2048_pkcs1", "rsa2048.pem", "rsa2048.key", "fork"),
+        ("p384_sec1", "p384.pem", "p384.key", "fork"),
+    ];
+    // Keys the stack cannot sign with are refused only until the fork lands (NEEDS_FORK).
+    let cases = cases
+        .iter()
+        .filter(|(case, ..)| *case == "mismatch" || NEEDS_FORK.contains(case));
+    for (_, cert, key, says) in cases {
         let scenario = pki.path("s.yaml");
         std::fs::write(
             &scenario,
