@@ -277,7 +277,8 @@ fn chain_verdict(
                 ..
             },
         ) => format!(
-            "invalid peer certificate: unsupported signature algorithm {signature_algorithm_id:02x?}"
+            "invalid peer certificate: UnsupportedSignatureAlgorithmContext {{ signature_algorithm_id: \
+             {signature_algorithm_id:?} }}"
         ),
         e => e.to_string(),
     };

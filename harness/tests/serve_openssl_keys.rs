@@ -78,7 +78,8 @@ fn serve(pki: &OpensslPki, cert: &str, key: &str) -> Result<(Peer, u16), Output>
     }
 }
 
-/// A libcoap client POSTing telemetry to `coaps://127.0.0.1:PORT`, bounded; its stdout and stderr.
+/// A libcoap client POSTing telemetry (its response line reads `... c:2.01 ...`; a bare "2.01" also matches
+/// its log timestamps) to `coaps://127.0.0.1:PORT`, bounded; its stdout and stderr.
 fn coap_client(bin: &str, port: u16, ca: Option<&std::path::Path>) -> String {
     let mut cmd = Command::new("timeout");
     cmd.args(["20", bin, "-v", "6", "-B", "5", "-m", "POST"]);
@@ -159,12 +160,12 @@ fn serve_coaps_with_openssl_keys_answers_libcoap_clients() {
         };
         let mut seen = Vec::new();
         for (bin, ca_file, want, refuse) in [
-            ("coap-client-openssl", Some(&ca), "2.01", None),
+            ("coap-client-openssl", Some(&ca), "c:2.01", None),
             (
                 "coap-client-openssl",
                 Some(&other),
                 "unknown CA",
-                Some("2.01"),
+                Some("c:2.01"),
             ),
             (
                 "coap-client-openssl",
@@ -172,17 +173,17 @@ fn serve_coaps_with_openssl_keys_answers_libcoap_clients() {
                 "unable to get local issuer certificate: overridden",
                 None,
             ),
-            ("coap-client-gnutls", Some(&ca), "2.01", None),
+            ("coap-client-gnutls", Some(&ca), "c:2.01", None),
             (
                 "coap-client-gnutls",
                 Some(&other),
                 "CA is unknown",
-                Some("2.01"),
+                Some("c:2.01"),
             ),
         ] {
             let out = coap_client(bin, port, ca_file.map(|p| p.as_path()));
             let ok = out.contains(want) && refuse.is_none_or(|r| !out.contains(r));
-            let no_ca_posted = ca_file.is_some() || out.contains("2.01");
+            let no_ca_posted = ca_file.is_some() || out.contains("c:2.01");
             if !(ok && no_ca_posted) {
                 failures.push(format!(
                     "{case}: {bin} with CA {ca_file:?}: expected {want:?}: {out}"
