@@ -11,12 +11,14 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Independent peers and tools the tests drive, installed only when missing:
 #   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS)
+#   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (trust_oracle.rs)
 #   chromium      renders report.html headless to a PNG (report tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v coap-client-notls >/dev/null 2>&1 && command -v coap-server-notls >/dev/null 2>&1 || missing+=(libcoap3-bin)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"

@@ -13,7 +13,7 @@
 //! engine   -> checks, coap, metrics, scenario, transport, trust        (never server, report)
 //! server   -> coap, token, client_auth                                 (never engine, report)
 //! merge    -> report, metrics, checks          report -> metrics, checks, trust
-//! metrics  -> coap                             transport -> trust       coap -> nothing (no tokio, no clock)
+//! metrics  -> coap                             transport -> trust, pki  coap -> nothing (no tokio, no clock)
 //! leaves: checks, client_auth, token, trust, pki, faults, signals, report/escape.rs
 //! ```
 //!

@@ -32,6 +32,22 @@ pub enum TrustVerdict {
     HostnameMismatch,
     /// The server presented a self-signed certificate that is not the trusted CA.
     SelfSigned,
+    /// The server's certificate is not for a TLS server: its extended key usage lacks serverAuth.
+    WrongKeyUsage,
+    /// A CA rule is broken: an issuer without CA rights (basicConstraints CA:FALSE or absent), a CA
+    /// certificate presented as the server's own, or a path-length constraint exceeded.
+    NotACa,
+    /// A CA's name constraints do not permit the server's name.
+    NameConstraintViolation,
+    /// A certificate carries a critical extension the verifier does not understand.
+    UnsupportedCriticalExtension,
+    /// A signature algorithm that is not accepted (SHA-1 and other deprecated or unsupported ones), or a
+    /// key too small to trust (RSA under 2048 bits).
+    WeakSignature,
+    /// A signature in the chain does not verify with its issuer's key.
+    BadSignature,
+    /// A certificate that cannot be parsed (bad DER, malformed extension, unsupported version).
+    MalformedCertificate,
     /// The server demanded a client certificate and we had none.
     ClientCertRequired,
     /// The server refused the client certificate we presented.
@@ -45,7 +61,7 @@ pub enum TrustVerdict {
 }
 
 impl TrustVerdict {
-    pub const ALL: [TrustVerdict; 12] = [
+    pub const ALL: [TrustVerdict; 19] = [
         TrustVerdict::Ok,
         TrustVerdict::OkInsecure,
         TrustVerdict::UnknownCa,
@@ -53,6 +69,13 @@ impl TrustVerdict {
         TrustVerdict::NotYetValid,
         TrustVerdict::HostnameMismatch,
         TrustVerdict::SelfSigned,
+        TrustVerdict::WrongKeyUsage,
+        TrustVerdict::NotACa,
+        TrustVerdict::NameConstraintViolation,
+        TrustVerdict::UnsupportedCriticalExtension,
+        TrustVerdict::WeakSignature,
+        TrustVerdict::BadSignature,
+        TrustVerdict::MalformedCertificate,
         TrustVerdict::ClientCertRequired,
         TrustVerdict::ClientCertRejected,
         TrustVerdict::PeerAlert,
@@ -70,6 +93,13 @@ impl TrustVerdict {
             TrustVerdict::NotYetValid => "not_yet_valid",
             TrustVerdict::HostnameMismatch => "hostname_mismatch",
             TrustVerdict::SelfSigned => "self_signed",
+            TrustVerdict::WrongKeyUsage => "wrong_key_usage",
+            TrustVerdict::NotACa => "not_a_ca",
+            TrustVerdict::NameConstraintViolation => "name_constraint_violation",
+            TrustVerdict::UnsupportedCriticalExtension => "unsupported_critical_extension",
+            TrustVerdict::WeakSignature => "weak_signature",
+            TrustVerdict::BadSignature => "bad_signature",
+            TrustVerdict::MalformedCertificate => "malformed_certificate",
             TrustVerdict::ClientCertRequired => "client_cert_required",
             TrustVerdict::ClientCertRejected => "client_cert_rejected",
             TrustVerdict::PeerAlert => "peer_alert",
@@ -201,36 +231,20 @@ impl ServerCertCheck {
             .iter()
             .map(|c| CertificateDer::from(c.as_slice()))
             .collect();
-        match verifier.verify_server_cert(
+        let result = verifier.verify_server_cert(
             &end_entity,
             &intermediates,
             server_name,
             &[],
             UnixTime::now(),
-        ) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let verdict = match &e {
-                    rustls::Error::InvalidCertificate(ce) => match ce {
-                        CertificateError::UnknownIssuer if PresentedCert::self_signed(leaf) => {
-                            TrustVerdict::SelfSigned
-                        }
-                        CertificateError::UnknownIssuer => TrustVerdict::UnknownCa,
-                        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                            TrustVerdict::Expired
-                        }
-                        CertificateError::NotValidYet
-                        | CertificateError::NotValidYetContext { .. } => TrustVerdict::NotYetValid,
-                        CertificateError::NotValidForName
-                        | CertificateError::NotValidForNameContext { .. } => {
-                            TrustVerdict::HostnameMismatch
-                        }
-                        _ => TrustVerdict::Other,
-                    },
-                    _ => TrustVerdict::Other,
-                };
-                self.fail(verdict, e.to_string())
-            }
+        );
+        let judged = match result {
+            Ok(_) => weak_key(chain).map(|detail| (TrustVerdict::WeakSignature, detail)),
+            Err(e) => Some(chain_verdict(&e, chain, server_name)),
+        };
+        match judged {
+            None => Ok(()),
+            Some((verdict, detail)) => self.fail(verdict, detail),
         }
     }
 
@@ -243,6 +257,222 @@ impl ServerCertCheck {
     /// The judgement the check made, if it failed.
     pub fn judgement(&self) -> Option<Judgement> {
         self.slot.lock().expect("lock").clone()
+    }
+}
+
+/// Names the way a chain failed from rustls' typed error (and webpki's, which rustls wraps in
+/// `CertificateError::Other` for the failures it has no variant of). The detail keeps the raw error and, where
+/// the bare error would puzzle a user, says what in the certificate caused it.
+fn chain_verdict(
+    err: &rustls::Error,
+    chain: &[Vec<u8>],
+    server_name: &ServerName<'_>,
+) -> (TrustVerdict, String) {
+    use TrustVerdict as V;
+    let raw = match err {
+        // Its list of every supported algorithm would bury the one that matters.
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id,
+                ..
+            },
+        ) => format!(
+            "invalid peer certificate: UnsupportedSignatureAlgorithmContext {{ signature_algorithm_id: \
+             {signature_algorithm_id:?} }}"
+        ),
+        e => e.to_string(),
+    };
+    let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
+    let rustls::Error::InvalidCertificate(ce) = err else {
+        return (V::Other, raw);
+    };
+    #[allow(deprecated)]
+    let verdict = match ce {
+        CertificateError::UnknownIssuer if PresentedCert::self_signed(leaf) => V::SelfSigned,
+        CertificateError::UnknownIssuer => V::UnknownCa,
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => V::Expired,
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            V::NotYetValid
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            V::HostnameMismatch
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            V::WrongKeyUsage
+        }
+        CertificateError::UnhandledCriticalExtension => V::UnsupportedCriticalExtension,
+        CertificateError::BadSignature => V::BadSignature,
+        CertificateError::UnsupportedSignatureAlgorithm
+        | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            V::WeakSignature
+        }
+        CertificateError::BadEncoding => V::MalformedCertificate,
+        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(e) => webpki_verdict(e, leaf),
+            None => V::Other,
+        },
+        _ => V::Other,
+    };
+    // A key too small for ring makes its signatures fail: say so rather than "bad signature".
+    if verdict == V::BadSignature {
+        if let Some(weak) = weak_key(chain) {
+            return (V::WeakSignature, format!("{weak} ({raw})"));
+        }
+    }
+    let why = match verdict {
+        V::HostnameMismatch => name_detail(leaf, server_name),
+        V::WeakSignature => weak_algorithm(chain),
+        V::NotACa => Some(not_a_ca_detail(ce, chain)),
+        V::SelfSigned => Some("the certificate signs itself and is not the trusted CA".into()),
+        V::NameConstraintViolation => {
+            Some("a CA's name constraints do not permit the names in the server's certificate".into())
+        }
+        V::UnsupportedCriticalExtension => Some(
+            "a certificate in the chain has an extension marked critical that the verifier does not know"
+                .into(),
+        ),
+        _ => None,
+    };
+    match why {
+        Some(why) => (verdict, format!("{why} ({raw})")),
+        None => (verdict, raw),
+    }
+}
+
+/// webpki's own errors, for the failures rustls has no variant of.
+fn webpki_verdict(e: &webpki::Error, leaf: &[u8]) -> TrustVerdict {
+    use webpki::Error as W;
+    use TrustVerdict as V;
+    #[allow(deprecated)]
+    match e {
+        W::CaUsedAsEndEntity | W::EndEntityUsedAsCa | W::PathLenConstraintViolated => V::NotACa,
+        W::NameConstraintViolation => V::NameConstraintViolation,
+        W::UnsupportedCriticalExtension => V::UnsupportedCriticalExtension,
+        W::EmptyEkuExtension | W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => {
+            V::WrongKeyUsage
+        }
+        W::SignatureAlgorithmMismatch | W::InvalidSignatureForPublicKey => V::BadSignature,
+        W::UnsupportedSignatureAlgorithm
+        | W::UnsupportedSignatureAlgorithmContext(_)
+        | W::UnsupportedSignatureAlgorithmForPublicKey
+        | W::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => V::WeakSignature,
+        W::BadDer
+        | W::BadDerTime
+        | W::TrailingData(_)
+        | W::MalformedExtensions
+        | W::ExtensionValueInvalid
+        | W::MalformedDnsIdentifier
+        | W::MalformedNameConstraint
+        | W::InvalidNetworkMaskConstraint
+        | W::InvalidSerialNumber
+        | W::UnsupportedCertVersion
+        | W::InvalidCertValidity => V::MalformedCertificate,
+        W::UnknownIssuer if PresentedCert::self_signed(leaf) => V::SelfSigned,
+        W::UnknownIssuer => V::UnknownCa,
+        W::CertExpired { .. } => V::Expired,
+        W::CertNotValidYet { .. } => V::NotYetValid,
+        W::CertNotValidForName(_) => V::HostnameMismatch,
+        _ => V::Other,
+    }
+}
+
+/// The smallest RSA key we trust (what rustls/webpki and OpenSSL's default security level 2 accept).
+const MIN_RSA_BITS: usize = 2048;
+
+/// A certificate in the chain whose RSA key is under [`MIN_RSA_BITS`], said in words. webpki accepts a small
+/// leaf key in a chain whose signatures are sound (the leaf's key signs only the handshake), so the check is
+/// ours.
+fn weak_key(chain: &[Vec<u8>]) -> Option<String> {
+    chain.iter().enumerate().find_map(|(i, der)| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let x509_parser::public_key::PublicKey::RSA(rsa) = cert.public_key().parsed().ok()? else {
+            return None;
+        };
+        let bits = rsa.key_size();
+        (bits < MIN_RSA_BITS).then(|| {
+            format!(
+                "{} ({}) has a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required",
+                position(i),
+                cert.subject()
+            )
+        })
+    })
+}
+
+fn position(i: usize) -> String {
+    match i {
+        0 => "the server's certificate".into(),
+        i => format!("chain certificate #{}", i + 1),
+    }
+}
+
+/// Which certificate is signed with a deprecated algorithm, by name.
+fn weak_algorithm(chain: &[Vec<u8>]) -> Option<String> {
+    const DEPRECATED: [(&str, &str); 5] = [
+        ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+        ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
+        ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
+        ("1.2.840.10040.4.3", "dsa-with-SHA1"),
+        ("1.3.14.3.2.29", "sha1WithRSASignature"),
+    ];
+    chain.iter().enumerate().find_map(|(i, der)| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let oid = cert.signature_algorithm.algorithm.to_id_string();
+        let (_, name) = DEPRECATED.iter().find(|(o, _)| *o == oid)?;
+        Some(format!(
+            "{} ({}) is signed with {name}, a deprecated algorithm the verifier does not accept",
+            position(i),
+            cert.subject()
+        ))
+    })
+}
+
+/// Why a name check failed when the reason is not the plain one: no subjectAltName at all (the CN is never
+/// used, RFC 6125 §6.4.4), with what the CN says.
+fn name_detail(leaf: &[u8], server_name: &ServerName<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    if matches!(cert.subject_alternative_name(), Ok(Some(_))) {
+        return None;
+    }
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(|cn| format!("CN={cn}"))
+        .unwrap_or_else(|| "no CN either".into());
+    Some(format!(
+        "the certificate has no subjectAltName ({cn}); names are matched against subjectAltName only, \
+         the CN is not used (RFC 6125 §6.4.4), so it is valid for no name, not even {}",
+        server_name.to_str()
+    ))
+}
+
+/// Which CA rule the chain broke.
+fn not_a_ca_detail(ce: &CertificateError, chain: &[Vec<u8>]) -> String {
+    let webpki_error = match ce {
+        CertificateError::Other(o) => o.0.downcast_ref::<webpki::Error>(),
+        _ => None,
+    };
+    match webpki_error {
+        Some(webpki::Error::CaUsedAsEndEntity) => {
+            "the server's certificate is a CA certificate (basicConstraints CA:TRUE), not an end-entity one"
+                .into()
+        }
+        Some(webpki::Error::PathLenConstraintViolated) => {
+            "the chain is longer than a CA's path-length constraint allows".into()
+        }
+        _ => {
+            let issuer = chain
+                .get(1)
+                .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+                .map(|(_, c)| format!(" ({})", c.subject()))
+                .unwrap_or_default();
+            format!(
+                "an issuer in the chain{issuer} is not a CA (no basicConstraints CA:TRUE)"
+            )
+        }
     }
 }
 
@@ -308,6 +538,92 @@ mod tests {
         }
         assert!(TrustVerdict::OkInsecure.connected());
         assert!(!TrustVerdict::UnknownCa.connected());
+    }
+
+    /// rustls' and webpki's typed errors, each to its named verdict.
+    #[test]
+    fn maps_chain_errors_by_type() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let issued = params.self_signed(&key).unwrap().der().to_vec();
+        let chain = vec![issued];
+        let name = ServerName::try_from("localhost").unwrap();
+        let other = |e: webpki::Error| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        };
+        let cert = |e: CertificateError| rustls::Error::InvalidCertificate(e);
+        use TrustVerdict as V;
+        for (err, want) in [
+            (cert(CertificateError::UnknownIssuer), V::SelfSigned),
+            (cert(CertificateError::Expired), V::Expired),
+            (cert(CertificateError::NotValidYet), V::NotYetValid),
+            (cert(CertificateError::NotValidForName), V::HostnameMismatch),
+            (cert(CertificateError::InvalidPurpose), V::WrongKeyUsage),
+            (
+                cert(CertificateError::UnhandledCriticalExtension),
+                V::UnsupportedCriticalExtension,
+            ),
+            (cert(CertificateError::BadSignature), V::BadSignature),
+            (cert(CertificateError::BadEncoding), V::MalformedCertificate),
+            (
+                cert(CertificateError::UnsupportedSignatureAlgorithmContext {
+                    signature_algorithm_id: vec![],
+                    supported_algorithms: vec![],
+                }),
+                V::WeakSignature,
+            ),
+            (other(webpki::Error::CaUsedAsEndEntity), V::NotACa),
+            (other(webpki::Error::EndEntityUsedAsCa), V::NotACa),
+            (other(webpki::Error::PathLenConstraintViolated), V::NotACa),
+            (
+                other(webpki::Error::NameConstraintViolation),
+                V::NameConstraintViolation,
+            ),
+            (
+                other(webpki::Error::UnsupportedCriticalExtension),
+                V::UnsupportedCriticalExtension,
+            ),
+            (other(webpki::Error::EmptyEkuExtension), V::WrongKeyUsage),
+            (other(webpki::Error::MaximumPathDepthExceeded), V::Other),
+            (cert(CertificateError::Revoked), V::Other),
+        ] {
+            let (verdict, detail) = chain_verdict(&err, &chain, &name);
+            assert_eq!(verdict, want, "{err:?}: {detail}");
+            assert!(
+                detail.contains(&err.to_string()) || verdict == V::WeakSignature,
+                "raw error kept: {detail}"
+            );
+        }
+        // A CA presented as the leaf says so.
+        let (_, detail) = chain_verdict(&other(webpki::Error::CaUsedAsEndEntity), &chain, &name);
+        assert!(detail.contains("is a CA certificate"), "{detail}");
+    }
+
+    #[test]
+    fn hostname_mismatch_without_san_says_the_cn_is_not_used() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let leaf = params.self_signed(&key).unwrap().der().to_vec();
+        let name = ServerName::try_from("localhost").unwrap();
+        let (verdict, detail) = chain_verdict(
+            &rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+            &[leaf],
+            &name,
+        );
+        assert_eq!(verdict, TrustVerdict::HostnameMismatch);
+        assert!(
+            detail.contains("no subjectAltName (CN=localhost)")
+                && detail.contains("CN is not used"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -96,23 +96,20 @@ pub fn roots(r: &CertRef, run_pki: Option<&RunPki>) -> Result<RootCertStore, Eng
     Ok(store)
 }
 
-/// A certificate chain with its private key, as the DTLS crate takes it.
+/// A certificate chain with its private key, as the DTLS crate takes it: any common format, the key checked
+/// to be the leaf's and one the DTLS stack can sign with, before anything runs.
 pub fn identity(
     cert: &CertRef,
     key: &CertRef,
     run_pki: Option<&RunPki>,
 ) -> Result<dtls::crypto::Certificate, EngineError> {
     let key_path = resolve(key, run_pki, true)?;
-    let chain = certs(cert, run_pki)?;
-    let pair = pki::read_key(&key_path)?;
-    let private_key = dtls::crypto::CryptoPrivateKey::from_key_pair(&pair).map_err(|e| {
-        EngineError::Credentials(format!(
-            "{}: key not usable for DTLS (ECDSA P-256 or Ed25519 only): {e}",
-            key_path.display()
-        ))
-    })?;
+    let cert_path = resolve(cert, run_pki, false)?;
+    let id = pki::read_identity(&cert_path, &key_path)?;
+    let private_key = crate::transport::dtls::signing_key(&id.key)
+        .map_err(|e| EngineError::Credentials(format!("{}: {e}", key_path.display())))?;
     Ok(dtls::crypto::Certificate {
-        certificate: chain,
+        certificate: id.chain,
         private_key,
     })
 }

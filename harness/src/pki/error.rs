@@ -36,7 +36,18 @@ pub enum PkiError {
     /// rcgen refused to make a key or certificate.
     #[error("generating {role}: {reason}")]
     Generate { role: Role, reason: String },
-    /// A PEM file is malformed or holds the wrong kind of object.
+    /// A private key is not the key of the certificate it is paired with (their public keys differ).
+    #[error(
+        "{}: this {key_kind} private key does not belong to the certificate in {} ({subject}): their public keys differ",
+        key.display(), cert.display()
+    )]
+    KeyMismatch {
+        key: PathBuf,
+        cert: PathBuf,
+        subject: String,
+        key_kind: String,
+    },
+    /// A PEM or DER file is malformed or holds the wrong kind of object.
     #[error("{}: {reason}", path.display())]
     BadPem { path: PathBuf, reason: String },
     /// `manifest.json` is not valid JSON, is of an unknown version, or does not describe the expected files.

@@ -24,14 +24,15 @@
 //! Keys are unencrypted PKCS#8 PEM, created mode 0600; certificates and the manifest 0644.
 //!
 //! Files: `role` (names, issuers, verdicts), `hosts` (the SAN list), `issue` (rcgen), `manifest`, `files`
-//! (writing with modes), `pem` (reading back), `error`.
+//! (writing with modes), `read` (reading back users' and our certificates and keys: PEM or DER, PKCS#8,
+//! SEC1, PKCS#1, bundles), `error`.
 
 mod error;
 mod files;
 mod hosts;
 mod issue;
 mod manifest;
-mod pem;
+mod read;
 mod role;
 
 pub use error::PkiError;
@@ -39,7 +40,9 @@ pub use files::check_key_permissions;
 pub use hosts::{DEFAULT_HOSTS, WRONG_HOST};
 pub use issue::{CA_NAME, CLIENT_NAME, UNKNOWN_CA_NAME};
 pub use manifest::{load_manifest, Entry, Manifest, MANIFEST_FILE};
-pub use pem::{read_certs, read_key};
+pub use read::{
+    read_certs, read_identity, read_key, read_private_key, Identity, KeyFormat, KeyKind, LoadedKey,
+};
 pub use role::{Role, SignedBy, TrustVerdict};
 
 use std::path::{Path, PathBuf};

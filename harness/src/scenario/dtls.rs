@@ -19,18 +19,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDtls {
-    /// CA certificate file (PEM), `pki:ROLE`, or `none` to disable verification (the run is flagged insecure).
+    /// CA certificate file (PEM or DER, one or a bundle), `pki:ROLE`, or `none` to disable verification (the run is flagged insecure).
     pub ca: Option<String>,
     /// The name (or IP address) the server's certificate must carry; defaults to the target host.
     pub server_name: Option<String>,
-    /// Client certificate for two-way DTLS: a PEM file or `pki:ROLE`.
+    /// Client certificate for two-way DTLS: a PEM or DER file (leaf first) or `pki:ROLE`.
     pub client_cert: Option<String>,
-    /// Its private key (PKCS#8 PEM); for `pki:ROLE` certificates the role's key is used.
+    /// Its private key (PEM or DER: PKCS#8, SEC1 or PKCS#1); for `pki:ROLE` certificates the role's key is used.
     pub client_key: Option<String>,
     pub psk_identity: Option<String>,
     /// The pre-shared key: text, or `hex:0a1b...`.
     pub psk_key: Option<String>,
-    /// IANA names, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; default CCM_8 and AES_128_GCM.
+    /// IANA names, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; default `transport::dtls::default_cipher_suites`.
     #[serde(default)]
     pub cipher_suites: Vec<String>,
     #[serde(default, deserialize_with = "super::raw::opt_duration")]

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: plans from YAML text, free ports, independent peers.
 #![allow(dead_code)]
 
+pub mod openssl;
+
 use coap_harness::app::{self as engine, RunOptions, RunOutput};
 use coap_harness::scenario::{self, Overrides, RunPlan};
 use std::net::{SocketAddr, UdpSocket};

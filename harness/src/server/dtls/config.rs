@@ -35,7 +35,7 @@ pub struct DtlsServerConfig {
     /// DER certificates of the CAs whose client certificates are accepted; needed for `Want` and `Require`.
     pub client_ca: Vec<CertificateDer<'static>>,
     /// Cipher suites offered, in no particular order (the client's preference wins); empty means
-    /// [`DtlsServerConfig::DEFAULT_CIPHER_SUITES`].
+    /// [`DtlsServerConfig::DEFAULT_CIPHER_SUITES`] (with an RSA key, [`DtlsServerConfig::DEFAULT_RSA_CIPHER_SUITES`]).
     pub cipher_suites: Vec<CipherSuiteId>,
     /// How long a handshake may take from the first ClientHello; an abandoned one is dropped after this.
     pub handshake_timeout: Duration,
@@ -54,6 +54,12 @@ impl DtlsServerConfig {
         CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8,
         CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
         CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha,
+    ];
+    /// The cipher suites offered by default with an RSA key (the fork of issue #12 lets the server sign
+    /// with one): ECDHE_RSA with AES-128-GCM and AES-256-CBC (there is no RSA CCM_8 suite).
+    pub const DEFAULT_RSA_CIPHER_SUITES: [CipherSuiteId; 2] = [
+        CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
+        CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_256_Cbc_Sha,
     ];
     /// Default for [`DtlsServerConfig::handshake_timeout`].
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,7 +136,11 @@ impl DtlsServerConfig {
             )));
         }
         let cipher_suites = if self.cipher_suites.is_empty() {
-            Self::DEFAULT_CIPHER_SUITES.to_vec()
+            // Only suites the key can sign: an ECDSA suite with an RSA key fails every handshake that picks it.
+            match self.certificate.private_key.kind {
+                CryptoPrivateKeyKind::Rsa256(_) => Self::DEFAULT_RSA_CIPHER_SUITES.to_vec(),
+                _ => Self::DEFAULT_CIPHER_SUITES.to_vec(),
+            }
         } else {
             self.cipher_suites.clone()
         };
