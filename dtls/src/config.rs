@@ -102,6 +102,10 @@ pub struct Config {
     /// Packet with sequence number older than this value compared to the latest
     /// accepted packet will be discarded. (default is 64)
     pub replay_protection_window: usize,
+
+    /// Where the handshake records what it got to: flight, CertificateRequest, our Certificate, alerts
+    /// sent and received (coap-harness fork, FORK.md change 3). `None`: nothing is recorded.
+    pub handshake_recorder: Option<crate::evidence::HandshakeRecorder>,
 }
 
 impl Default for Config {
@@ -125,6 +129,7 @@ impl Default for Config {
             server_name: String::default(),
             mtu: 0,
             replay_protection_window: 0,
+            handshake_recorder: None,
         }
     }
 }
@@ -178,8 +183,10 @@ pub(crate) fn validate_config(is_client: bool, config: &Config) -> Result<()> {
     for cert in &config.certificates {
         match cert.private_key.kind {
             CryptoPrivateKeyKind::Ed25519(_) => {}
+            // coap-harness fork (FORK.md change 4): P-384 and RSA keys sign too.
             CryptoPrivateKeyKind::Ecdsa256(_) => {}
-            _ => return Err(Error::ErrInvalidPrivateKey),
+            CryptoPrivateKeyKind::Ecdsa384(_) => {}
+            CryptoPrivateKeyKind::Rsa256(_) => {}
         }
     }
 

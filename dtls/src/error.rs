@@ -10,6 +10,13 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, Error, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
+    /// The peer sent an alert (fatal, or a warning that ended the handshake); carries what it said
+    /// (coap-harness fork, FORK.md change 2: upstream reports `ErrAlertFatalOrClose`).
+    #[error("alert received from the peer: {level} {description}")]
+    ErrAlertReceived {
+        level: crate::alert::AlertLevel,
+        description: crate::alert::AlertDescription,
+    },
     #[error("conn is closed")]
     ErrConnClosed,
     #[error("read/write timeout")]

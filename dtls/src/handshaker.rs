@@ -96,6 +96,8 @@ pub(crate) struct HandshakeConfig {
     pub(crate) client_cert_verifier: Option<Arc<dyn ClientCertVerifier>>,
     pub(crate) retransmit_interval: tokio::time::Duration,
     pub(crate) initial_epoch: u16,
+    /// coap-harness fork (FORK.md change 3): what the handshake got to.
+    pub(crate) recorder: crate::evidence::HandshakeRecorder,
     //log           logging.LeveledLogger
     //mu sync.Mutex
 }
@@ -138,6 +140,7 @@ impl Default for HandshakeConfig {
             client_cert_verifier: None,
             retransmit_interval: tokio::time::Duration::from_secs(0),
             initial_epoch: 0,
+            recorder: Default::default(),
         }
     }
 }
@@ -227,7 +230,9 @@ impl DTLSConn {
                 state
             );
 
+            self.record_progress();
             if state == HandshakeState::Finished && !self.is_handshake_completed_successfully() {
+                self.cfg.recorder.update(|e| e.finished = true);
                 self.set_handshake_completed_successfully();
                 self.handshake_done_tx.take(); // drop it by take
                 return Ok(());
@@ -240,6 +245,43 @@ impl DTLSConn {
                 HandshakeState::Finished => self.finish().await?,
                 _ => return Err(Error::ErrInvalidFsmTransition),
             };
+        }
+    }
+
+    /// coap-harness fork (FORK.md change 3): copies the handshake's progress into the recorder.
+    fn record_progress(&self) {
+        let flight = self.current_flight.number();
+        let is_client = self.state.is_client;
+        let requested = self.state.remote_requested_certificate;
+        self.cfg.recorder.update(|e| {
+            e.flight = flight;
+            if is_client {
+                e.certificate_requested = requested;
+                // Flight 3 moves on to flight 5 only once flight 4 is complete (ServerHelloDone).
+                if flight >= 5 {
+                    e.server_hello_done = true;
+                }
+            }
+        });
+    }
+
+    fn record_local_alert(&self, a: &crate::alert::Alert) {
+        self.record_progress();
+        self.cfg.recorder.alert(
+            crate::evidence::Side::Local,
+            a.alert_level,
+            a.alert_description,
+        );
+    }
+
+    /// The error for a handshake whose reader stopped: the peer's alert when it sent one.
+    fn closed_by_peer(&self) -> Error {
+        match self.cfg.recorder.evidence().alert {
+            Some(a) if a.side == crate::evidence::Side::Peer => Error::ErrAlertReceived {
+                level: a.level,
+                description: a.description,
+            },
+            _ => Error::ErrAlertFatalOrClose,
         }
     }
 
@@ -257,6 +299,7 @@ impl DTLSConn {
         match result {
             Err((a, mut err)) => {
                 if let Some(a) = a {
+                    self.record_local_alert(&a);
                     let alert_err = self.notify(a.alert_level, a.alert_description).await;
 
                     if let Err(alert_err) = alert_err {
@@ -316,6 +359,19 @@ impl DTLSConn {
         // Send flights
         if let Some(pkts) = self.flights.clone() {
             self.write_packets(pkts).await?;
+            if self.state.is_client
+                && self.current_flight.number() == 5
+                && self.state.remote_requested_certificate
+            {
+                let sent = self
+                    .cfg
+                    .local_certificates
+                    .first()
+                    .map_or(0, |c| c.certificate.len());
+                self.cfg
+                    .recorder
+                    .update(|e| e.certificate_sent = Some(sent));
+            }
         }
 
         if self.current_flight.is_last_send_flight() {
@@ -333,7 +389,7 @@ impl DTLSConn {
                  done_senders = self.handshake_rx.recv() =>{
                     if done_senders.is_none() {
                         trace!("[handshake:{}] {} handshake_tx is dropped", srv_cli_str(self.state.is_client), self.current_flight);
-                        return Err(Error::ErrAlertFatalOrClose);
+                        return Err(self.closed_by_peer());
                     } else if let Some((rendezvous_tx, done_tx)) = done_senders {
                         rendezvous_tx.send(()).ok();
                         //trace!("[handshake:{}] {} received handshake_rx", srv_cli_str(self.state.is_client), self.current_flight);
@@ -348,6 +404,7 @@ impl DTLSConn {
                                         err);
 
                                 if let Some(alert) = alert {
+                                    self.record_local_alert(&alert);
                                     let alert_err = self.notify(alert.alert_level, alert.alert_description).await;
 
                                     if let Err(alert_err) = alert_err {
@@ -394,7 +451,7 @@ impl DTLSConn {
             done = self.handshake_rx.recv() =>{
                 if done.is_none() {
                     trace!("[handshake:{}] {} handshake_tx is dropped", srv_cli_str(self.state.is_client), self.current_flight);
-                    return Err(Error::ErrAlertFatalOrClose);
+                    return Err(self.closed_by_peer());
                 }
                 let result = self.current_flight.parse(&mut self.handle_queue_tx, &mut self.state, &self.cache, &self.cfg).await;
                 drop(done);

@@ -13,6 +13,7 @@ pub mod content;
 pub mod crypto;
 pub mod curve;
 mod error;
+pub mod evidence;
 pub mod extension;
 pub mod flight;
 pub mod fragment_buffer;

@@ -9,8 +9,9 @@ use byteorder::{ReadBytesExt, WriteBytesExt};
 use super::content::*;
 use crate::error::Result;
 
-#[derive(Copy, Clone, PartialEq, Debug)]
-pub(crate) enum AlertLevel {
+/// The level of an alert (RFC 5246 §7.2). Public in the coap-harness fork (FORK.md, change 2).
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum AlertLevel {
     Warning = 1,
     Fatal = 2,
     Invalid,
@@ -36,8 +37,10 @@ impl From<u8> for AlertLevel {
     }
 }
 
-#[derive(Copy, Clone, PartialEq, Debug)]
-pub(crate) enum AlertDescription {
+/// The description of an alert (RFC 5246 §7.2, RFC 4279 §2). Public in the coap-harness fork (FORK.md,
+/// change 2).
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum AlertDescription {
     CloseNotify = 0,
     UnexpectedMessage = 10,
     BadRecordMac = 20,
@@ -162,6 +165,16 @@ impl fmt::Display for Alert {
 }
 
 impl Alert {
+    /// The alert's level.
+    pub fn level(&self) -> AlertLevel {
+        self.alert_level
+    }
+
+    /// The alert's description.
+    pub fn description(&self) -> AlertDescription {
+        self.alert_description
+    }
+
     pub fn content_type(&self) -> ContentType {
         ContentType::Alert
     }

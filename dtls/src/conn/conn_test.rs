@@ -336,7 +336,10 @@ async fn test_handshake_with_alert() -> Result<()> {
                 ..Default::default()
             },
             Error::ErrCipherSuiteNoIntersection,
-            Error::ErrAlertFatalOrClose, //errClient: &errAlert{&alert{alertLevelFatal, alertInsufficientSecurity}},
+            Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }, //errClient: &errAlert{&alert{alertLevelFatal, alertInsufficientSecurity}},
         ),
         (
             "SignatureSchemesNoIntersection",
@@ -352,7 +355,10 @@ async fn test_handshake_with_alert() -> Result<()> {
                 signature_schemes: vec![SignatureScheme::EcdsaWithP521AndSha512],
                 ..Default::default()
             },
-            Error::ErrAlertFatalOrClose, //errServer: &errAlert{&alert{alertLevelFatal, alertInsufficientSecurity}},
+            Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }, //errServer: &errAlert{&alert{alertLevelFatal, alertInsufficientSecurity}},
             Error::ErrNoAvailableSignatureSchemes, //NoAvailableSignatureSchemes,
         ),
     ];
@@ -621,9 +627,16 @@ async fn test_psk_hint_fail() -> Result<()> {
     if let Err(server_err) = create_test_server(Arc::new(cb), config, false).await {
         assert_eq!(
             server_err.to_string(),
-            Error::ErrAlertFatalOrClose.to_string(),
+            Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InternalError
+            }
+            .to_string(),
             "TestPSK: Server error exp({}) failed({})",
-            Error::ErrAlertFatalOrClose,
+            Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InternalError
+            },
             server_err,
         );
     } else {
@@ -733,7 +746,10 @@ async fn test_srtp_configuration() -> Result<()> {
             vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80],
             vec![],
             SrtpProtectionProfile::Unsupported,
-            Some(Error::ErrAlertFatalOrClose),
+            Some(Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }),
             Some(Error::ErrServerNoMatchingSrtpProfile),
         ),
         (
@@ -1209,7 +1225,10 @@ async fn test_extended_master_secret() -> Result<()> {
                 ..Default::default()
             },
             Some(Error::ErrClientRequiredButNoServerEms),
-            Some(Error::ErrAlertFatalOrClose),
+            Some(Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }),
         ),
         (
             "Disable_Request_ExtendedMasterSecret",
@@ -1234,7 +1253,10 @@ async fn test_extended_master_secret() -> Result<()> {
                 extended_master_secret: ExtendedMasterSecretType::Require,
                 ..Default::default()
             },
-            Some(Error::ErrAlertFatalOrClose),
+            Some(Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }),
             Some(Error::ErrServerRequiredButNoClientEms),
         ),
         (
@@ -1529,7 +1551,10 @@ async fn test_cipher_suite_configuration() -> Result<()> {
             "CipherSuites mismatch",
             vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256],
             vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha],
-            Some(Error::ErrAlertFatalOrClose),
+            Some(Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: AlertDescription::InsufficientSecurity,
+            }),
             Some(Error::ErrCipherSuiteNoIntersection),
             None,
         ),

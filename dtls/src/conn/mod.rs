@@ -68,6 +68,8 @@ struct ConnReaderContext {
     handshake_tx: mpsc::Sender<(oneshot::Sender<()>, mpsc::Sender<()>)>,
     handshake_done_rx: mpsc::Receiver<()>,
     packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
+    // coap-harness fork (FORK.md change 3): alerts sent and received are recorded here.
+    recorder: crate::evidence::HandshakeRecorder,
 }
 
 // Conn represents a DTLS connection
@@ -260,6 +262,7 @@ impl DTLSConn {
             retransmit_interval,
             //log: logger,
             initial_epoch: 0,
+            recorder: config.handshake_recorder.take().unwrap_or_default(),
             ..Default::default()
         };
 
@@ -358,6 +361,7 @@ impl DTLSConn {
         let local_epoch = Arc::clone(&c.state.local_epoch);
         let remote_epoch = Arc::clone(&c.state.remote_epoch);
         let cipher_suite2 = Arc::clone(&c.state.cipher_suite);
+        let reader_recorder = c.cfg.recorder.clone();
 
         tokio::spawn(async move {
             let mut buf = vec![0u8; INBOUND_BUFFER_SIZE];
@@ -374,6 +378,7 @@ impl DTLSConn {
                 handshake_tx,
                 handshake_done_rx,
                 packet_tx: packet_tx2,
+                recorder: reader_recorder,
             };
 
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
@@ -400,7 +405,14 @@ impl DTLSConn {
                                 srv_cli_str(is_client),
                                 err
                             );
-                            if Error::ErrAlertFatalOrClose == err {
+                            let fatal_alert = matches!(
+                                err,
+                                Error::ErrAlertReceived {
+                                    level: AlertLevel::Fatal,
+                                    ..
+                                }
+                            );
+                            if Error::ErrAlertFatalOrClose == err || fatal_alert {
                                 trace!(
                                     "{}: read_and_buffer exit with {}",
                                     srv_cli_str(ctx.is_client),
@@ -796,6 +808,11 @@ impl DTLSConn {
         for pkt in pkts {
             let (hs, alert, mut err) = DTLSConn::handle_incoming_packet(ctx, pkt, true).await;
             if let Some(alert) = alert {
+                ctx.recorder.alert(
+                    crate::evidence::Side::Local,
+                    alert.alert_level,
+                    alert.alert_description,
+                );
                 let alert_err = ctx
                     .packet_tx
                     .send((
@@ -881,6 +898,11 @@ impl DTLSConn {
         for p in pkts {
             let (_, alert, mut err) = DTLSConn::handle_incoming_packet(ctx, p, false).await; // don't re-enqueue
             if let Some(alert) = alert {
+                ctx.recorder.alert(
+                    crate::evidence::Side::Local,
+                    alert.alert_level,
+                    alert.alert_description,
+                );
                 let alert_err = ctx
                     .packet_tx
                     .send((
@@ -1095,20 +1117,31 @@ impl DTLSConn {
         };
 
         match r.content {
-            Content::Alert(mut a) => {
+            Content::Alert(a) => {
                 trace!("{}: <- {}", srv_cli_str(ctx.is_client), a);
+                ctx.replay_detector[h.epoch as usize].accept();
+                ctx.recorder.alert(
+                    crate::evidence::Side::Peer,
+                    a.alert_level,
+                    a.alert_description,
+                );
                 if a.alert_description == AlertDescription::CloseNotify {
                     // Respond with a close_notify [RFC5246 Section 7.2.1]
-                    a = Alert {
+                    let reply = Alert {
                         alert_level: AlertLevel::Warning,
                         alert_description: AlertDescription::CloseNotify,
                     };
+                    return (false, Some(reply), None);
                 }
-                ctx.replay_detector[h.epoch as usize].accept();
+                // coap-harness fork (FORK.md change 2): a received alert is reported with what it said,
+                // and not echoed back to the peer (upstream sent the same alert back).
                 return (
                     false,
-                    Some(a),
-                    Some(Error::Other(format!("Error of Alert {a}"))),
+                    None,
+                    Some(Error::ErrAlertReceived {
+                        level: a.alert_level,
+                        description: a.alert_description,
+                    }),
                 );
             }
             Content::ChangeCipherSpec(_) => {

@@ -139,11 +139,15 @@ pub(crate) fn value_key_message(
     plaintext
 }
 
-/// Either ED25519, ECDSA or RSA keypair.
+/// Either ED25519, ECDSA (P-256 or P-384) or RSA keypair.
 #[derive(Debug)]
 pub enum CryptoPrivateKeyKind {
     Ed25519(Ed25519KeyPair),
+    /// ECDSA P-256, signs with SHA-256.
     Ecdsa256(EcdsaKeyPair),
+    /// ECDSA P-384, signs with SHA-384 (coap-harness fork, FORK.md change 4).
+    Ecdsa384(EcdsaKeyPair),
+    /// RSA, signs RSASSA-PKCS1-v1_5 with SHA-256.
     Rsa256(ring::rsa::KeyPair),
 }
 
@@ -171,6 +175,9 @@ impl PartialEq for CryptoPrivateKey {
                 CryptoPrivateKeyKind::Ecdsa256(_),
                 CryptoPrivateKeyKind::Ecdsa256(_)
             ) | (
+                CryptoPrivateKeyKind::Ecdsa384(_),
+                CryptoPrivateKeyKind::Ecdsa384(_)
+            ) | (
                 CryptoPrivateKeyKind::Ed25519(_),
                 CryptoPrivateKeyKind::Ed25519(_)
             )
@@ -191,6 +198,17 @@ impl Clone for CryptoPrivateKey {
                 kind: CryptoPrivateKeyKind::Ecdsa256(
                     EcdsaKeyPair::from_pkcs8(
                         &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                        &self.serialized_der,
+                        &SystemRandom::new(),
+                    )
+                    .unwrap(),
+                ),
+                serialized_der: self.serialized_der.clone(),
+            },
+            CryptoPrivateKeyKind::Ecdsa384(_) => CryptoPrivateKey {
+                kind: CryptoPrivateKeyKind::Ecdsa384(
+                    EcdsaKeyPair::from_pkcs8(
+                        &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
                         &self.serialized_der,
                         &SystemRandom::new(),
                     )
@@ -239,6 +257,19 @@ impl CryptoPrivateKey {
                 ),
                 serialized_der,
             })
+        } else if key_pair.is_compatible(&rcgen::PKCS_ECDSA_P384_SHA384) {
+            // coap-harness fork (FORK.md change 4).
+            Ok(CryptoPrivateKey {
+                kind: CryptoPrivateKeyKind::Ecdsa384(
+                    EcdsaKeyPair::from_pkcs8(
+                        &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                        &serialized_der,
+                        &SystemRandom::new(),
+                    )
+                    .map_err(|e| Error::Other(e.to_string()))?,
+                ),
+                serialized_der,
+            })
         } else if key_pair.is_compatible(&rcgen::PKCS_RSA_SHA256) {
             Ok(CryptoPrivateKey {
                 kind: CryptoPrivateKeyKind::Rsa256(
@@ -268,7 +299,7 @@ pub(crate) fn generate_key_signature(
     let msg = value_key_message(client_random, server_random, public_key, named_curve);
     let signature = match &private_key.kind {
         CryptoPrivateKeyKind::Ed25519(kp) => kp.sign(&msg).as_ref().to_vec(),
-        CryptoPrivateKeyKind::Ecdsa256(kp) => {
+        CryptoPrivateKeyKind::Ecdsa256(kp) | CryptoPrivateKeyKind::Ecdsa384(kp) => {
             let system_random = SystemRandom::new();
             kp.sign(&system_random, &msg)
                 .map_err(|e| Error::Other(e.to_string()))?
@@ -297,6 +328,31 @@ pub(crate) fn generate_key_signature(
 pub const OID_ED25519: Oid<'static> = oid!(1.3.101 .112);
 pub const OID_ECDSA: Oid<'static> = oid!(1.2.840 .10045 .2 .1);
 
+/// The curve of an ECDSA public key, from the certificate's key algorithm parameters (coap-harness fork).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum EcdsaCurve {
+    P256,
+    P384,
+}
+
+impl EcdsaCurve {
+    fn of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<Self> {
+        const P256: Oid<'static> = oid!(1.2.840 .10045 .3 .1 .7);
+        const P384: Oid<'static> = oid!(1.3.132 .0 .34);
+        if spki.algorithm.algorithm != OID_ECDSA {
+            return None;
+        }
+        let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+        if curve == P256 {
+            Some(EcdsaCurve::P256)
+        } else if curve == P384 {
+            Some(EcdsaCurve::P384)
+        } else {
+            None
+        }
+    }
+}
+
 fn verify_signature(
     message: &[u8],
     hash_algorithm: &SignatureHashAlgorithm,
@@ -311,14 +367,26 @@ fn verify_signature(
     let (_, certificate) = x509_parser::parse_x509_certificate(&raw_certificates[0])
         .map_err(|e| Error::Other(e.to_string()))?;
 
+    // coap-harness fork (FORK.md change 1): in TLS 1.2 the ECDSA hash and the key's curve are independent
+    // (OpenSSL signs with ECDSA+SHA-256 using a P-384 key), so the curve comes from the certificate.
+    let ecdsa_curve = EcdsaCurve::of(&certificate.tbs_certificate.subject_pki);
     let verify_alg: &dyn ring::signature::VerificationAlgorithm = match hash_algorithm.signature {
         SignatureAlgorithm::Ed25519 => &ring::signature::ED25519,
-        SignatureAlgorithm::Ecdsa if hash_algorithm.hash == HashAlgorithm::Sha256 => {
-            &ring::signature::ECDSA_P256_SHA256_ASN1
-        }
-        SignatureAlgorithm::Ecdsa if hash_algorithm.hash == HashAlgorithm::Sha384 => {
-            &ring::signature::ECDSA_P384_SHA384_ASN1
-        }
+        SignatureAlgorithm::Ecdsa => match (ecdsa_curve, hash_algorithm.hash) {
+            (Some(EcdsaCurve::P256), HashAlgorithm::Sha256) => {
+                &ring::signature::ECDSA_P256_SHA256_ASN1
+            }
+            (Some(EcdsaCurve::P256), HashAlgorithm::Sha384) => {
+                &ring::signature::ECDSA_P256_SHA384_ASN1
+            }
+            (Some(EcdsaCurve::P384), HashAlgorithm::Sha256) => {
+                &ring::signature::ECDSA_P384_SHA256_ASN1
+            }
+            (Some(EcdsaCurve::P384), HashAlgorithm::Sha384) => {
+                &ring::signature::ECDSA_P384_SHA384_ASN1
+            }
+            _ => return Err(Error::ErrKeySignatureVerifyUnimplemented),
+        },
         SignatureAlgorithm::Rsa if hash_algorithm.hash == HashAlgorithm::Sha1 => {
             &ring::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY
         }
@@ -390,7 +458,7 @@ pub(crate) fn generate_certificate_verify(
 ) -> Result<Vec<u8>> {
     let signature = match &private_key.kind {
         CryptoPrivateKeyKind::Ed25519(kp) => kp.sign(handshake_bodies).as_ref().to_vec(),
-        CryptoPrivateKeyKind::Ecdsa256(kp) => {
+        CryptoPrivateKeyKind::Ecdsa256(kp) | CryptoPrivateKeyKind::Ecdsa384(kp) => {
             let system_random = SystemRandom::new();
             kp.sign(&system_random, handshake_bodies)
                 .map_err(|e| Error::Other(e.to_string()))?

@@ -26,6 +26,10 @@ impl fmt::Display for Flight0 {
 
 #[async_trait]
 impl Flight for Flight0 {
+    fn number(&self) -> u8 {
+        0
+    }
+
     async fn parse(
         &self,
         _tx: &mut mpsc::Sender<mpsc::Sender<()>>,
@@ -78,9 +82,10 @@ impl Flight for Flight0 {
 
             state.remote_random = client_hello.random.clone();
 
-            if let Ok(id) =
-                find_matching_cipher_suite(&client_hello.cipher_suites, &cfg.local_cipher_suites)
-            {
+            // coap-harness fork (FORK.md change 4): only suites our key can sign (ECDHE_RSA for an RSA key,
+            // ECDHE_ECDSA for an EC or Ed25519 key; PSK suites need no key).
+            let signable = signable_cipher_suites(cfg);
+            if let Ok(id) = find_matching_cipher_suite(&client_hello.cipher_suites, &signable) {
                 if let Ok(cipher_suite) = cipher_suite_for_id(id) {
                     log::debug!(
                         "[handshake:{}] use cipher suite: {}",
@@ -206,4 +211,27 @@ impl Flight for Flight0 {
 
         Ok(vec![])
     }
+}
+
+/// The configured suites the server's key can sign for (coap-harness fork, FORK.md change 4).
+fn signable_cipher_suites(cfg: &HandshakeConfig) -> Vec<CipherSuiteId> {
+    use crate::client_certificate_type::ClientCertificateType;
+    use crate::crypto::CryptoPrivateKeyKind;
+    let key_type = cfg
+        .local_certificates
+        .first()
+        .map(|c| match c.private_key.kind {
+            CryptoPrivateKeyKind::Rsa256(_) => ClientCertificateType::RsaSign,
+            _ => ClientCertificateType::EcdsaSign,
+        });
+    cfg.local_cipher_suites
+        .iter()
+        .copied()
+        .filter(|id| match (cipher_suite_for_id(*id), key_type) {
+            (Ok(suite), _) if suite.is_psk() => true,
+            (Ok(suite), Some(key_type)) => suite.certificate_type() == key_type,
+            (Ok(_), None) => true,
+            (Err(_), _) => false,
+        })
+        .collect()
 }

@@ -35,6 +35,10 @@ impl fmt::Display for Flight1 {
 
 #[async_trait]
 impl Flight for Flight1 {
+    fn number(&self) -> u8 {
+        1
+    }
+
     async fn parse(
         &self,
         tx: &mut mpsc::Sender<mpsc::Sender<()>>,

@@ -22,6 +22,10 @@ impl fmt::Display for Flight2 {
 
 #[async_trait]
 impl Flight for Flight2 {
+    fn number(&self) -> u8 {
+        2
+    }
+
     fn has_retransmit(&self) -> bool {
         false
     }

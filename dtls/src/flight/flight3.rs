@@ -38,6 +38,10 @@ impl fmt::Display for Flight3 {
 
 #[async_trait]
 impl Flight for Flight3 {
+    fn number(&self) -> u8 {
+        3
+    }
+
     async fn parse(
         &self,
         _tx: &mut mpsc::Sender<mpsc::Sender<()>>,

@@ -43,6 +43,10 @@ impl fmt::Display for Flight4 {
 
 #[async_trait]
 impl Flight for Flight4 {
+    fn number(&self) -> u8 {
+        4
+    }
+
     async fn parse(
         &self,
         tx: &mut mpsc::Sender<mpsc::Sender<()>>,

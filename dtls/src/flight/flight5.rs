@@ -33,6 +33,10 @@ impl fmt::Display for Flight5 {
 
 #[async_trait]
 impl Flight for Flight5 {
+    fn number(&self) -> u8 {
+        5
+    }
+
     fn is_last_recv_flight(&self) -> bool {
         true
     }

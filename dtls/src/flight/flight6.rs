@@ -21,6 +21,10 @@ impl fmt::Display for Flight6 {
 
 #[async_trait]
 impl Flight for Flight6 {
+    fn number(&self) -> u8 {
+        6
+    }
+
     fn is_last_send_flight(&self) -> bool {
         true
     }

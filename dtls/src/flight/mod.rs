@@ -60,6 +60,8 @@ pub(crate) struct Packet {
 
 #[async_trait]
 pub(crate) trait Flight: fmt::Display + fmt::Debug {
+    /// The flight's number in RFC 6347 §4.2.4 (coap-harness fork: recorded in `HandshakeEvidence`).
+    fn number(&self) -> u8;
     fn is_last_send_flight(&self) -> bool {
         false
     }

@@ -98,8 +98,18 @@ impl SignatureHashAlgorithm {
     pub(crate) fn is_compatible(&self, private_key: &CryptoPrivateKey) -> bool {
         match &private_key.kind {
             CryptoPrivateKeyKind::Ed25519(_) => self.signature == SignatureAlgorithm::Ed25519,
-            CryptoPrivateKeyKind::Ecdsa256(_) => self.signature == SignatureAlgorithm::Ecdsa,
-            CryptoPrivateKeyKind::Rsa256(_) => self.signature == SignatureAlgorithm::Rsa,
+            // coap-harness fork (FORK.md change 4): ring signs P-256 only with SHA-256, P-384 only with
+            // SHA-384 and RSA only with SHA-256, so only those pairs are compatible (upstream accepted any
+            // hash and then signed with another one than it announced).
+            CryptoPrivateKeyKind::Ecdsa256(_) => {
+                self.signature == SignatureAlgorithm::Ecdsa && self.hash == HashAlgorithm::Sha256
+            }
+            CryptoPrivateKeyKind::Ecdsa384(_) => {
+                self.signature == SignatureAlgorithm::Ecdsa && self.hash == HashAlgorithm::Sha384
+            }
+            CryptoPrivateKeyKind::Rsa256(_) => {
+                self.signature == SignatureAlgorithm::Rsa && self.hash == HashAlgorithm::Sha256
+            }
         }
     }
 }
