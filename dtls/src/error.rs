@@ -17,6 +17,10 @@ pub enum Error {
         level: crate::alert::AlertLevel,
         description: crate::alert::AlertDescription,
     },
+    /// The peer's RSA key is smaller than the 2048 bits its signature needs to be checked (coap-harness
+    /// fork, FORK.md change 5: upstream reported `Other("Unspecified")`).
+    #[error("the peer's certificate has an RSA key of {bits} bits; at least 2048 are required")]
+    ErrPeerKeyTooSmall { bits: usize },
     #[error("conn is closed")]
     ErrConnClosed,
     #[error("read/write timeout")]

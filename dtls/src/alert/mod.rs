@@ -104,6 +104,42 @@ impl fmt::Display for AlertDescription {
     }
 }
 
+impl AlertDescription {
+    /// The alert's name as RFC 5246 §7.2 writes it (`unknown_ca`); `invalid` for an unknown code
+    /// (coap-harness fork, FORK.md change 2).
+    pub fn rfc_name(&self) -> &'static str {
+        match self {
+            AlertDescription::CloseNotify => "close_notify",
+            AlertDescription::UnexpectedMessage => "unexpected_message",
+            AlertDescription::BadRecordMac => "bad_record_mac",
+            AlertDescription::DecryptionFailed => "decryption_failed",
+            AlertDescription::RecordOverflow => "record_overflow",
+            AlertDescription::DecompressionFailure => "decompression_failure",
+            AlertDescription::HandshakeFailure => "handshake_failure",
+            AlertDescription::NoCertificate => "no_certificate",
+            AlertDescription::BadCertificate => "bad_certificate",
+            AlertDescription::UnsupportedCertificate => "unsupported_certificate",
+            AlertDescription::CertificateRevoked => "certificate_revoked",
+            AlertDescription::CertificateExpired => "certificate_expired",
+            AlertDescription::CertificateUnknown => "certificate_unknown",
+            AlertDescription::IllegalParameter => "illegal_parameter",
+            AlertDescription::UnknownCa => "unknown_ca",
+            AlertDescription::AccessDenied => "access_denied",
+            AlertDescription::DecodeError => "decode_error",
+            AlertDescription::DecryptError => "decrypt_error",
+            AlertDescription::ExportRestriction => "export_restriction",
+            AlertDescription::ProtocolVersion => "protocol_version",
+            AlertDescription::InsufficientSecurity => "insufficient_security",
+            AlertDescription::InternalError => "internal_error",
+            AlertDescription::UserCanceled => "user_canceled",
+            AlertDescription::NoRenegotiation => "no_renegotiation",
+            AlertDescription::UnsupportedExtension => "unsupported_extension",
+            AlertDescription::UnknownPskIdentity => "unknown_psk_identity",
+            AlertDescription::Invalid => "invalid",
+        }
+    }
+}
+
 impl From<u8> for AlertDescription {
     fn from(val: u8) -> Self {
         match val {

@@ -414,16 +414,25 @@ fn verify_signature(
 
     let public_key = ring::signature::UnparsedPublicKey::new(
         verify_alg,
-        certificate
+        &*certificate
             .tbs_certificate
             .subject_pki
             .subject_public_key
             .data,
     );
 
+    // coap-harness fork (FORK.md change 5): say why, instead of ring's `Unspecified` (upstream declares
+    // `ErrKeySignatureMismatch` but never returned it).
     public_key
         .verify(message, remote_key_signature)
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|_| match certificate.tbs_certificate.subject_pki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
+                Error::ErrPeerKeyTooSmall {
+                    bits: rsa.key_size(),
+                }
+            }
+            _ => Error::ErrKeySignatureMismatch,
+        })?;
 
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::trust::{self, Judgement, PresentedCert, ServerCertCheck, ServerTrust,
 use dtls::cipher_suite::CipherSuiteId;
 use dtls::config::{Config, ExtendedMasterSecretType};
 use dtls::conn::DTLSConn;
+use dtls::evidence::HandshakeRecorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -47,7 +48,8 @@ impl std::fmt::Debug for ClientSettings {
     }
 }
 
-/// The suites offered when a scenario names none: the CoAP-mandated CCM_8 (RFC 7252 §9.1.3.3) and GCM.
+/// The suites offered when a scenario names none: the CoAP-mandated CCM_8 (RFC 7252 §9.1.3.3) and GCM, with
+/// ECDHE_ECDSA and (for RSA server certificates, Let's Encrypt's default) ECDHE_RSA.
 pub fn default_cipher_suites(psk: bool) -> Vec<CipherSuiteId> {
     if psk {
         vec![
@@ -58,6 +60,7 @@ pub fn default_cipher_suites(psk: bool) -> Vec<CipherSuiteId> {
         vec![
             CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8,
             CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
+            CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
         ]
     }
 }
@@ -98,7 +101,7 @@ pub struct Failed {
     pub presented: Option<PresentedCert>,
 }
 
-fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
+fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecorder) -> Config {
     let trust = s.trust.clone();
     let check = check.clone();
     let mut cfg = Config {
@@ -115,6 +118,8 @@ fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
             s.cipher_suites.clone()
         },
         extended_master_secret: ExtendedMasterSecretType::Request,
+        // The crate records which side ended a failed handshake, with which alert, in which flight.
+        handshake_recorder: Some(recorder.clone()),
         ..Default::default()
     };
     if let Some(cert) = &s.client_certificate {
@@ -135,7 +140,8 @@ fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
 /// Runs a DTLS handshake on `socket` (already connected to the server).
 pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Session, Failed> {
     let check = ServerCertCheck::default();
-    let cfg = config(s, &check);
+    let recorder = HandshakeRecorder::new();
+    let cfg = config(s, &check, &recorder);
     let start = Instant::now();
     let conn: Arc<dyn webrtc_util::Conn + Send + Sync> = socket;
     let result =
@@ -153,7 +159,7 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             presented,
         }),
         Ok(Err(e)) => Err(Failed {
-            judgement: trust::classify(&check, &e, s.client_certificate.is_some()),
+            judgement: trust::classify(&check, &e, &recorder.evidence()),
             elapsed,
             presented,
         }),
@@ -161,8 +167,9 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             judgement: Judgement {
                 verdict: TrustVerdict::HandshakeTimeout,
                 detail: format!(
-                    "no handshake within {}",
-                    humantime::format_duration(s.handshake_timeout)
+                    "no handshake within {} (the server stopped answering in flight {})",
+                    humantime::format_duration(s.handshake_timeout),
+                    recorder.evidence().flight
                 ),
             },
             elapsed,

@@ -56,14 +56,13 @@ impl HandshakeFailure {
             E::ErrClientCertificateNotVerified
             | E::ErrCertificateVerifyNoCertificate
             | E::ErrInvalidCertificate => HandshakeFailure::ClientCertRejected,
-            E::ErrAlertFatalOrClose => HandshakeFailure::PeerAlert,
+            E::ErrAlertFatalOrClose | E::ErrAlertReceived { .. } => HandshakeFailure::PeerAlert,
             E::Other(s) if s.starts_with("invalid peer certificate") => {
                 HandshakeFailure::ClientCertRejected
             }
             E::Other(s) if s.starts_with("peer sent no certificates") => {
                 HandshakeFailure::ClientCertRequired
             }
-            E::Other(s) if s.starts_with("Error of Alert") => HandshakeFailure::PeerAlert,
             _ => HandshakeFailure::Other,
         }
     }
@@ -186,7 +185,13 @@ mod tests {
             (other("invalid peer certificate: BadSignature"), F::ClientCertRejected),
             (other("peer sent no certificates"), F::ClientCertRequired),
             (::dtls::Error::ErrAlertFatalOrClose, F::PeerAlert),
-            (other("Error of Alert Alert Fatal: BadCertificate"), F::PeerAlert),
+            (
+                ::dtls::Error::ErrAlertReceived {
+                    level: ::dtls::alert::AlertLevel::Fatal,
+                    description: ::dtls::alert::AlertDescription::BadCertificate,
+                },
+                F::PeerAlert,
+            ),
             (::dtls::Error::ErrCipherSuiteNoIntersection, F::Other),
             (::dtls::Error::ErrCookieMismatch, F::Other),
             (other("something new"), F::Other),
