@@ -355,3 +355,78 @@ async fn a_certificate_we_reject_fails_the_handshake_with_our_reason() {
         assert!(detail.contains(why), "{name}: {detail}");
     }
 }
+
+/// The embedded server signs with P-384 and RSA-2048 keys made by openssl, and offers the suites each key
+/// can sign: our client and `openssl s_client` (verifying chain and name) both complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_server_signs_with_p384_and_rsa_keys() {
+    use coap_harness::server::{self, DtlsServerConfig, ServerConfig, TokenPolicy};
+    if !openssl_available() {
+        return;
+    }
+    let pki = Pki::new();
+    for (name, key) in [
+        ("p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+        ("rsa2048", &["rsa:2048"][..]),
+    ] {
+        pki.leaf(name, "ca", key, "sha256");
+        let server = server::start(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tokens: TokenPolicy::Any,
+            response_delay: None,
+            plain: false,
+            dtls: Some(DtlsServerConfig::new(
+                "127.0.0.1:0".parse().unwrap(),
+                pki.identity(name),
+            )),
+        })
+        .await
+        .expect("server starts");
+        let addr = server.dtls_addr().unwrap();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(addr).await.unwrap();
+        match handshake(Arc::new(socket), &pki.settings(None)).await {
+            Ok(session) => {
+                assert_eq!(session.verdict, TrustVerdict::Ok, "{name}");
+                let _ = session.conn.close().await;
+            }
+            Err(failed) => panic!("{name}: {:?}", failed.judgement),
+        }
+        let out = tokio::task::spawn_blocking({
+            let dir = pki.dir.path().to_path_buf();
+            move || {
+                Command::new("openssl")
+                    .args(["s_client", "-dtls1_2", "-connect"])
+                    .arg(addr.to_string())
+                    .args([
+                        "-CAfile",
+                        "ca.pem",
+                        "-verify_return_error",
+                        "-verify_hostname",
+                        "localhost",
+                    ])
+                    .current_dir(dir)
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run openssl s_client")
+            }
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Verify return code: 0 (ok)"),
+            "{name}: {text}"
+        );
+        let suite = if name == "rsa2048" {
+            "ECDHE-RSA-"
+        } else {
+            "ECDHE-ECDSA-"
+        };
+        assert!(
+            text.contains(&format!("Cipher is {suite}")),
+            "{name}: {text}"
+        );
+        server.shutdown().await;
+    }
+}
