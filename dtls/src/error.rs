@@ -21,6 +21,10 @@ pub enum Error {
     /// fork, FORK.md change 5: upstream reported `Other("Unspecified")`).
     #[error("the peer's certificate has an RSA key of {bits} bits; at least 2048 are required")]
     ErrPeerKeyTooSmall { bits: usize },
+    /// The peer's certificate chain failed rustls' WebPKI verification; the display text is rustls' own, as
+    /// upstream's `Error::Other` had it (coap-harness fork, FORK.md change 6).
+    #[error("{0}")]
+    ErrPeerCertificate(rustls::Error),
     #[error("conn is closed")]
     ErrConnClosed,
     #[error("read/write timeout")]

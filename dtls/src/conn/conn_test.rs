@@ -2487,3 +2487,73 @@ async fn test_renegotiation_info() -> Result<()> {
 
     Ok(())
 }
+
+/// coap-harness fork (FORK.md change 3): what a client records when the server refuses its certificate,
+/// or the lack of one.
+#[tokio::test]
+async fn test_handshake_evidence_of_client_auth_refusals() -> Result<()> {
+    use crate::evidence::{HandshakeRecorder, Side};
+
+    let srv_cert = Certificate::generate_self_signed(vec!["localhost".to_owned()])?;
+    let client_cert = Certificate::generate_self_signed(vec!["localhost".to_owned()])?;
+    let other = Certificate::generate_self_signed(vec!["other".to_owned()])?;
+    let mut other_pool = rustls::RootCertStore::empty();
+    other_pool
+        .add(other.certificate[0].to_owned())
+        .map_err(|_err| Error::Other("add cert error".to_owned()))?;
+
+    for (name, certificates, sent, alert) in [
+        ("no certificate", vec![], 0, AlertDescription::NoCertificate),
+        (
+            "unknown issuer",
+            vec![client_cert.clone()],
+            1,
+            AlertDescription::BadCertificate,
+        ),
+    ] {
+        let (ca, cb) = pipe();
+        let recorder = HandshakeRecorder::new();
+        let client_cfg = Config {
+            certificates,
+            handshake_recorder: Some(recorder.clone()),
+            ..Default::default()
+        };
+        let client =
+            tokio::spawn(async move { create_test_client(Arc::new(ca), client_cfg, false).await });
+        let server_cfg = Config {
+            certificates: vec![srv_cert.clone()],
+            client_auth: ClientAuthType::RequireAndVerifyClientCert,
+            client_cas: other_pool.clone(),
+            ..Default::default()
+        };
+        assert!(
+            create_test_server(Arc::new(cb), server_cfg, false)
+                .await
+                .is_err(),
+            "{name}: server accepted"
+        );
+        let client_err = match client.await {
+            Ok(Err(err)) => err,
+            _ => panic!("{name}: client did not fail"),
+        };
+        assert_eq!(
+            client_err,
+            Error::ErrAlertReceived {
+                level: AlertLevel::Fatal,
+                description: alert
+            },
+            "{name}"
+        );
+        let e = recorder.evidence();
+        assert!(e.certificate_requested, "{name}: {e:?}");
+        assert_eq!(e.certificate_sent, Some(sent), "{name}: {e:?}");
+        assert!(e.server_hello_done && !e.finished, "{name}: {e:?}");
+        let a = e.alert.expect("an alert");
+        assert_eq!(
+            (a.side, a.description, a.flight),
+            (Side::Peer, alert, 5),
+            "{name}"
+        );
+    }
+    Ok(())
+}

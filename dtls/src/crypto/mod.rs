@@ -538,7 +538,8 @@ pub(crate) fn verify_client_cert(
         rustls::pki_types::UnixTime::now(),
     ) {
         Ok(_) => {}
-        Err(err) => return Err(Error::Other(err.to_string())),
+        // coap-harness fork (FORK.md change 6): the verifier's typed error, not its text.
+        Err(err) => return Err(Error::ErrPeerCertificate(err)),
     };
 
     Ok(chains)
@@ -566,7 +567,8 @@ pub(crate) fn verify_server_cert(
         rustls::pki_types::UnixTime::now(),
     ) {
         Ok(_) => {}
-        Err(err) => return Err(Error::Other(err.to_string())),
+        // coap-harness fork (FORK.md change 6): the verifier's typed error, not its text.
+        Err(err) => return Err(Error::ErrPeerCertificate(err)),
     };
 
     Ok(chains)
