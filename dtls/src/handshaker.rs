@@ -116,6 +116,32 @@ pub fn gen_self_signed_root_cert() -> rustls::RootCertStore {
     certs
 }
 
+/// A verifier against a throwaway self-signed root, for when no roots are configured (it trusts nothing).
+/// coap-harness fork (FORK.md change 7): generated once per process instead of in every connection.
+pub(crate) fn fallback_server_verifier() -> Arc<dyn ServerCertVerifier> {
+    static VERIFIER: std::sync::OnceLock<Arc<dyn ServerCertVerifier>> = std::sync::OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            rustls::client::WebPkiServerVerifier::builder(Arc::new(gen_self_signed_root_cert()))
+                .build()
+                .unwrap()
+        })
+        .clone()
+}
+
+/// The client-certificate counterpart of [`fallback_server_verifier`] (coap-harness fork, change 7).
+pub(crate) fn fallback_client_verifier() -> Arc<dyn ClientCertVerifier> {
+    static VERIFIER: std::sync::OnceLock<Arc<dyn ClientCertVerifier>> = std::sync::OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            rustls::server::WebPkiClientVerifier::builder(Arc::new(gen_self_signed_root_cert()))
+                .allow_unauthenticated()
+                .build()
+                .unwrap()
+        })
+        .clone()
+}
+
 impl Default for HandshakeConfig {
     fn default() -> Self {
         HandshakeConfig {
@@ -132,11 +158,7 @@ impl Default for HandshakeConfig {
             insecure_skip_verify: false,
             insecure_verification: false,
             verify_peer_certificate: None,
-            server_cert_verifier: rustls::client::WebPkiServerVerifier::builder(Arc::new(
-                gen_self_signed_root_cert(),
-            ))
-            .build()
-            .unwrap(),
+            server_cert_verifier: fallback_server_verifier(),
             client_cert_verifier: None,
             retransmit_interval: tokio::time::Duration::from_secs(0),
             initial_epoch: 0,

@@ -232,33 +232,27 @@ impl DTLSConn {
             client_cert_verifier: if config.client_auth as u8
                 >= ClientAuthType::VerifyClientCertIfGiven as u8
             {
+                // coap-harness fork (FORK.md change 7): the fallback is built once, lazily (upstream
+                // generated a certificate for it in every connection, used or not).
                 Some(
                     rustls::server::WebPkiClientVerifier::builder(Arc::new(config.client_cas))
                         .allow_unauthenticated()
                         .build()
-                        .unwrap_or(
-                            rustls::server::WebPkiClientVerifier::builder(Arc::new(
-                                gen_self_signed_root_cert(),
-                            ))
-                            .allow_unauthenticated()
-                            .build()
-                            .unwrap(),
-                        ),
+                        .unwrap_or_else(|_| fallback_client_verifier()),
                 )
             } else {
                 None
             },
-            server_cert_verifier: rustls::client::WebPkiServerVerifier::builder(Arc::new(
-                config.roots_cas,
-            ))
-            .build()
-            .unwrap_or(
-                rustls::client::WebPkiServerVerifier::builder(
-                    Arc::new(gen_self_signed_root_cert()),
-                )
-                .build()
-                .unwrap(),
-            ),
+            server_cert_verifier: if config.roots_cas.is_empty() {
+                fallback_server_verifier()
+            } else {
+                match rustls::client::WebPkiServerVerifier::builder(Arc::new(config.roots_cas))
+                    .build()
+                {
+                    Ok(verifier) => verifier,
+                    Err(_) => fallback_server_verifier(),
+                }
+            },
             retransmit_interval,
             //log: logger,
             initial_epoch: 0,

@@ -88,10 +88,10 @@ fn test_generate_key_signature() -> Result<()> {
         &public_key,
         NamedCurve::X25519,
         &CryptoPrivateKey {
-            kind: CryptoPrivateKeyKind::Rsa256(
+            kind: CryptoPrivateKeyKind::Rsa256(Arc::new(
                 ring::rsa::KeyPair::from_der(&pem.contents)
                     .map_err(|e| Error::Other(e.to_string()))?,
-            ),
+            )),
             serialized_der: pem.contents.clone(),
         }, //hashAlgorithmSHA256,
     )?;

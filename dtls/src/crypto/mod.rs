@@ -140,19 +140,22 @@ pub(crate) fn value_key_message(
 }
 
 /// Either ED25519, ECDSA (P-256 or P-384) or RSA keypair.
-#[derive(Debug)]
+///
+/// coap-harness fork (FORK.md change 7): the parsed key pairs are shared (`Arc`), so cloning a key (every
+/// connection clones its configuration) no longer re-parses the PKCS#8 document.
+#[derive(Debug, Clone)]
 pub enum CryptoPrivateKeyKind {
-    Ed25519(Ed25519KeyPair),
+    Ed25519(Arc<Ed25519KeyPair>),
     /// ECDSA P-256, signs with SHA-256.
-    Ecdsa256(EcdsaKeyPair),
+    Ecdsa256(Arc<EcdsaKeyPair>),
     /// ECDSA P-384, signs with SHA-384 (coap-harness fork, FORK.md change 4).
-    Ecdsa384(EcdsaKeyPair),
+    Ecdsa384(Arc<EcdsaKeyPair>),
     /// RSA, signs RSASSA-PKCS1-v1_5 with SHA-256.
-    Rsa256(ring::rsa::KeyPair),
+    Rsa256(Arc<ring::rsa::KeyPair>),
 }
 
 /// Private key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CryptoPrivateKey {
     /// Keypair.
     pub kind: CryptoPrivateKeyKind,
@@ -185,47 +188,6 @@ impl PartialEq for CryptoPrivateKey {
     }
 }
 
-impl Clone for CryptoPrivateKey {
-    fn clone(&self) -> Self {
-        match self.kind {
-            CryptoPrivateKeyKind::Ed25519(_) => CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ed25519(
-                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.serialized_der).unwrap(),
-                ),
-                serialized_der: self.serialized_der.clone(),
-            },
-            CryptoPrivateKeyKind::Ecdsa256(_) => CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ecdsa256(
-                    EcdsaKeyPair::from_pkcs8(
-                        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                        &self.serialized_der,
-                        &SystemRandom::new(),
-                    )
-                    .unwrap(),
-                ),
-                serialized_der: self.serialized_der.clone(),
-            },
-            CryptoPrivateKeyKind::Ecdsa384(_) => CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ecdsa384(
-                    EcdsaKeyPair::from_pkcs8(
-                        &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                        &self.serialized_der,
-                        &SystemRandom::new(),
-                    )
-                    .unwrap(),
-                ),
-                serialized_der: self.serialized_der.clone(),
-            },
-            CryptoPrivateKeyKind::Rsa256(_) => CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Rsa256(
-                    ring::rsa::KeyPair::from_pkcs8(&self.serialized_der).unwrap(),
-                ),
-                serialized_der: self.serialized_der.clone(),
-            },
-        }
-    }
-}
-
 impl TryFrom<&KeyPair> for CryptoPrivateKey {
     type Error = Error;
 
@@ -239,43 +201,43 @@ impl CryptoPrivateKey {
         let serialized_der = key_pair.serialize_der();
         if key_pair.is_compatible(&rcgen::PKCS_ED25519) {
             Ok(CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ed25519(
+                kind: CryptoPrivateKeyKind::Ed25519(Arc::new(
                     Ed25519KeyPair::from_pkcs8_maybe_unchecked(&serialized_der)
                         .map_err(|e| Error::Other(e.to_string()))?,
-                ),
+                )),
                 serialized_der,
             })
         } else if key_pair.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
             Ok(CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ecdsa256(
+                kind: CryptoPrivateKeyKind::Ecdsa256(Arc::new(
                     EcdsaKeyPair::from_pkcs8(
                         &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
                         &serialized_der,
                         &SystemRandom::new(),
                     )
                     .map_err(|e| Error::Other(e.to_string()))?,
-                ),
+                )),
                 serialized_der,
             })
         } else if key_pair.is_compatible(&rcgen::PKCS_ECDSA_P384_SHA384) {
             // coap-harness fork (FORK.md change 4).
             Ok(CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Ecdsa384(
+                kind: CryptoPrivateKeyKind::Ecdsa384(Arc::new(
                     EcdsaKeyPair::from_pkcs8(
                         &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
                         &serialized_der,
                         &SystemRandom::new(),
                     )
                     .map_err(|e| Error::Other(e.to_string()))?,
-                ),
+                )),
                 serialized_der,
             })
         } else if key_pair.is_compatible(&rcgen::PKCS_RSA_SHA256) {
             Ok(CryptoPrivateKey {
-                kind: CryptoPrivateKeyKind::Rsa256(
+                kind: CryptoPrivateKeyKind::Rsa256(Arc::new(
                     ring::rsa::KeyPair::from_pkcs8(&serialized_der)
                         .map_err(|e| Error::Other(e.to_string()))?,
-                ),
+                )),
                 serialized_der,
             })
         } else {
