@@ -278,7 +278,12 @@ pub fn classify_dtls_error(err: &dtls::Error, evidence: &HandshakeEvidence) -> J
         return Judgement {
             verdict,
             detail: format!(
-                "{why}: the server sent a fatal {} alert ({})",
+                "{why}: the server sent a {}{} alert ({})",
+                if alert == dtls::alert::AlertDescription::CloseNotify {
+                    ""
+                } else {
+                    "fatal "
+                },
                 alert.rfc_name(),
                 describe(evidence)
             ),
