@@ -206,8 +206,7 @@ pub(crate) fn validate_config(is_client: bool, config: &Config) -> Result<()> {
     // coap-harness fork (FORK.md change 9): only curves we can do ECDHE on.
     if config
         .named_curves
-        .iter()
-        .any(|c| *c == crate::curve::named_curve::NamedCurve::Unsupported)
+        .contains(&crate::curve::named_curve::NamedCurve::Unsupported)
     {
         return Err(Error::ErrInvalidNamedCurve);
     }

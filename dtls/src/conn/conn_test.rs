@@ -2563,7 +2563,14 @@ async fn test_handshake_evidence_of_client_auth_refusals() -> Result<()> {
 #[tokio::test]
 async fn test_named_curve_configuration() -> Result<()> {
     use NamedCurve::*;
-    let cases: Vec<(&str, Vec<NamedCurve>, Vec<NamedCurve>, Option<NamedCurve>)> = vec![
+    // (name, client's curves, server's curves, the curve both end up on)
+    type Case = (
+        &'static str,
+        Vec<NamedCurve>,
+        Vec<NamedCurve>,
+        Option<NamedCurve>,
+    );
+    let cases: Vec<Case> = vec![
         ("default both", vec![], vec![], Some(P256)),
         ("client P-384 only", vec![P384], vec![], Some(P384)),
         (
