@@ -106,6 +106,12 @@ pub struct Config {
     /// Where the handshake records what it got to: flight, CertificateRequest, our Certificate, alerts
     /// sent and received (coap-harness fork, FORK.md change 3). `None`: nothing is recorded.
     pub handshake_recorder: Option<crate::evidence::HandshakeRecorder>,
+
+    /// The ECDHE curves this end supports, most preferred first (coap-harness fork, FORK.md change 9). A
+    /// client offers them in this order in supported_groups (and refuses a ServerKeyExchange on another
+    /// curve); a server takes the client's first offered curve that is in this list. Empty: the default,
+    /// `DEFAULT_NAMED_CURVES` (P-256, X25519, P-384, upstream's order).
+    pub named_curves: Vec<crate::curve::named_curve::NamedCurve>,
 }
 
 impl Default for Config {
@@ -130,6 +136,7 @@ impl Default for Config {
             mtu: 0,
             replay_protection_window: 0,
             handshake_recorder: None,
+            named_curves: vec![],
         }
     }
 }
@@ -195,6 +202,14 @@ pub(crate) fn validate_config(is_client: bool, config: &Config) -> Result<()> {
         config.psk.is_none(),
         config.psk.is_some(),
     )?;
+
+    // coap-harness fork (FORK.md change 9): only curves we can do ECDHE on.
+    if config
+        .named_curves
+        .contains(&crate::curve::named_curve::NamedCurve::Unsupported)
+    {
+        return Err(Error::ErrInvalidNamedCurve);
+    }
 
     Ok(())
 }

@@ -111,6 +111,14 @@ pub enum Error {
     ErrNoSupportedEllipticCurves,
     #[error("unsupported protocol version")]
     ErrUnsupportedProtocolVersion,
+    /// coap-harness fork (FORK.md change 8): the peer's ECDHE public key is not a valid point on the
+    /// negotiated curve (upstream reported RustCrypto's `P256`/`Sec1` errors).
+    #[error("the peer's ECDHE public key is not a valid point on the negotiated curve")]
+    ErrInvalidPeerKeyShare,
+    /// coap-harness fork (FORK.md change 8): the server's ServerKeyExchange names a curve the client did not
+    /// offer in its supported_groups.
+    #[error("the server chose an elliptic curve the client did not offer")]
+    ErrNamedCurveNotOffered,
     #[error("Certificate and PSK provided")]
     ErrPskAndCertificate,
     #[error("PSK and PSK Identity Hint must both be set for client")]

@@ -98,6 +98,8 @@ pub(crate) struct HandshakeConfig {
     pub(crate) initial_epoch: u16,
     /// coap-harness fork (FORK.md change 3): what the handshake got to.
     pub(crate) recorder: crate::evidence::HandshakeRecorder,
+    /// coap-harness fork (FORK.md change 9): supported ECDHE curves, most preferred first (never empty).
+    pub(crate) local_named_curves: Vec<crate::curve::named_curve::NamedCurve>,
     //log           logging.LeveledLogger
     //mu sync.Mutex
 }
@@ -163,6 +165,7 @@ impl Default for HandshakeConfig {
             retransmit_interval: tokio::time::Duration::from_secs(0),
             initial_epoch: 0,
             recorder: Default::default(),
+            local_named_curves: crate::curve::named_curve::DEFAULT_NAMED_CURVES.to_vec(),
         }
     }
 }

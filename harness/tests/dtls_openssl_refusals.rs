@@ -163,6 +163,7 @@ impl Pki {
             client_certificate: client.map(|c| self.identity(c)),
             psk: None,
             cipher_suites: Vec::new(),
+            curves: Vec::new(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
@@ -306,6 +307,50 @@ async fn no_shared_cipher_is_not_a_client_certificate_verdict() {
         );
         assert!(detail.contains("handshake_failure"), "{detail}");
     }
+}
+
+/// `dtls.curves` reaches the wire: a client offering only P-384 (or X25519 then P-384) completes against a
+/// server that takes only P-384, and ECDHE ran on P-384; a client offering only X25519 is refused. (In TLS
+/// 1.2 the offered curves also bind the server's ECDSA certificate: OpenSSL refuses a P-384-only client
+/// with a P-256 certificate, hence the P-384 leaf.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_offers_only_the_configured_curves() {
+    use coap_harness::transport::dtls::NamedCurve;
+    if !openssl_available() {
+        return;
+    }
+    let pki = Pki::new();
+    pki.leaf(
+        "server",
+        "ca",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        "sha256",
+    );
+    let server = Server::start(&pki, "server", &["-groups", "P-384"]);
+    let mut settings = pki.settings(None);
+    for curves in [
+        vec![NamedCurve::P384],
+        vec![NamedCurve::X25519, NamedCurve::P384],
+    ] {
+        settings.curves = curves.clone();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(("127.0.0.1", server.port)).await.unwrap();
+        let session = handshake(Arc::new(socket), &settings)
+            .await
+            .unwrap_or_else(|f| panic!("{curves:?}: {:?}", f.judgement));
+        assert_eq!(session.verdict, TrustVerdict::Ok);
+        assert_eq!(session.conn.named_curve(), NamedCurve::P384, "{curves:?}");
+        let _ = session.conn.close().await;
+    }
+
+    settings.curves = vec![NamedCurve::X25519];
+    let (verdict, detail) = server.connect(&settings).await;
+    assert_ne!(verdict, TrustVerdict::Ok, "X25519-only client: {detail}");
+    assert_ne!(
+        verdict,
+        TrustVerdict::HandshakeTimeout,
+        "the server refused: {detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

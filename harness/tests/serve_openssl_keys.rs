@@ -263,6 +263,7 @@ async fn ed25519_server_certificate_accepted_by_our_client() {
         client_certificate: None,
         psk: None,
         cipher_suites: Vec::new(),
+        curves: Vec::new(),
         handshake_timeout: Duration::from_secs(10),
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -75,6 +75,7 @@ async fn ours(pki: &OpensslPki, addr: std::net::SocketAddr) -> (TrustVerdict, St
         client_certificate: None,
         psk: None,
         cipher_suites: Vec::new(),
+        curves: Vec::new(),
         handshake_timeout: Duration::from_secs(5),
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

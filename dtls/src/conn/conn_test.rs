@@ -2557,3 +2557,89 @@ async fn test_handshake_evidence_of_client_auth_refusals() -> Result<()> {
     }
     Ok(())
 }
+
+/// coap-harness fork (FORK.md change 9): the server takes the client's first offered curve it supports; no
+/// curve in common is a handshake_failure; an unknown curve in a config is refused before any packet.
+#[tokio::test]
+async fn test_named_curve_configuration() -> Result<()> {
+    use NamedCurve::*;
+    // (name, client's curves, server's curves, the curve both end up on)
+    type Case = (
+        &'static str,
+        Vec<NamedCurve>,
+        Vec<NamedCurve>,
+        Option<NamedCurve>,
+    );
+    let cases: Vec<Case> = vec![
+        ("default both", vec![], vec![], Some(P256)),
+        ("client P-384 only", vec![P384], vec![], Some(P384)),
+        (
+            "client X25519 first",
+            vec![X25519, P256],
+            vec![],
+            Some(X25519),
+        ),
+        ("server filters", vec![X25519, P256], vec![P256], Some(P256)),
+        (
+            "client order wins",
+            vec![],
+            vec![P384, X25519],
+            Some(X25519),
+        ),
+        ("nothing in common", vec![X25519], vec![P256, P384], None),
+    ];
+    for (name, client_curves, server_curves, want) in cases {
+        let (ca, cb) = pipe();
+        let client_cfg = Config {
+            named_curves: client_curves,
+            ..Default::default()
+        };
+        let client =
+            tokio::spawn(async move { create_test_client(Arc::new(ca), client_cfg, false).await });
+        let server_cfg = Config {
+            named_curves: server_curves,
+            ..Default::default()
+        };
+        let server = create_test_server(Arc::new(cb), server_cfg, true).await;
+        let client = client.await.expect("client task");
+        match want {
+            Some(curve) => {
+                let (client, server) = (client?, server?);
+                assert_eq!(
+                    (client.named_curve(), server.named_curve()),
+                    (curve, curve),
+                    "{name}"
+                );
+                client.close().await?;
+                server.close().await?;
+            }
+            None => {
+                assert_eq!(
+                    server.err(),
+                    Some(Error::ErrNoSupportedEllipticCurves),
+                    "{name}"
+                );
+                assert_eq!(
+                    client.err(),
+                    Some(Error::ErrAlertReceived {
+                        level: AlertLevel::Fatal,
+                        description: AlertDescription::HandshakeFailure,
+                    }),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    let (ca, _cb) = pipe();
+    let cfg = Config {
+        named_curves: vec![P256, Unsupported],
+        insecure_skip_verify: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        DTLSConn::new(Arc::new(ca), cfg, true, None).await.err(),
+        Some(Error::ErrInvalidNamedCurve)
+    );
+    Ok(())
+}

@@ -257,6 +257,11 @@ impl DTLSConn {
             //log: logger,
             initial_epoch: 0,
             recorder: config.handshake_recorder.take().unwrap_or_default(),
+            local_named_curves: if config.named_curves.is_empty() {
+                crate::curve::named_curve::DEFAULT_NAMED_CURVES.to_vec()
+            } else {
+                std::mem::take(&mut config.named_curves)
+            },
             ..Default::default()
         };
 
@@ -530,6 +535,16 @@ impl DTLSConn {
     /// Note that this replaced the `Export` function of v1.
     pub async fn connection_state(&self) -> State {
         self.state.clone().await
+    }
+
+    /// The curve the handshake's ECDHE ran on; `NamedCurve::Unsupported` when none did (a PSK suite, or
+    /// the handshake did not get that far). coap-harness fork (FORK.md change 9).
+    pub fn named_curve(&self) -> NamedCurve {
+        if self.state.local_keypair.is_some() {
+            self.state.named_curve
+        } else {
+            NamedCurve::Unsupported
+        }
     }
 
     /// selected_srtpprotection_profile returns the selected SRTPProtectionProfile

@@ -23,9 +23,16 @@ impl From<u16> for NamedCurve {
     }
 }
 
+/// The curves a connection supports when `Config::named_curves` is empty, most preferred first: upstream's
+/// order (coap-harness fork, FORK.md change 9).
+pub const DEFAULT_NAMED_CURVES: [NamedCurve; 3] =
+    [NamedCurve::P256, NamedCurve::X25519, NamedCurve::P384];
+
 pub(crate) enum NamedCurvePrivateKey {
-    EphemeralSecretP256(p256::ecdh::EphemeralSecret),
-    EphemeralSecretP384(p384::ecdh::EphemeralSecret),
+    /// coap-harness fork (FORK.md change 8): P-256 and P-384 ephemeral keys are ring's (upstream: RustCrypto
+    /// `p256`/`p384`, several times slower here). A ring ephemeral key agrees once; the key is taken out of
+    /// the `Option` by that agreement (`prf::prf_pre_master_secret`).
+    EphemeralRing(std::sync::Mutex<Option<ring::agreement::EphemeralPrivateKey>>),
     StaticSecretX25519(x25519_dalek::StaticSecret),
 }
 
@@ -35,22 +42,31 @@ pub struct NamedCurveKeypair {
     pub(crate) private_key: NamedCurvePrivateKey,
 }
 
+/// ring's agreement algorithm for a NIST curve (`None` for X25519, done by x25519-dalek, and unknown curves).
+pub(crate) fn ring_agreement_algorithm(
+    curve: NamedCurve,
+) -> Option<&'static ring::agreement::Algorithm> {
+    match curve {
+        NamedCurve::P256 => Some(&ring::agreement::ECDH_P256),
+        NamedCurve::P384 => Some(&ring::agreement::ECDH_P384),
+        _ => None,
+    }
+}
+
 fn elliptic_curve_keypair(curve: NamedCurve) -> Result<NamedCurveKeypair> {
     let (public_key, private_key) = match curve {
-        NamedCurve::P256 => {
-            let secret_key = p256::ecdh::EphemeralSecret::random(&mut OsRng);
-            let public_key = p256::EncodedPoint::from(secret_key.public_key());
+        NamedCurve::P256 | NamedCurve::P384 => {
+            let algorithm = ring_agreement_algorithm(curve).ok_or(Error::ErrInvalidNamedCurve)?;
+            let rng = ring::rand::SystemRandom::new();
+            let secret_key = ring::agreement::EphemeralPrivateKey::generate(algorithm, &rng)
+                .map_err(|_| Error::Other("ECDHE key generation failed".into()))?;
+            // Uncompressed SEC1 point, as the ECPointFormat we announce (and upstream sent).
+            let public_key = secret_key
+                .compute_public_key()
+                .map_err(|_| Error::Other("ECDHE key generation failed".into()))?;
             (
-                public_key.as_bytes().to_vec(),
-                NamedCurvePrivateKey::EphemeralSecretP256(secret_key),
-            )
-        }
-        NamedCurve::P384 => {
-            let secret_key = p384::ecdh::EphemeralSecret::random(&mut OsRng);
-            let public_key = p384::EncodedPoint::from(secret_key.public_key());
-            (
-                public_key.as_bytes().to_vec(),
-                NamedCurvePrivateKey::EphemeralSecretP384(secret_key),
+                public_key.as_ref().to_vec(),
+                NamedCurvePrivateKey::EphemeralRing(std::sync::Mutex::new(Some(secret_key))),
             )
         }
         NamedCurve::X25519 => {

@@ -117,11 +117,25 @@ impl Flight for Flight0 {
                                 Some(Error::ErrNoSupportedEllipticCurves),
                             ));
                         }
-                        for curve in e.elliptic_curves.iter() {
-                            if curve != &NamedCurve::Unsupported {
-                                state.named_curve = *curve;
-                                break;
+                        // coap-harness fork (FORK.md change 9): the client's first curve that we
+                        // support too (upstream: the client's first curve, whatever our config).
+                        match e
+                            .elliptic_curves
+                            .iter()
+                            .find(|c| cfg.local_named_curves.contains(c))
+                        {
+                            Some(curve) => state.named_curve = *curve,
+                            // Only an ECDHE suite needs a curve; PSK suites go on without one.
+                            None if cfg.local_psk_callback.is_none() => {
+                                return Err((
+                                    Some(Alert {
+                                        alert_level: AlertLevel::Fatal,
+                                        alert_description: AlertDescription::HandshakeFailure,
+                                    }),
+                                    Some(Error::ErrNoSupportedEllipticCurves),
+                                ));
                             }
+                            None => {}
                         }
                     }
                     Extension::UseSrtp(e) => {
@@ -164,7 +178,9 @@ impl Flight for Flight0 {
                 ));
             }
 
-            if state.local_keypair.is_none() {
+            // coap-harness fork (FORK.md change 10): a PSK server (no ECDHE_PSK suites here) never uses an
+            // ECDHE key; upstream generated one for every connection anyway.
+            if state.local_keypair.is_none() && cfg.local_psk_callback.is_none() {
                 state.local_keypair = match state.named_curve.generate_keypair() {
                     Ok(local_keypar) => Some(local_keypar),
                     Err(err) => {
@@ -195,7 +211,7 @@ impl Flight for Flight0 {
         &self,
         state: &mut State,
         _cache: &HandshakeCache,
-        _cfg: &HandshakeConfig,
+        cfg: &HandshakeConfig,
     ) -> Result<Vec<Packet>, (Option<Alert>, Option<Error>)> {
         // Initialize
         state.cookie = vec![0; COOKIE_LENGTH];
@@ -206,7 +222,13 @@ impl Flight for Flight0 {
         state.local_epoch.store(zero_epoch, Ordering::SeqCst);
         state.remote_epoch.store(zero_epoch, Ordering::SeqCst);
 
-        state.named_curve = DEFAULT_NAMED_CURVE;
+        // coap-harness fork (FORK.md change 9): our most preferred curve when the client sends no
+        // supported_groups (upstream: always X25519).
+        state.named_curve = cfg
+            .local_named_curves
+            .first()
+            .copied()
+            .unwrap_or(NamedCurve::X25519);
         state.local_random.populate();
 
         Ok(vec![])

@@ -9,7 +9,6 @@ use crate::compression_methods::*;
 use crate::config::*;
 use crate::conn::*;
 use crate::content::*;
-use crate::curve::named_curve::*;
 use crate::error::Error;
 use crate::extension::extension_server_name::*;
 use crate::extension::extension_supported_elliptic_curves::*;
@@ -146,7 +145,8 @@ impl Flight for Flight1 {
         if cfg.local_psk_callback.is_none() {
             extensions.extend_from_slice(&[
                 Extension::SupportedEllipticCurves(ExtensionSupportedEllipticCurves {
-                    elliptic_curves: vec![NamedCurve::P256, NamedCurve::X25519, NamedCurve::P384],
+                    // coap-harness fork (FORK.md change 9): the configured order.
+                    elliptic_curves: cfg.local_named_curves.clone(),
                 }),
                 Extension::SupportedPointFormats(ExtensionSupportedPointFormats {
                     point_formats: vec![ELLIPTIC_CURVE_POINT_FORMAT_UNCOMPRESSED],

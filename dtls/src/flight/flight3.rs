@@ -9,7 +9,6 @@ use crate::cipher_suite::cipher_suite_for_id;
 use crate::compression_methods::*;
 use crate::config::*;
 use crate::content::*;
-use crate::curve::named_curve::*;
 use crate::error::Error;
 use crate::extension::extension_server_name::*;
 use crate::extension::extension_supported_elliptic_curves::*;
@@ -365,7 +364,8 @@ impl Flight for Flight3 {
         if cfg.local_psk_callback.is_none() {
             extensions.extend_from_slice(&[
                 Extension::SupportedEllipticCurves(ExtensionSupportedEllipticCurves {
-                    elliptic_curves: vec![NamedCurve::P256, NamedCurve::X25519, NamedCurve::P384],
+                    // coap-harness fork (FORK.md change 9): the configured order.
+                    elliptic_curves: cfg.local_named_curves.clone(),
                 }),
                 Extension::SupportedPointFormats(ExtensionSupportedPointFormats {
                     point_formats: vec![ELLIPTIC_CURVE_POINT_FORMAT_UNCOMPRESSED],
@@ -437,6 +437,16 @@ pub(crate) async fn handle_server_key_exchange(
         state.identity_hint.clone_from(&h.identity_hint);
         state.pre_master_secret = prf_psk_pre_master_secret(&psk);
     } else {
+        // coap-harness fork (FORK.md change 9): only a curve we offered.
+        if !cfg.local_named_curves.contains(&h.named_curve) {
+            return Err((
+                Some(Alert {
+                    alert_level: AlertLevel::Fatal,
+                    alert_description: AlertDescription::IllegalParameter,
+                }),
+                Some(Error::ErrNamedCurveNotOffered),
+            ));
+        }
         let local_keypair = match h.named_curve.generate_keypair() {
             Ok(local_keypair) => local_keypair,
             Err(err) => {
@@ -467,6 +477,7 @@ pub(crate) async fn handle_server_key_exchange(
             }
         };
 
+        state.named_curve = local_keypair.curve;
         state.local_keypair = Some(local_keypair);
     }
 

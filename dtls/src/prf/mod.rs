@@ -87,18 +87,21 @@ fn elliptic_curve_pre_master_secret(
     curve: NamedCurve,
 ) -> Result<Vec<u8>> {
     match curve {
-        NamedCurve::P256 => {
-            let pub_key = p256::EncodedPoint::from_bytes(public_key)?;
-            let public = p256::PublicKey::from_sec1_bytes(pub_key.as_ref())?;
-            if let NamedCurvePrivateKey::EphemeralSecretP256(secret) = private_key {
-                return Ok(secret.diffie_hellman(&public).raw_secret_bytes().to_vec());
-            }
-        }
-        NamedCurve::P384 => {
-            let pub_key = p384::EncodedPoint::from_bytes(public_key)?;
-            let public = p384::PublicKey::from_sec1_bytes(pub_key.as_ref())?;
-            if let NamedCurvePrivateKey::EphemeralSecretP384(secret) = private_key {
-                return Ok(secret.diffie_hellman(&public).raw_secret_bytes().to_vec());
+        // coap-harness fork (FORK.md change 8): P-256 and P-384 through ring; the ephemeral key agrees once.
+        NamedCurve::P256 | NamedCurve::P384 => {
+            let algorithm = ring_agreement_algorithm(curve).ok_or(Error::ErrInvalidNamedCurve)?;
+            if let NamedCurvePrivateKey::EphemeralRing(secret) = private_key {
+                let secret = secret
+                    .lock()
+                    .map_err(|_| Error::ErrNamedCurveAndPrivateKeyMismatch)?
+                    .take()
+                    .ok_or(Error::ErrNamedCurveAndPrivateKeyMismatch)?;
+                if secret.algorithm() != algorithm {
+                    return Err(Error::ErrNamedCurveAndPrivateKeyMismatch);
+                }
+                let peer = ring::agreement::UnparsedPublicKey::new(algorithm, public_key);
+                return ring::agreement::agree_ephemeral(secret, &peer, |shared| shared.to_vec())
+                    .map_err(|_| Error::ErrInvalidPeerKeyShare);
             }
         }
         NamedCurve::X25519 => {

@@ -259,3 +259,44 @@ fn test_verify_data() -> Result<()> {
 
     Ok(())
 }
+
+/// coap-harness fork (FORK.md change 8): ring's P-256/P-384 ECDHE, each side from `generate_keypair`, agrees
+/// on one secret of the curve's field size; a key agrees once; a point off the curve is refused.
+#[test]
+fn test_ring_ecdhe_pre_master_secret() -> Result<()> {
+    for (curve, len) in [(NamedCurve::P256, 32), (NamedCurve::P384, 48)] {
+        let a = curve.generate_keypair()?;
+        let b = curve.generate_keypair()?;
+        assert_eq!(
+            a.public_key.len(),
+            2 * len + 1,
+            "{curve:?}: uncompressed point"
+        );
+        assert_eq!(a.public_key[0], 4, "{curve:?}: uncompressed point");
+        let ab = prf_pre_master_secret(&b.public_key, &a.private_key, curve)?;
+        let ba = prf_pre_master_secret(&a.public_key, &b.private_key, curve)?;
+        assert_eq!(ab, ba, "{curve:?}");
+        assert_eq!(ab.len(), len, "{curve:?}");
+        assert_eq!(
+            prf_pre_master_secret(&b.public_key, &a.private_key, curve),
+            Err(Error::ErrNamedCurveAndPrivateKeyMismatch),
+            "{curve:?}: an ephemeral key agrees once"
+        );
+        let c = curve.generate_keypair()?;
+        let mut off_curve = b.public_key.clone();
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        assert_eq!(
+            prf_pre_master_secret(&off_curve, &c.private_key, curve),
+            Err(Error::ErrInvalidPeerKeyShare),
+            "{curve:?}"
+        );
+    }
+    let p256 = NamedCurve::P256.generate_keypair()?;
+    let p384 = NamedCurve::P384.generate_keypair()?;
+    assert_eq!(
+        prf_pre_master_secret(&p384.public_key, &p256.private_key, NamedCurve::P384),
+        Err(Error::ErrNamedCurveAndPrivateKeyMismatch)
+    );
+    Ok(())
+}

@@ -6,6 +6,7 @@ use crate::trust::{self, Judgement, PresentedCert, ServerCertCheck, ServerTrust,
 use dtls::cipher_suite::CipherSuiteId;
 use dtls::config::{Config, ExtendedMasterSecretType};
 use dtls::conn::DTLSConn;
+pub use dtls::curve::named_curve::NamedCurve;
 use dtls::evidence::HandshakeRecorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ pub struct ClientSettings {
     pub client_certificate: Option<dtls::crypto::Certificate>,
     pub psk: Option<Psk>,
     pub cipher_suites: Vec<CipherSuiteId>,
+    /// ECDHE curves offered, most preferred first; empty: the DTLS crate's default (P-256, X25519, P-384).
+    pub curves: Vec<NamedCurve>,
     pub handshake_timeout: Duration,
 }
 
@@ -44,6 +47,7 @@ impl std::fmt::Debug for ClientSettings {
                     .map(|p| String::from_utf8_lossy(&p.identity).into_owned()),
             )
             .field("cipher_suites", &self.cipher_suites)
+            .field("curves", &self.curves)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
@@ -92,6 +96,21 @@ pub fn signing_key(key: &LoadedKey) -> Result<dtls::crypto::CryptoPrivateKey, St
     }
     dtls::crypto::CryptoPrivateKey::from_key_pair(&key.pair)
         .map_err(|e| format!("{} key not usable by the DTLS stack: {e}", key.kind))
+}
+
+/// The curve names a scenario's `dtls.curves` takes, with the curve each means.
+pub const CURVE_NAMES: [(&str, NamedCurve); 3] = [
+    ("x25519", NamedCurve::X25519),
+    ("p256", NamedCurve::P256),
+    ("p384", NamedCurve::P384),
+];
+
+/// Parses a curve name (`x25519`, `p256`, `p384`; case-insensitive).
+pub fn parse_curve(name: &str) -> Option<NamedCurve> {
+    CURVE_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, c)| *c)
 }
 
 /// Parses a suite name as IANA writes it (`TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8`).
@@ -146,6 +165,7 @@ fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecor
         } else {
             s.cipher_suites.clone()
         },
+        named_curves: s.curves.clone(),
         extended_master_secret: ExtendedMasterSecretType::Request,
         // Lets the crate accept a ServerKeyExchange signed with an RSA key under 2048 bits, so that the
         // certificate check below sees such a chain and names it `weak_signature` (it refuses every RSA key
