@@ -1,0 +1,147 @@
+//! The layer that refused: every trust case says whether the DTLS handshake or the CoAP request over the
+//! session refused it (or neither), with the alert or the response code, and expectations can name both layers.
+//! Against the embedded server over loopback; the CoAP-layer refusals come from a token the server does not know.
+
+mod common;
+
+use coap_harness::report::model::{AlertDirection, RefusedBy, TrustCaseResult};
+use coap_harness::verdict::{self, Verdict};
+use common::*;
+
+const LAYERS: &str = r#"
+target: embedded
+pki: generate
+devices:
+  count: 1
+request:
+  path: /api/v1/no-such-device/telemetry
+dtls:
+  ca: pki:ca
+  server_name: localhost
+  handshake_timeout: 5s
+trust_cases:
+  - name: session up, unknown token
+    expect: { handshake: ok, code: "4.01" }
+  - name: refused by coap alone
+    expect: { refused_by: coap }
+  - name: client certificate, no device for it
+    server: { client_auth: require }
+    client: { client_cert: pki:client }
+    expect: { handshake: ok, refused_by: coap, verdict: client_cert_unregistered, code: "4.01" }
+  - name: server refuses, no client certificate
+    server: { client_auth: require }
+    expect: { refused_by: handshake, verdict: client_cert_required }
+  - name: we refuse an unknown CA
+    server: { cert: pki:unknown_server }
+    expect: { refused_by: handshake, verdict: unknown_ca }
+  - name: wrongly expected a CoAP refusal
+    server: { cert: pki:unknown_server }
+    expect: { refused_by: coap }
+"#;
+
+fn case<'a>(cases: &'a [TrustCaseResult], name: &str) -> &'a TrustCaseResult {
+    cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_case_names_the_layer_that_refused() {
+    let out = run(plan(LAYERS)).await;
+    let r = &out.report;
+    let cases = &r.trust_cases;
+    for name in ["session up, unknown token", "refused by coap alone"] {
+        let c = case(cases, name);
+        assert!(c.passed, "{c:?}");
+        assert_eq!(c.refused_by, RefusedBy::Coap);
+        assert_eq!(c.verdict, "ok");
+        assert_eq!(c.code.as_deref(), Some("4.01"));
+        assert!(c.alert.is_none());
+        assert_eq!(c.request, "CON POST /api/v1/no-such-device/telemetry");
+        assert_eq!(c.handshake_layer(), "ok");
+        assert_eq!(
+            c.coap_layer(),
+            "4.01 to CON POST /api/v1/no-such-device/telemetry"
+        );
+    }
+    let c = case(cases, "client certificate, no device for it");
+    assert!(c.passed, "{c:?}");
+    assert_eq!(
+        (c.verdict.as_str(), c.refused_by),
+        ("client_cert_unregistered", RefusedBy::Coap)
+    );
+
+    let c = case(cases, "server refuses, no client certificate");
+    assert!(c.passed, "{c:?}");
+    assert_eq!(c.refused_by, RefusedBy::Handshake);
+    assert_eq!(c.code, None);
+    let alert = c.alert.as_ref().expect("an alert");
+    assert_eq!(alert.direction, AlertDirection::Received);
+    assert_eq!(c.coap_layer(), "-");
+
+    let c = case(cases, "we refuse an unknown CA");
+    assert!(c.passed, "{c:?}");
+    assert_eq!(c.refused_by, RefusedBy::Handshake);
+    assert_eq!(
+        c.alert.as_ref().map(|a| a.direction),
+        Some(AlertDirection::Sent)
+    );
+
+    let c = case(cases, "wrongly expected a CoAP refusal");
+    assert!(!c.passed);
+    assert!(c.expected.contains("refused by coap"), "{}", c.expected);
+    assert!(
+        c.observed.contains("refused by handshake"),
+        "{}",
+        c.observed
+    );
+    assert!(matches!(verdict::of(r), Verdict::Failed(_)));
+
+    // Every format shows both layers.
+    let dir = tempfile::tempdir().unwrap();
+    coap_harness::report::write_all(r, dir.path()).unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let md = read("summary.md");
+    assert!(
+        md.contains("| refused by | DTLS layer | CoAP layer |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `coap` | ok | 4.01 to CON POST /api/v1/no-such-device/telemetry |"),
+        "{md}"
+    );
+    let html = read("report.html");
+    assert_eq!(html.matches("<td data-refused-by>").count(), cases.len());
+    assert!(
+        html.contains("<td data-refused-by><code>handshake</code></td><td>refused (alert received")
+    );
+    let junit = read("junit.xml");
+    assert!(junit.contains("refused by: coap"), "{junit}");
+    assert!(junit.contains("CoAP layer: 4.01 to CON POST"), "{junit}");
+    let term = coap_harness::report::terminal::render(r);
+    assert!(
+        term.contains("refused by coap: DTLS ok, CoAP 4.01"),
+        "{term}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&read("report.json")).unwrap();
+    let layers: Vec<&str> = json["trust_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["refused_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            "coap",
+            "coap",
+            "coap",
+            "handshake",
+            "handshake",
+            "handshake"
+        ]
+    );
+    assert_eq!(json["trust_cases"][3]["alert"]["direction"], "received");
+    assert_eq!(json["trust_cases"][4]["alert"]["direction"], "sent");
+}
