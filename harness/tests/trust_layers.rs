@@ -145,3 +145,74 @@ async fn each_case_names_the_layer_that_refused() {
     assert_eq!(json["trust_cases"][3]["alert"]["direction"], "received");
     assert_eq!(json["trust_cases"][4]["alert"]["direction"], "sent");
 }
+
+/// `client_auth: thingsboard` (ThingsBoard's X.509 handshake policy): a certificate is wanted, not needed;
+/// only an outdated one is refused in the handshake; one from another CA opens the session (no path
+/// validation), where `require` refuses it.
+const THINGSBOARD: &str = r#"
+target: embedded
+pki: generate
+devices:
+  count: 1
+dtls:
+  ca: pki:ca
+  server_name: localhost
+  handshake_timeout: 5s
+trust_cases:
+  - name: no certificate, valid token
+    server: { client_auth: thingsboard }
+    expect: { refused_by: none, verdict: ok, code: "2.01" }
+  - name: device certificate from our CA
+    server: { client_auth: thingsboard }
+    client: { client_cert: pki:client }
+    expect: { handshake: ok, code: "2.01" }
+  - name: certificate from another CA
+    server: { client_auth: thingsboard }
+    client: { client_cert: pki:rogue_client }
+    expect: { handshake: ok, code: "2.01" }
+  - name: expired device certificate
+    server: { client_auth: thingsboard }
+    client: { client_cert: pki:expired_client }
+    expect: { refused_by: handshake, verdict: client_cert_rejected }
+  - name: the same foreign certificate under require
+    server: { client_auth: require }
+    client: { client_cert: pki:rogue_client }
+    expect: { refused_by: handshake, verdict: client_cert_rejected }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thingsboard_mode_refuses_only_outdated_certificates_in_the_handshake() {
+    let out = run(plan(THINGSBOARD)).await;
+    let r = &out.report;
+    for c in &r.trust_cases {
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
+    }
+    let layers: Vec<RefusedBy> = r.trust_cases.iter().map(|c| c.refused_by).collect();
+    assert_eq!(
+        layers,
+        [
+            RefusedBy::None,
+            RefusedBy::None,
+            RefusedBy::None,
+            RefusedBy::Handshake,
+            RefusedBy::Handshake
+        ]
+    );
+    let expired = case(&r.trust_cases, "expired device certificate");
+    assert_eq!(
+        expired.alert.as_ref().map(|a| a.direction),
+        Some(AlertDirection::Received)
+    );
+    assert!(
+        expired
+            .server_saw
+            .as_deref()
+            .is_some_and(|s| s.contains("client_cert_rejected")),
+        "{expired:?}"
+    );
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}

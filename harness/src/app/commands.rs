@@ -204,7 +204,8 @@ fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerCon
             cfg.client_ca =
                 prepare::certs(&CertRef::File(ca.clone()), None).map_err(|e| e.to_string())?
         }
-        (None, ClientAuth::None) => {}
+        // ThingsBoard's mode accepts a certificate from any issuer in the handshake.
+        (None, ClientAuth::None | ClientAuth::Thingsboard) => {}
         (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
     }
     Ok(Some(cfg))

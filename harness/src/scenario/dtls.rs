@@ -373,10 +373,11 @@ pub fn server_identity(
         Some("none") => ClientAuthMode::None,
         Some("want") => ClientAuthMode::Want,
         Some("require") => ClientAuthMode::Require,
+        Some("thingsboard") => ClientAuthMode::Thingsboard,
         Some(other) => {
             return Err(bad(
                 at("client_auth"),
-                format!("`{other}`: expected none, want or require"),
+                format!("`{other}`: expected none, want, require or thingsboard"),
             ))
         }
         None => base_identity.map_or(ClientAuthMode::None, |b| b.client_auth),
