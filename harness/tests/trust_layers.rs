@@ -216,3 +216,44 @@ async fn thingsboard_mode_refuses_only_outdated_certificates_in_the_handshake() 
     );
     assert_eq!(verdict::of(r), Verdict::Passed);
 }
+
+/// An independent peer refuses in the handshake: `openssl s_server -dtls1_2 -Verify 1` insists on a client
+/// certificate, our device has none; the case records the handshake layer and the alert it received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_server_refusal_is_recorded_at_the_handshake_layer() {
+    use common::openssl::{self, OpensslPki, SServer, SERVER_CERTS};
+    if !openssl::available() {
+        return;
+    }
+    let pki = std::sync::Arc::new(OpensslPki::make());
+    let p = pki.clone();
+    let server = tokio::task::spawn_blocking(move || {
+        SServer::start_with(
+            &p,
+            &SERVER_CERTS[0],
+            1,
+            &["-Verify", "1", "-CAfile", "ca.pem"],
+        )
+    })
+    .await
+    .unwrap();
+    let yaml = format!(
+        "target: coaps://{}\ndevices:\n  count: 1\ndtls:\n  ca: {}\n  server_name: localhost\n  \
+         handshake_timeout: 5s\ntrust_cases:\n  - name: no client certificate for openssl\n    \
+         expect: {{ refused_by: handshake }}\n",
+        server.addr,
+        pki.path("ca.pem").display()
+    );
+    let out = run(plan(&yaml)).await;
+    let c = &out.report.trust_cases[0];
+    assert!(c.passed, "{c:?}\nopenssl: {}", server.output());
+    assert_eq!(c.refused_by, RefusedBy::Handshake);
+    assert_eq!(c.code, None);
+    assert_eq!(
+        c.alert.as_ref().map(|a| a.direction),
+        Some(AlertDirection::Received),
+        "{c:?}"
+    );
+    assert_eq!(c.target.as_deref(), Some(server.addr.to_string().as_str()));
+    assert_eq!(out.report.target.address, server.addr.to_string());
+}
