@@ -180,7 +180,12 @@ pub struct ServeArgs {
 /// `--client-auth none|want|require`: the one [`ClientAuth`] enum, its values named without help text.
 impl clap::ValueEnum for ClientAuth {
     fn value_variants<'a>() -> &'a [Self] {
-        &[ClientAuth::None, ClientAuth::Want, ClientAuth::Require]
+        &[
+            ClientAuth::None,
+            ClientAuth::Want,
+            ClientAuth::Require,
+            ClientAuth::Thingsboard,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
@@ -188,6 +193,7 @@ impl clap::ValueEnum for ClientAuth {
             ClientAuth::None => "none",
             ClientAuth::Want => "want",
             ClientAuth::Require => "require",
+            ClientAuth::Thingsboard => "thingsboard",
         }))
     }
 }

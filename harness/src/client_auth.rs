@@ -12,4 +12,9 @@ pub enum ClientAuth {
     Want,
     /// A certificate issued by a `client_ca` is mandatory.
     Require,
+    /// ThingsBoard's X.509 device authentication (`TbCoapDtlsCertificateVerifier`): a certificate is asked
+    /// for but optional; an expired or not-yet-valid one is refused in the handshake with a fatal
+    /// `bad_certificate` alert; any other is accepted there, from any issuer (no path validation), and left to
+    /// the device API to look up as a device credential.
+    Thingsboard,
 }

@@ -56,6 +56,9 @@ pub enum TrustVerdict {
     /// The server ended the handshake with a handshake_failure alert before any certificate was exchanged:
     /// no cipher suite, curve or signature algorithm in common.
     NoSharedCipher,
+    /// The session opened with our client certificate, but the server knows no device by it: the request was
+    /// refused at the CoAP layer with 4.01 (ThingsBoard's answer to an unregistered certificate).
+    ClientCertUnregistered,
     /// The server ended the handshake with a fatal alert for another reason.
     PeerAlert,
     /// No handshake within the time allowed.
@@ -65,7 +68,7 @@ pub enum TrustVerdict {
 }
 
 impl TrustVerdict {
-    pub const ALL: [TrustVerdict; 20] = [
+    pub const ALL: [TrustVerdict; 21] = [
         TrustVerdict::Ok,
         TrustVerdict::OkInsecure,
         TrustVerdict::UnknownCa,
@@ -83,6 +86,7 @@ impl TrustVerdict {
         TrustVerdict::ClientCertRequired,
         TrustVerdict::ClientCertRejected,
         TrustVerdict::NoSharedCipher,
+        TrustVerdict::ClientCertUnregistered,
         TrustVerdict::PeerAlert,
         TrustVerdict::HandshakeTimeout,
         TrustVerdict::Other,
@@ -108,6 +112,7 @@ impl TrustVerdict {
             TrustVerdict::ClientCertRequired => "client_cert_required",
             TrustVerdict::ClientCertRejected => "client_cert_rejected",
             TrustVerdict::NoSharedCipher => "no_shared_cipher",
+            TrustVerdict::ClientCertUnregistered => "client_cert_unregistered",
             TrustVerdict::PeerAlert => "peer_alert",
             TrustVerdict::HandshakeTimeout => "handshake_timeout",
             TrustVerdict::Other => "other",
@@ -116,7 +121,10 @@ impl TrustVerdict {
 
     /// Whether the handshake completed.
     pub fn connected(self) -> bool {
-        matches!(self, TrustVerdict::Ok | TrustVerdict::OkInsecure)
+        matches!(
+            self,
+            TrustVerdict::Ok | TrustVerdict::OkInsecure | TrustVerdict::ClientCertUnregistered
+        )
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -125,6 +133,44 @@ impl TrustVerdict {
 }
 
 impl fmt::Display for TrustVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The layer that refused a trust case's connection.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusedBy {
+    /// The DTLS handshake failed: no session.
+    Handshake,
+    /// The session opened, and the request got a 4.xx or 5.xx response (e.g. 4.01 for an unknown device).
+    Coap,
+    /// Neither refused: the session opened and the request was answered with success (or not at all).
+    #[default]
+    None,
+}
+
+impl RefusedBy {
+    /// `handshake`, `coap` or `none`, as in scenarios and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefusedBy::Handshake => "handshake",
+            RefusedBy::Coap => "coap",
+            RefusedBy::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [RefusedBy::Handshake, RefusedBy::Coap, RefusedBy::None]
+            .into_iter()
+            .find(|r| r.name() == s)
+    }
+}
+
+impl fmt::Display for RefusedBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }

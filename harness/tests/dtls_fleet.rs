@@ -3,6 +3,7 @@
 
 mod common;
 
+use coap_harness::report::model::TrustCaseResult;
 use coap_harness::verdict::{self, Verdict};
 use common::*;
 
@@ -47,19 +48,109 @@ async fn trust_matrix_every_case_gets_its_verdict() {
             assert!(c.detail.is_some(), "{}: a failure says why", c.name);
         }
     }
-    // The insecure case flags the whole run, loudly.
-    assert!(r.security.insecure);
-    assert!(r.warnings.iter().any(|w| w.starts_with("INSECURE")));
-    let insecure: Vec<&str> = r
-        .trust_cases
-        .iter()
-        .filter(|c| c.insecure)
-        .map(|c| c.name.as_str())
-        .collect();
-    assert_eq!(insecure, vec!["no CA given, verification disabled"]);
-    let md = coap_harness::report::markdown::render(r);
-    assert!(md.contains("INSECURE RUN"));
+    // The `ca: none` probe is that case's own finding; the run sent no unverified load, so it is not insecure.
+    assert!(!r.security.insecure);
+    assert!(
+        !r.warnings.iter().any(|w| w.contains("INSECURE")),
+        "{:?}",
+        r.warnings
+    );
+    let insecure: Vec<&TrustCaseResult> = r.trust_cases.iter().filter(|c| c.insecure).collect();
+    assert_eq!(insecure.len(), 1);
+    assert_eq!(insecure[0].name, "no CA given, verification disabled");
+    assert!(
+        insecure[0]
+            .observed
+            .contains("verification disabled (ca: none) and the connection succeeded"),
+        "{}",
+        insecure[0].observed
+    );
+    let dir = tempfile::tempdir().unwrap();
+    coap_harness::report::write_all(r, dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let term = coap_harness::report::terminal::render(r);
+    for text in [&md, &html, &term] {
+        assert!(!text.contains("INSECURE RUN"), "{text}");
+    }
+    assert!(
+        md.contains("**INSECURE**"),
+        "the case's own row says it:\n{md}"
+    );
+    assert!(term.contains("(INSECURE)"), "{term}");
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let security = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some(coap_harness::report::junit::SECURITY_VERIFIED))
+        .expect("a security case");
+    assert!(
+        !security
+            .children()
+            .any(|c| c.tag_name().name() == "skipped"),
+        "{junit}"
+    );
+    assert!(
+        !junit.contains("verification disabled on purpose"),
+        "{junit}"
+    );
+    // A trust-only run says so: no "(0 devices, 0.0s)", no 127.0.0.1:0, no empty latency files, cases first.
+    assert!(!term.contains("0 devices"), "{term}");
+    assert!(term.contains("no load phases; 12 trust cases"), "{term}");
+    assert!(!r.target.address.ends_with(":0"), "{}", r.target.address);
+    for c in &r.trust_cases {
+        let at: std::net::SocketAddr = c.target.as_deref().unwrap().parse().unwrap();
+        assert_ne!(at.port(), 0, "{}", c.name);
+    }
+    assert!(!dir.path().join("latency.hgrm").exists());
+    assert!(!dir.path().join("latency.hlog").exists());
+    assert!(
+        !md.contains("| duration |") && !md.contains("| devices |"),
+        "{md}"
+    );
+    let trust_at = html.find("<h2>Trust cases</h2>").expect("a trust table");
+    assert!(
+        !html.contains("<h2>Latency percentile spectrum</h2>"),
+        "no empty latency charts"
+    );
+    assert!(!html.contains("<h2>Over time</h2>"));
+    assert!(trust_at < html.find("<h2>Checks</h2>").unwrap());
     assert_eq!(verdict::of(r), Verdict::Passed);
+}
+
+/// Plain CoAP verifies nothing, and the reports say so; `require_dtls: true` fails such a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_coap_is_named_as_such_and_require_dtls_fails_it() {
+    let yaml = "target: embedded\ndevices:\n  count: 2\nphases:\n  - duration: 500ms\n    interval: 250ms\n";
+    let out = run(plan(yaml)).await;
+    let r = &out.report;
+    assert!(r.security.plain());
+    let junit = coap_harness::report::junit::render(r);
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let names: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "testcase")
+        .filter_map(|n| n.attribute("name"))
+        .filter(|n| n.starts_with("security"))
+        .collect();
+    assert_eq!(names, vec!["security: no transport security (plain CoAP)"]);
+    assert!(!junit.contains("verification enabled"), "{junit}");
+    assert!(coap_harness::report::markdown::render(r)
+        .contains("| security | no transport security (plain CoAP) |"));
+    assert!(coap_harness::report::html::render(r).contains("no transport security (plain CoAP)"));
+    assert!(!r.checks.iter().any(|c| c.name.starts_with("security")));
+    assert_eq!(verdict::of(r), Verdict::Passed);
+
+    let out = run(plan(&format!("{yaml}require_dtls: true\n"))).await;
+    let r = &out.report;
+    let check = r
+        .checks
+        .iter()
+        .find(|c| c.name == "security: DTLS required")
+        .expect("the requirement is a check");
+    assert!(!check.passed);
+    assert_eq!(check.observed, "no transport security (plain CoAP)");
+    assert!(matches!(verdict::of(r), Verdict::Failed(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,6 +248,32 @@ async fn fleet_without_ca_is_flagged_insecure() {
     assert_eq!(r.security.verification, "disabled");
     assert!(coap_harness::report::terminal::render(r).contains("INSECURE RUN"));
     assert_eq!(r.total.outcomes.ok, r.total.sent);
+    // Load without verification is what makes a run insecure: banner, warning, skipped JUnit case.
+    assert!(r.warnings.iter().any(|w| w.starts_with("INSECURE")));
+    let junit = coap_harness::report::junit::render(r);
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let security = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some(coap_harness::report::junit::SECURITY_VERIFIED))
+        .expect("a security case");
+    assert!(
+        security
+            .children()
+            .any(|c| c.tag_name().name() == "skipped"),
+        "{junit}"
+    );
+    // A trust-gate scenario that requires DTLS fails an unverified load.
+    let out = run(plan(&format!("{yaml}require_dtls: true\n"))).await;
+    let check = out
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == "security: DTLS required")
+        .unwrap();
+    assert!(
+        !check.passed && check.observed.contains("INSECURE"),
+        "{check:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,7 @@ fn time(n: Node) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_run_counts_match_the_report_and_security_passes() {
+async fn plain_run_counts_match_the_report_and_security_says_plain_coap() {
     let out = run(plan(SMALL)).await;
     let r = &out.report;
     assert!(!r.checks.is_empty(), "the embedded target adds a check");
@@ -145,11 +145,9 @@ async fn plain_run_counts_match_the_report_and_security_passes() {
     ] {
         assert!(props.contains(&want), "{want:?} in {props:?}");
     }
-    for name in [
-        "target measurable",
-        "completed",
-        "security: verification enabled",
-    ] {
+    // Plain CoAP verified nothing: the security case names it, never "verification enabled".
+    assert!(!xml.contains("verification enabled"));
+    for name in ["target measurable", "completed", junit::SECURITY_PLAIN] {
         let tc = case(run_suite, name);
         assert!(
             tc.children()
@@ -161,10 +159,11 @@ async fn plain_run_counts_match_the_report_and_security_passes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trust_matrix_each_case_a_test_and_the_insecure_run_skipped_not_passed() {
+async fn trust_matrix_each_case_a_test_and_the_ca_none_probe_judged_in_its_own_row() {
     let out = run(common::matrix_plan()).await;
     let r = &out.report;
-    assert!(r.security.insecure);
+    // One case probes `ca: none`; the run sent no unverified load.
+    assert!(!r.security.insecure);
     let xml = junit::render(r);
     let doc = parse_consistent(&xml, r);
 
@@ -195,6 +194,34 @@ async fn trust_matrix_each_case_a_test_and_the_insecure_run_skipped_not_passed()
     assert!(elements(checks, "testcase")
         .all(|c| !c.attribute("name").unwrap().starts_with("trust case: ")));
 
+    let probe = case(trust, "no CA given, verification disabled");
+    let text: String = elements(probe, "system-out")
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        text.contains("INSECURE: certificate verification was disabled for this case"),
+        "{text}"
+    );
+
+    let run_suite = suite(&doc, "run");
+    assert!(properties(run_suite).contains(&("insecure", "false")));
+    let sec = case(run_suite, junit::SECURITY_VERIFIED);
+    assert!(elements(sec, "skipped").next().is_none(), "{xml}");
+    assert!(elements(run_suite, "system-out")
+        .filter_map(|n| n.text())
+        .all(|t| !t.contains("INSECURE")));
+}
+
+/// Load devices with `ca: none`: that is an insecure run, and its security case is skipped, never passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_load_run_security_skipped_not_passed() {
+    let yaml = "target: embedded\npki: generate\ndevices:\n  count: 2\ndtls:\n  ca: none\n\
+                phases:\n  - duration: 500ms\n    interval: 250ms\n";
+    let out = run(plan(yaml)).await;
+    let r = &out.report;
+    assert!(r.security.insecure);
+    let xml = junit::render(r);
+    let doc = parse_consistent(&xml, r);
     let run_suite = suite(&doc, "run");
     assert!(properties(run_suite).contains(&("insecure", "true")));
     let out: String = elements(run_suite, "system-out")
@@ -205,7 +232,7 @@ async fn trust_matrix_each_case_a_test_and_the_insecure_run_skipped_not_passed()
             .any(|l| l == "INSECURE: certificate verification was disabled"),
         "{out}"
     );
-    let sec = case(run_suite, "security: verification enabled");
+    let sec = case(run_suite, junit::SECURITY_VERIFIED);
     let skipped = elements(sec, "skipped")
         .next()
         .expect("skipped, not passed");

@@ -5,10 +5,10 @@ use super::embedded;
 use super::prepare::{self, RunPki};
 use super::EngineError;
 use crate::coap::MessageType;
-use crate::report::model::TrustCaseResult;
+use crate::report::model::{AlertDirection, RefusedBy, TrustAlert, TrustCaseResult};
 use crate::scenario::plan::{Expect, TrustCase};
 use crate::scenario::{RunPlan, Target};
-use crate::transport::dtls::{self as dtls_client};
+use crate::transport::dtls::{self as dtls_client, HandshakeAlert};
 use crate::transport::Link;
 use crate::trust::TrustVerdict;
 use std::time::{Duration, Instant};
@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 struct Observed {
     verdict: TrustVerdict,
+    /// The alert that ended a failed handshake, when one was observed.
+    alert: Option<HandshakeAlert>,
     detail: Option<String>,
     code: Option<crate::coap::Code>,
     elapsed: Duration,
     presented: Option<crate::trust::PresentedCert>,
     server_saw: Option<String>,
+    /// The address the case connected to.
+    target: std::net::SocketAddr,
 }
 
 /// Runs every case in order.
@@ -32,7 +36,7 @@ pub async fn run_all(
     let mut out = Vec::with_capacity(plan.trust_cases.len());
     for case in &plan.trust_cases {
         let observed = run_one(plan, case, run_pki).await?;
-        out.push(judge(case, &observed));
+        out.push(judge(case, &observed, &request_line(plan)));
     }
     Ok(out)
 }
@@ -65,20 +69,24 @@ async fn run_one(
             link.close().await;
             Observed {
                 verdict: session.verdict,
+                alert: None,
                 detail: None,
                 code,
                 elapsed: session.elapsed,
                 presented: session.presented,
                 server_saw: None,
+                target,
             }
         }
         Err(failed) => Observed {
             verdict: failed.judgement.verdict,
+            alert: failed.alert,
             detail: Some(failed.judgement.detail),
             code: None,
             elapsed: failed.elapsed,
             presented: failed.presented,
             server_saw: None,
+            target,
         },
     };
     if let Some(s) = server {
@@ -179,6 +187,9 @@ fn describe(e: &Expect) -> String {
         "handshake {}",
         if e.connect { "ok" } else { "fails" }
     )];
+    if let Some(r) = e.refused_by {
+        parts.push(format!("refused by {r}"));
+    }
     if let Some(v) = e.verdict {
         parts.push(format!("verdict {v}"));
     }
@@ -195,24 +206,77 @@ fn describe(e: &Expect) -> String {
     parts.join(", ")
 }
 
-fn judge(case: &TrustCase, o: &Observed) -> TrustCaseResult {
+/// The request a case sends over its session, as reports name it.
+fn request_line(plan: &RunPlan) -> String {
+    let r = &plan.request;
+    let path: Vec<&str> = r
+        .path
+        .iter()
+        .map(|s| s.as_deref().unwrap_or("{token}"))
+        .collect();
+    format!(
+        "CON {} /{}",
+        r.method.method_name().unwrap_or("?"),
+        path.join("/")
+    )
+}
+
+/// The layer that refused: no session is the handshake's refusal; a 4.xx or 5.xx answer over an open
+/// session is the CoAP layer's.
+fn refused_by(verdict: TrustVerdict, code: Option<crate::coap::Code>) -> RefusedBy {
+    match code {
+        _ if !verdict.connected() => RefusedBy::Handshake,
+        Some(c) if c.0 >> 5 >= 4 => RefusedBy::Coap,
+        _ => RefusedBy::None,
+    }
+}
+
+/// The alert that ended a failed handshake, as the DTLS stack recorded it on the wire: `received` when the
+/// server refused us, `sent` when we refused the server. None when no alert was exchanged (a timeout, or a
+/// server that went silent): the report then says so instead of guessing a direction.
+fn alert_of(alert: Option<HandshakeAlert>) -> Option<TrustAlert> {
+    alert.map(|a| TrustAlert {
+        direction: if a.received {
+            AlertDirection::Received
+        } else {
+            AlertDirection::Sent
+        },
+        description: a.description.to_string(),
+    })
+}
+
+fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
     let e = &case.expect;
     let insecure = o.verdict == TrustVerdict::OkInsecure;
+    // A session that opened with our certificate, and a device the server does not know by it (ThingsBoard's
+    // unregistered certificate): up at the DTLS layer, refused at the CoAP layer.
+    let verdict = if o.verdict.connected()
+        && case.client.client_cert.is_some()
+        && o.code == Some(crate::coap::Code::UNAUTHORIZED)
+    {
+        TrustVerdict::ClientCertUnregistered
+    } else {
+        o.verdict
+    };
+    let refused = refused_by(o.verdict, o.code);
     let passed = o.verdict.connected() == e.connect
-        && e.verdict.is_none_or(|v| v == o.verdict)
+        && e.refused_by.is_none_or(|r| r == refused)
+        && e.verdict.is_none_or(|v| v == verdict)
         && e.insecure.is_none_or(|i| i == insecure)
         && e.code.is_none_or(|c| Some(c) == o.code);
     let mut observed = format!(
-        "handshake {} ({})",
+        "handshake {} ({verdict})",
         if o.verdict.connected() {
             "ok"
         } else {
             "failed"
         },
-        o.verdict
     );
     if insecure {
-        observed.push_str(", flagged insecure");
+        // This case's own finding; the run's security row speaks of the load traffic only.
+        observed.push_str(
+            ", flagged insecure: verification disabled (ca: none) and the connection succeeded",
+        );
     }
     if let Some(c) = o.code {
         observed.push_str(&format!(", response {c}"));
@@ -225,17 +289,22 @@ fn judge(case: &TrustCase, o: &Observed) -> TrustCaseResult {
     if let Some(s) = &o.server_saw {
         observed.push_str(&format!(" (server: {s})"));
     }
+    observed.push_str(&format!("; refused by {refused}"));
     TrustCaseResult {
         name: case.name.clone(),
         passed,
         expected: describe(e),
         observed,
-        verdict: o.verdict.name().into(),
+        verdict: verdict.name().into(),
         detail: o.detail.clone(),
         insecure,
         code: o.code.map(|c| c.to_string()),
         handshake_us: o.elapsed.as_micros() as u64,
         presented: o.presented.clone(),
         server_saw: o.server_saw.clone(),
+        target: Some(o.target.to_string()),
+        refused_by: refused,
+        alert: alert_of(o.alert),
+        request: request.to_string(),
     }
 }

@@ -204,7 +204,8 @@ fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerCon
             cfg.client_ca =
                 prepare::certs(&CertRef::File(ca.clone()), None).map_err(|e| e.to_string())?
         }
-        (None, ClientAuth::None) => {}
+        // ThingsBoard's mode accepts a certificate from any issuer in the handshake.
+        (None, ClientAuth::None | ClientAuth::Thingsboard) => {}
         (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
     }
     Ok(Some(cfg))
@@ -241,13 +242,24 @@ async fn run(args: RunArgs) -> u8 {
             out.display()
         ));
     }
-    eprintln!(
-        "running `{}` against {} with {} devices for {}",
-        plan.name,
-        plan.target.describe(),
-        plan.devices.count,
-        humantime::format_duration(plan.total_duration())
-    );
+    if plan.phases.is_empty() {
+        // No load: say what runs instead of "with 1 devices for 0s".
+        eprintln!(
+            "running `{}` against {}: {} trust cases, {} conformance cases, no load phases",
+            plan.name,
+            plan.target.describe(),
+            plan.trust_cases.len(),
+            plan.conformance.len()
+        );
+    } else {
+        eprintln!(
+            "running `{}` against {} with {} devices for {}",
+            plan.name,
+            plan.target.describe(),
+            plan.devices.count,
+            humantime::format_duration(plan.total_duration())
+        );
+    }
     let shard = plan.shard.as_ref().map(|s| s.shard);
     if let (Some(s), Some(p)) = (shard, &plan.shard) {
         eprintln!(

@@ -124,6 +124,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         }
         _ => None,
     };
+    let server_started = server.is_some();
     let target = match (&plan.target, &server) {
         (Target::Remote { addr, .. }, _) => *addr,
         (_, Some(s)) => embedded::device_target(s, dtls.is_some()),
@@ -191,9 +192,12 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     if let Some(s) = server {
         s.shutdown().await;
     }
+    // An embedded target with neither load nor conformance cases started no server: no address to name.
+    let target_used =
+        (matches!(plan.target, Target::Remote { .. }) || server_started).then_some(target);
     let parts = assemble::Parts {
         started_at,
-        target,
+        target: target_used,
         interrupted: opts.cancel.is_cancelled(),
         measured,
         trust_cases,

@@ -77,15 +77,19 @@ pub fn render(r: &Report) -> String {
     }
 
     metadata(&mut s, r);
-    if !r.phases.is_empty() {
+    if r.no_load() {
+        // Trust (and conformance) cases only: lead with them; there is no latency to chart.
+        trust_cases(&mut s, r);
+        conformance(&mut s, r);
+    } else {
         phases(&mut s, r);
+        percentiles(&mut s, r);
+        timeseries(&mut s, r);
+        outcomes(&mut s, r);
+        handshakes(&mut s, r);
+        trust_cases(&mut s, r);
+        conformance(&mut s, r);
     }
-    percentiles(&mut s, r);
-    timeseries(&mut s, r);
-    outcomes(&mut s, r);
-    handshakes(&mut s, r);
-    trust_cases(&mut s, r);
-    conformance(&mut s, r);
     checks(&mut s, r);
 
     let _ = writeln!(
@@ -127,19 +131,7 @@ fn metadata(s: &mut String, r: &Report) {
         ),
     );
     let sec = &r.security;
-    let mut security = format!(
-        "{} transport, verification {}",
-        escape(if sec.transport.is_empty() {
-            "?"
-        } else {
-            &sec.transport
-        }),
-        escape(if sec.verification.is_empty() {
-            "?"
-        } else {
-            &sec.verification
-        })
-    );
+    let mut security = escape(&sec.describe());
     if sec.insecure {
         security.push_str(" <b class=\"fail\">(INSECURE)</b>");
     }
@@ -161,9 +153,22 @@ fn metadata(s: &mut String, r: &Report) {
     if let Some(f) = &d.first_failure {
         let _ = write!(devices, "; first failure: {}", escape(f));
     }
-    kv(s, "devices", &devices);
-    kv(s, "started", &escape(&r.started_at));
-    kv(s, "duration", &format!("{:.1} s", r.duration_s));
+    if r.no_load() {
+        kv(
+            s,
+            "load",
+            &format!(
+                "none: {} trust cases, {} conformance cases",
+                r.trust_cases.len(),
+                r.conformance.len()
+            ),
+        );
+        kv(s, "started", &escape(&r.started_at));
+    } else {
+        kv(s, "devices", &devices);
+        kv(s, "started", &escape(&r.started_at));
+        kv(s, "duration", &format!("{:.1} s", r.duration_s));
+    }
     kv(s, "harness version", &escape(&r.harness_version));
     if let Some(m) = &r.machine {
         kv(s, "machine", &escape(&m.describe()));
@@ -631,7 +636,8 @@ fn trust_cases(s: &mut String, r: &Report) {
     trust_chart(s, r);
     s.push_str(
         "<table id=\"trust-cases\">\n<tr><th>case</th><th>result</th><th>verdict</th>\
-         <th>expected</th><th>observed</th><th>code</th><th>handshake</th><th>detail</th></tr>\n",
+         <th>expected</th><th>observed</th><th>refused by</th><th>DTLS layer</th><th>CoAP layer</th>\
+         <th>handshake</th><th>detail</th></tr>\n",
     );
     for c in &r.trust_cases {
         let mut detail = c.detail.as_deref().map(escape).unwrap_or_default();
@@ -643,8 +649,8 @@ fn trust_cases(s: &mut String, r: &Report) {
         }
         let _ = writeln!(
             s,
-            "<tr data-trust-case><td>{}</td>{}<td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr data-trust-case><td>{}</td>{}<td><code>{}</code>{}</td><td>{}</td><td>{}</td>\
+             <td data-refused-by><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             escape(&c.name),
             result_cell(c.passed),
             escape(&c.verdict),
@@ -655,7 +661,9 @@ fn trust_cases(s: &mut String, r: &Report) {
             },
             escape(&c.expected),
             escape(&c.observed),
-            escape(c.code.as_deref().unwrap_or("-")),
+            c.refused_by,
+            escape(&c.handshake_layer()),
+            escape(&c.coap_layer()),
             human_us(c.handshake_us),
             detail
         );

@@ -6,8 +6,10 @@
 //! - `checks`: one test case per [`Report::checks`] entry that is not a trust case.
 //! - `trust`: one test case per trust case (classname `trust`), timed by its handshake.
 //! - `run`: `target measurable` (fails when [`crate::report::verdict::of`] is a fault), `completed` (fails when the run
-//!   was interrupted) and `security: verification enabled` (skipped, never passed, when verification was
-//!   disabled), with the run's identity as properties.
+//!   was interrupted) and the load's security: `security: verification enabled` over DTLS (skipped, never
+//!   passed, when the load ran with verification disabled), `security: no transport security (plain CoAP)`
+//!   over plain CoAP; with the run's identity as properties. A trust case probing `ca: none` is judged in the
+//!   `trust` suite only.
 //!
 //! A failing case has `message="expected X, observed Y"` and the full text in the element's body.
 
@@ -23,6 +25,11 @@ pub const SUITES_NAME: &str = "coap-harness";
 
 /// The `<system-out>` line of the `run` suite when certificate verification was disabled.
 pub const INSECURE_LINE: &str = "INSECURE: certificate verification was disabled";
+
+/// The `run` suite's security case over DTLS.
+pub const SECURITY_VERIFIED: &str = "security: verification enabled";
+/// The `run` suite's security case over plain CoAP: a fact, not a claim that anything was verified.
+pub const SECURITY_PLAIN: &str = "security: no transport security (plain CoAP)";
 
 /// Renders the report as a JUnit XML document.
 pub fn render(r: &Report) -> String {
@@ -112,6 +119,9 @@ fn trust_text(c: &TrustCaseResult) -> String {
     if let Some(saw) = &c.server_saw {
         let _ = writeln!(s, "server saw: {saw}");
     }
+    let _ = writeln!(s, "refused by: {}", c.refused_by);
+    let _ = writeln!(s, "DTLS layer: {}", c.handshake_layer());
+    let _ = writeln!(s, "CoAP layer: {}", c.coap_layer());
     if let Some(code) = &c.code {
         let _ = writeln!(s, "response code: {code}");
     }
@@ -167,29 +177,16 @@ fn run(r: &Report) -> TestSuite {
     } else {
         TestCaseStatus::success()
     };
-    let security = if r.security.insecure {
-        let mut s = TestCaseStatus::skipped();
-        s.set_message("verification disabled on purpose by the scenario: INSECURE")
-            .set_description(format!(
-                "{INSECURE_LINE} ({}): the sessions were encrypted, but nothing proved the server's identity",
-                insecure_where(r)
-            ));
-        s
-    } else {
-        TestCaseStatus::success()
-    };
+    let (security_name, security) = security_case(r);
     for (name, status) in [
         ("target measurable", measurable),
         ("completed", completed),
-        ("security: verification enabled", security),
+        (security_name, security),
     ] {
         let mut case = TestCase::new(name, status);
         case.set_classname("run");
         if name.starts_with("security") {
-            case.set_system_out(format!(
-                "transport {}, verification {}",
-                r.security.transport, r.security.verification
-            ));
+            case.set_system_out(r.security.describe());
         }
         suite.add_test_case(case);
     }
@@ -210,23 +207,30 @@ fn run(r: &Report) -> TestSuite {
     suite
 }
 
-/// Which parts of the run went without verification.
-fn insecure_where(r: &Report) -> String {
-    let mut parts = Vec::new();
-    if r.security.verification == "disabled" {
-        parts.push("the load devices: no CA given".to_string());
+/// The `security` case of the `run` suite, which speaks of the load traffic only (a trust case that probes
+/// `ca: none` is judged in its own row): plain CoAP is named as such and never "verification enabled";
+/// verification disabled for the load is skipped, never passed.
+fn security_case(r: &Report) -> (&'static str, TestCaseStatus) {
+    if r.security.plain() {
+        return (SECURITY_PLAIN, TestCaseStatus::success());
     }
-    parts.extend(
-        r.trust_cases
-            .iter()
-            .filter(|c| c.insecure)
-            .map(|c| format!("trust case `{}`", c.name)),
-    );
-    if parts.is_empty() {
-        "a load device's handshake".into()
+    let status = if r.security.insecure {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message("verification disabled on purpose by the scenario: INSECURE")
+            .set_description(format!(
+                "{INSECURE_LINE} for the load devices (no CA given): the sessions were encrypted, but nothing \
+                 proved the server's identity"
+            ));
+        s
+    } else if r.security.verification == "disabled" {
+        // No load traffic ran (a trust-only run): nothing went unverified, and nothing was verified either.
+        let mut s = TestCaseStatus::skipped();
+        s.set_message("no load traffic: each trust case reports its own verification");
+        s
     } else {
-        parts.join("; ")
-    }
+        TestCaseStatus::success()
+    };
+    (SECURITY_VERIFIED, status)
 }
 
 fn expected_observed(expected: &str, observed: &str) -> String {

@@ -31,26 +31,44 @@ pub fn render(r: &Report) -> String {
         "| target | `{}` ({}, {}) |",
         r.target.url, r.target.transport, r.target.address
     );
+    let _ = writeln!(s, "| security | {} |", security_row(r));
     let _ = writeln!(s, "| request | `{}` |", r.scenario.request);
-    let _ = writeln!(
-        s,
-        "| devices | {} ({} started, {} failed) |",
-        r.devices.count, r.devices.started, r.devices.failed
-    );
-    let _ = writeln!(s, "| started | {} |", r.started_at);
-    let _ = writeln!(s, "| duration | {:.1} s |", r.duration_s);
+    if r.no_load() {
+        let _ = writeln!(
+            s,
+            "| load | none: {} trust cases, {} conformance cases |",
+            r.trust_cases.len(),
+            r.conformance.len()
+        );
+        let _ = writeln!(s, "| started | {} |", r.started_at);
+    } else {
+        let _ = writeln!(
+            s,
+            "| devices | {} ({} started, {} failed) |",
+            r.devices.count, r.devices.started, r.devices.failed
+        );
+        let _ = writeln!(s, "| started | {} |", r.started_at);
+        let _ = writeln!(s, "| duration | {:.1} s |", r.duration_s);
+    }
     let _ = writeln!(s, "| harness | {} |\n", r.harness_version);
 
     if !r.trust_cases.is_empty() {
-        let _ = writeln!(s, "## Trust cases\n\n| case | result | verdict | expected | observed |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "## Trust cases\n\n| case | result | verdict | refused by | DTLS layer | CoAP layer | expected | observed |\n\
+             |---|---|---|---|---|---|---|---|"
+        );
         for c in &r.trust_cases {
             let _ = writeln!(
                 s,
-                "| {} | {} | `{}`{} | {} | {} |",
+                "| {} | {} | `{}`{} | `{}` | {} | {} | {} | {} |",
                 c.name,
                 if c.passed { "pass" } else { "**FAIL**" },
                 c.verdict,
                 if c.insecure { " **INSECURE**" } else { "" },
+                c.refused_by,
+                c.handshake_layer().replace('|', "\\|"),
+                c.coap_layer().replace('|', "\\|"),
                 c.expected,
                 c.observed.replace('|', "\\|")
             );
@@ -128,6 +146,15 @@ pub fn render(r: &Report) -> String {
     }
 
     checks(s, r)
+}
+
+/// The load's security, with INSECURE when the load ran without verifying the server.
+fn security_row(r: &Report) -> String {
+    let mut row = r.security.describe();
+    if r.security.insecure {
+        row.push_str(" **INSECURE**");
+    }
+    row
 }
 
 fn checks(mut s: String, r: &Report) -> String {

@@ -18,7 +18,9 @@ pub use model::{Check, Report};
 
 use std::path::{Path, PathBuf};
 
-/// Writes every file format into `dir` (created if needed) and returns the paths written.
+/// Writes every file format into `dir` (created if needed) and returns the paths written. A run without load
+/// phases (trust or conformance cases only) measured no request latency: it gets no `latency.hgrm` or
+/// `latency.hlog`, rather than empty ones.
 pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let json = dir.join("report.json");
@@ -29,17 +31,22 @@ pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::write(&md, markdown::render(report))?;
     let junit = dir.join("junit.xml");
     std::fs::write(&junit, junit::render(report))?;
-    let hgrm = dir.join("latency.hgrm");
-    std::fs::write(
-        &hgrm,
-        hdr::render_hgrm(report).map_err(std::io::Error::other)?,
-    )?;
-    let hlog = dir.join("latency.hlog");
-    std::fs::write(
-        &hlog,
-        hdr::render_hlog(report).map_err(std::io::Error::other)?,
-    )?;
+    let mut written = vec![json, md, junit];
+    if !report.phases.is_empty() {
+        let hgrm = dir.join("latency.hgrm");
+        std::fs::write(
+            &hgrm,
+            hdr::render_hgrm(report).map_err(std::io::Error::other)?,
+        )?;
+        let hlog = dir.join("latency.hlog");
+        std::fs::write(
+            &hlog,
+            hdr::render_hlog(report).map_err(std::io::Error::other)?,
+        )?;
+        written.extend([hgrm, hlog]);
+    }
     let html = dir.join("report.html");
     std::fs::write(&html, html::render(report))?;
-    Ok(vec![json, md, junit, hgrm, hlog, html])
+    written.push(html);
+    Ok(written)
 }

@@ -131,14 +131,15 @@ pub struct DeviceInfo {
     pub first_failure: Option<String>,
 }
 
-/// Transport security: `insecure` is true whenever any session ran with certificate verification disabled.
+/// Transport security of the load traffic: `insecure` is true when the load devices ran with certificate
+/// verification disabled (`ca: none`). A trust case that probes `ca: none` says so in its own row, not here.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Security {
     /// `coap` (plain UDP, no security) or `dtls`.
     pub transport: String,
     /// `certificate` (server verified against a CA), `disabled` (no verification), `psk`, or `none` (plain).
     pub verification: String,
-    /// Certificate verification was disabled somewhere in the run: nothing proved who the server was.
+    /// The load traffic ran with certificate verification disabled: nothing proved who the server was.
     pub insecure: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
@@ -149,6 +150,34 @@ pub struct Security {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cipher_suites: Vec<String>,
 }
+
+impl Security {
+    /// Plain CoAP: no transport security at all (nothing encrypted, nothing verified).
+    pub fn plain(&self) -> bool {
+        self.transport == "coap"
+    }
+
+    /// One line for the security row: `no transport security (plain CoAP)`, or the DTLS verification.
+    pub fn describe(&self) -> String {
+        if self.plain() {
+            return PLAIN_COAP.into();
+        }
+        let t = if self.transport.is_empty() {
+            "?"
+        } else {
+            &self.transport
+        };
+        let v = if self.verification.is_empty() {
+            "?"
+        } else {
+            &self.verification
+        };
+        format!("{t} transport, verification {v}")
+    }
+}
+
+/// How reports name a run over plain CoAP, wherever they would otherwise speak of verification.
+pub const PLAIN_COAP: &str = "no transport security (plain CoAP)";
 
 /// DTLS handshakes of the load devices.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -163,6 +192,8 @@ pub struct HandshakeStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
 }
+
+pub use crate::trust::RefusedBy;
 
 /// One trust case: expected and observed side by side.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -188,6 +219,64 @@ pub struct TrustCaseResult {
     /// What the embedded server recorded about the handshake, when it failed there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_saw: Option<String>,
+    /// The address this case connected to (each case against the embedded target has its own server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The layer that refused: the DTLS handshake, the CoAP request over the session, or neither.
+    #[serde(default)]
+    pub refused_by: RefusedBy,
+    /// The fatal alert that ended a refused handshake, and who sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<TrustAlert>,
+    /// The request sent over the session (or that would have been), e.g. `CON POST /api/v1/{token}/telemetry`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
+}
+
+/// A fatal alert in a refused handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TrustAlert {
+    /// `sent` (the harness refused the server) or `received` (the server refused the harness).
+    pub direction: AlertDirection,
+    /// What is known of it: the alert description when the DTLS layer names it, else the handshake's error.
+    pub description: String,
+}
+
+/// Which side sent a fatal alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertDirection {
+    /// The harness (the client) refused the server and ended the handshake.
+    Sent,
+    /// The server refused the client.
+    Received,
+}
+
+impl TrustCaseResult {
+    /// The DTLS layer in a few words: `ok`, or `refused (alert received: ...)`.
+    pub fn handshake_layer(&self) -> String {
+        match (&self.alert, self.refused_by) {
+            (Some(a), _) => format!(
+                "refused (alert {}: {})",
+                match a.direction {
+                    AlertDirection::Sent => "sent",
+                    AlertDirection::Received => "received",
+                },
+                a.description
+            ),
+            (None, RefusedBy::Handshake) => format!("refused ({})", self.verdict),
+            (None, _) => "ok".into(),
+        }
+    }
+
+    /// The CoAP layer in a few words: the response code to the request, `no response`, or `-` (no session).
+    pub fn coap_layer(&self) -> String {
+        match (&self.code, self.refused_by) {
+            (_, RefusedBy::Handshake) => "-".into(),
+            (Some(c), _) => format!("{c} to {}", self.request),
+            (None, _) => format!("no response to {}", self.request),
+        }
+    }
 }
 
 /// One shard of a sharded run: which part of the scenario it ran, and what `merge` needs to judge the
@@ -443,6 +532,11 @@ impl From<&SecondPoint> for SeriesPoint {
 
 impl Report {
     /// Whether every check passed.
+    /// No load phases ran (trust or conformance cases only): no devices, duration or latency to show.
+    pub fn no_load(&self) -> bool {
+        self.phases.is_empty()
+    }
+
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
     }

@@ -15,16 +15,34 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(s, "{}", "!".repeat(78));
     }
-    let _ = writeln!(
-        s,
-        "\n{} -> {} over {} ({} devices, {:.1}s{})",
-        r.scenario.name,
-        r.target.url,
-        r.target.transport,
-        r.devices.started,
-        r.duration_s,
-        if r.interrupted { ", INTERRUPTED" } else { "" }
-    );
+    if r.no_load() {
+        // No devices ran and no time was measured: say what did run instead of "(0 devices, 0.0s)".
+        let _ = writeln!(
+            s,
+            "\n{} -> {} ({}) over {}: no load phases; {} trust cases, {} conformance cases{}",
+            r.scenario.name,
+            r.target.url,
+            r.target.address,
+            r.target.transport,
+            r.trust_cases.len(),
+            r.conformance.len(),
+            if r.interrupted { ", INTERRUPTED" } else { "" }
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\n{} -> {} over {} ({} devices, {:.1}s{})",
+            r.scenario.name,
+            r.target.url,
+            r.target.transport,
+            r.devices.started,
+            r.duration_s,
+            if r.interrupted { ", INTERRUPTED" } else { "" }
+        );
+    }
+    if r.security.plain() {
+        let _ = writeln!(s, "  security: {}", r.security.describe());
+    }
     if !r.phases.is_empty() {
         requests(&mut s, r);
     }
@@ -43,12 +61,19 @@ pub fn render(r: &Report) -> String {
         for c in &r.trust_cases {
             let _ = writeln!(
                 s,
-                "    [{}] {:<40} expected {:<22} observed {}{}",
+                "    [{}] {:<40} expected {:<22} observed {}{}; refused by {}: DTLS {}, CoAP {}",
                 if c.passed { "pass" } else { "FAIL" },
                 c.name,
                 expected_short(c),
                 c.verdict,
-                if c.insecure { " (INSECURE)" } else { "" }
+                if c.insecure { " (INSECURE)" } else { "" },
+                c.refused_by,
+                if c.refused_by == super::model::RefusedBy::Handshake {
+                    "refused"
+                } else {
+                    "ok"
+                },
+                c.code.as_deref().unwrap_or("-")
             );
             if !c.passed {
                 let _ = writeln!(

@@ -70,8 +70,11 @@ pub struct RawTrustCase {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
-    /// `ok` or `fail`.
-    pub handshake: String,
+    /// `ok` or `fail`; may be left out when `refused_by` says it (`handshake` means fail, else ok).
+    pub handshake: Option<String>,
+    /// The layer that must refuse: `handshake`, `coap` (a 4.xx/5.xx response over an open session), or
+    /// `none`.
+    pub refused_by: Option<String>,
     /// The verdict expected, e.g. `unknown_ca` (with `fail`) or `ok_insecure` (with `ok`).
     pub verdict: Option<String>,
     /// Whether the session must be flagged insecure (verification disabled).
@@ -137,6 +140,8 @@ pub struct ServerIdentity {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expect {
     pub connect: bool,
+    /// The layer that must refuse, when the scenario names one.
+    pub refused_by: Option<crate::trust::RefusedBy>,
     pub verdict: Option<TrustVerdict>,
     pub insecure: Option<bool>,
     pub code: Option<Code>,
@@ -393,10 +398,11 @@ pub fn server_identity(
         Some("none") => ClientAuthMode::None,
         Some("want") => ClientAuthMode::Want,
         Some("require") => ClientAuthMode::Require,
+        Some("thingsboard") => ClientAuthMode::Thingsboard,
         Some(other) => {
             return Err(bad(
                 at("client_auth"),
-                format!("`{other}`: expected none, want or require"),
+                format!("`{other}`: expected none, want, require or thingsboard"),
             ))
         }
         None => base_identity.map_or(ClientAuthMode::None, |b| b.client_auth),
@@ -420,13 +426,41 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
         p.push(key(k));
         p
     };
-    let connect = match raw.handshake.as_str() {
-        "ok" => true,
-        "fail" => false,
-        other => {
+    use crate::trust::RefusedBy;
+    let refused_by = match &raw.refused_by {
+        None => None,
+        Some(r) => Some(RefusedBy::parse(r).ok_or_else(|| {
+            bad(
+                at("refused_by"),
+                format!("`{r}`: expected handshake, coap or none"),
+            )
+        })?),
+    };
+    let connect = match (raw.handshake.as_deref(), refused_by) {
+        (Some("ok"), Some(RefusedBy::Handshake))
+        | (Some("fail"), Some(RefusedBy::Coap | RefusedBy::None)) => {
+            return Err(bad(
+                at("refused_by"),
+                format!(
+                    "`{}` contradicts handshake: {}",
+                    refused_by.unwrap(),
+                    raw.handshake.as_deref().unwrap_or_default()
+                ),
+            ))
+        }
+        (Some("ok"), _) => true,
+        (Some("fail"), _) => false,
+        (Some(other), _) => {
             return Err(bad(
                 at("handshake"),
                 format!("`{other}`: expected ok or fail"),
+            ))
+        }
+        (None, Some(r)) => r != RefusedBy::Handshake,
+        (None, None) => {
+            return Err(bad(
+                path.to_vec(),
+                "needs `handshake: ok|fail` or `refused_by: handshake|coap|none`",
             ))
         }
     };
@@ -443,7 +477,10 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
             if verdict.connected() != connect {
                 return Err(bad(
                     at("verdict"),
-                    format!("`{v}` contradicts handshake: {}", raw.handshake),
+                    format!(
+                        "`{v}` contradicts handshake: {}",
+                        if connect { "ok" } else { "fail" }
+                    ),
                 ));
             }
             Some(verdict)
@@ -461,6 +498,7 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
     }
     Ok(Expect {
         connect,
+        refused_by,
         verdict,
         insecure: raw.insecure,
         code,
@@ -591,7 +629,8 @@ mod tests {
         assert!(e.message.contains("key file is needed"));
         let e = expect(
             &RawExpect {
-                handshake: "fail".into(),
+                handshake: Some("fail".into()),
+                refused_by: None,
                 verdict: Some("ok".into()),
                 insecure: None,
                 code: None,
@@ -600,6 +639,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("contradicts"));
+        // Both layers can be named; `refused_by` alone implies the handshake.
+        let raw =
+            |handshake: Option<&str>, refused_by: Option<&str>, code: Option<&str>| RawExpect {
+                handshake: handshake.map(str::to_string),
+                refused_by: refused_by.map(str::to_string),
+                verdict: None,
+                insecure: None,
+                code: code.map(str::to_string),
+            };
+        let e = expect(&raw(None, Some("coap"), None), &[]).unwrap();
+        assert!(e.connect);
+        assert_eq!(e.refused_by, Some(crate::trust::RefusedBy::Coap));
+        let e = expect(&raw(Some("ok"), None, Some("4.01")), &[]).unwrap();
+        assert!(e.connect && e.refused_by.is_none());
+        assert!(
+            !expect(&raw(None, Some("handshake"), None), &[])
+                .unwrap()
+                .connect
+        );
+        for (h, r) in [
+            (Some("ok"), Some("handshake")),
+            (Some("fail"), Some("coap")),
+        ] {
+            let e = expect(&raw(h, r, None), &[]).unwrap_err();
+            assert!(e.message.contains("contradicts"), "{}", e.message);
+        }
+        assert!(expect(&raw(None, Some("tls"), None), &[])
+            .unwrap_err()
+            .message
+            .contains("expected handshake, coap or none"));
+        assert!(expect(&raw(None, None, None), &[]).is_err());
         assert_eq!(decode_hex("0a1B"), Some(vec![0x0a, 0x1b]));
         assert_eq!(decode_hex("0g"), None);
     }

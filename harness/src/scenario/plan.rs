@@ -45,6 +45,8 @@ pub struct RunPlan {
     pub start_at: Option<std::time::SystemTime>,
     /// Network faults injected between the devices and the target (`faults:`).
     pub faults: Option<crate::faults::FaultPlan>,
+    /// `require_dtls: true`: the load must run over DTLS with the server verified, or the run fails.
+    pub require_dtls: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -51,6 +51,10 @@ pub struct RawScenario {
     pub drain: Option<Duration>,
     /// Network faults injected between the devices and the target.
     pub faults: Option<super::faults::RawFaults>,
+    /// The load must run over DTLS with the server verified: a plain-CoAP run (e.g. with `--target coap://`)
+    /// or one with verification disabled fails the check `security: DTLS required`.
+    #[serde(default)]
+    pub require_dtls: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

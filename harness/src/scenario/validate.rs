@@ -177,6 +177,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             .as_ref()
             .map(|f| super::faults::plan(f, raw.seed.unwrap_or(0x5eed)))
             .transpose()?,
+        require_dtls: raw.require_dtls,
     })
 }
 

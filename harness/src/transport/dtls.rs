@@ -147,6 +147,29 @@ pub struct Failed {
     pub judgement: Judgement,
     pub elapsed: Duration,
     pub presented: Option<PresentedCert>,
+    /// The first fatal alert of the handshake as the DTLS stack recorded it, when one was sent or received.
+    pub alert: Option<HandshakeAlert>,
+}
+
+/// A fatal alert (or close_notify) that ended a handshake, as observed on the wire by the DTLS stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeAlert {
+    /// true: the server sent it (it refused us); false: we sent it (we refused the server).
+    pub received: bool,
+    /// The RFC 5246 name of the alert (`bad_certificate`, `unknown_ca`, `handshake_failure`...).
+    pub description: &'static str,
+}
+
+impl HandshakeAlert {
+    fn of(e: &dtls::evidence::HandshakeEvidence) -> Option<Self> {
+        let received = e.received_alert().map(|d| (true, d));
+        received
+            .or_else(|| e.sent_alert().map(|d| (false, d)))
+            .map(|(received, d)| HandshakeAlert {
+                received,
+                description: d.rfc_name(),
+            })
+    }
 }
 
 fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecorder) -> Config {
@@ -215,6 +238,7 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             judgement: trust::classify(&check, &e, &recorder.evidence()),
             elapsed,
             presented,
+            alert: HandshakeAlert::of(&recorder.evidence()),
         }),
         // When our certificate check refused the server, that is the verdict even if the crate then stalled
         // instead of failing (dtls 0.17.2 can; the server had answered).
@@ -229,6 +253,7 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             }),
             elapsed,
             presented,
+            alert: HandshakeAlert::of(&recorder.evidence()),
         }),
     }
 }

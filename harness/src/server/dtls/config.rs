@@ -18,8 +18,38 @@ impl ClientAuth {
             ClientAuth::None => ClientAuthType::NoClientCert,
             ClientAuth::Want => ClientAuthType::VerifyClientCertIfGiven,
             ClientAuth::Require => ClientAuthType::RequireAndVerifyClientCert,
+            // Asked for, never chain-verified by the crate: `validity_only` is the whole handshake check.
+            ClientAuth::Thingsboard => ClientAuthType::RequestClientCert,
         }
     }
+}
+
+/// ThingsBoard's handshake check of a client certificate: its validity dates, nothing else (any issuer
+/// passes). The crate answers an error here with a fatal `bad_certificate` alert. The words match what the
+/// server's statistics count as a refused client certificate.
+pub(crate) fn validity_only(certs: &[Vec<u8>], now: std::time::SystemTime) -> Result<(), String> {
+    let Some(leaf) = certs.first() else {
+        return Ok(());
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| format!("invalid peer certificate: BadEncoding ({e})"))?;
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let v = cert.validity();
+    if now > v.not_after.timestamp() {
+        return Err(format!(
+            "invalid peer certificate: certificate expired: not valid after {}",
+            v.not_after
+        ));
+    }
+    if now < v.not_before.timestamp() {
+        return Err(format!(
+            "invalid peer certificate: certificate not valid yet: not valid before {}",
+            v.not_before
+        ));
+    }
+    Ok(())
 }
 
 /// How to run the CoAP-over-DTLS (coaps) listener of the embedded server.
@@ -120,7 +150,9 @@ impl DtlsServerConfig {
                 ))
             })?;
         }
-        if self.client_auth != ClientAuth::None && client_cas.is_empty() {
+        if matches!(self.client_auth, ClientAuth::Want | ClientAuth::Require)
+            && client_cas.is_empty()
+        {
             return Err(invalid(format!(
                 "client authentication `{:?}` needs at least one client CA certificate",
                 self.client_auth
@@ -160,6 +192,15 @@ impl DtlsServerConfig {
             cipher_suites,
             client_auth: self.client_auth.to_dtls(),
             client_cas,
+            verify_peer_certificate: (self.client_auth == ClientAuth::Thingsboard).then(|| {
+                type Check = dyn Fn(&[Vec<u8>], &[CertificateDer<'static>]) -> Result<(), ::dtls::Error>
+                    + Send
+                    + Sync;
+                let check: std::sync::Arc<Check> = std::sync::Arc::new(|certs, _| {
+                    validity_only(certs, std::time::SystemTime::now()).map_err(::dtls::Error::Other)
+                });
+                check
+            }),
             ..Config::default()
         })
     }
@@ -231,6 +272,44 @@ mod tests {
             assert!(c.client_auth == want, "{auth:?}");
             assert_eq!(c.client_cas.len(), 1);
         }
+    }
+
+    /// ThingsBoard's mode: asked for, not chain-verified, no client CA needed; only the dates are checked.
+    #[test]
+    fn thingsboard_mode_checks_validity_only() {
+        let mut cfg = config();
+        cfg.client_auth = ClientAuth::Thingsboard;
+        let c = cfg.dtls_config().unwrap();
+        assert!(c.client_auth == ClientAuthType::RequestClientCert);
+        assert!(c.client_cas.is_empty() && c.verify_peer_certificate.is_some());
+
+        let cert = |from: (i32, u8, u8), to: (i32, u8, u8)| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(vec!["device".into()]).unwrap();
+            p.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            p.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+            p.self_signed(&key).unwrap().der().to_vec()
+        };
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000); // 2027-01-15
+                                                                              // Any issuer (here: self-signed) passes when in date; no certificate at all passes too.
+        assert_eq!(
+            validity_only(&[cert((2026, 1, 1), (2028, 1, 1))], now),
+            Ok(())
+        );
+        assert_eq!(validity_only(&[], now), Ok(()));
+        let expired = validity_only(&[cert((2020, 1, 1), (2021, 1, 1))], now).unwrap_err();
+        assert!(
+            expired.starts_with("invalid peer certificate: certificate expired"),
+            "{expired}"
+        );
+        let early = validity_only(&[cert((2030, 1, 1), (2031, 1, 1))], now).unwrap_err();
+        assert!(early.contains("not valid yet"), "{early}");
+        assert!(validity_only(&[vec![1, 2, 3]], now).is_err());
+        // The server's statistics count these as refused client certificates.
+        assert_eq!(
+            super::super::stats::HandshakeFailure::from_error(&::dtls::Error::Other(expired)),
+            super::super::stats::HandshakeFailure::ClientCertRejected
+        );
     }
 
     #[test]
