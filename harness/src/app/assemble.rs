@@ -142,7 +142,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     }
     for case in &p.device_trust {
         report.checks.push(Check {
-            name: format!("device trust: {} {}", case.device, case.case),
+            name: crate::report::device_trust::check_name(case),
             passed: case.passed,
             expected: case.expected.clone(),
             observed: match &case.alert {

@@ -85,6 +85,7 @@ pub fn render(r: &Report) -> String {
     outcomes(&mut s, r);
     handshakes(&mut s, r);
     trust_cases(&mut s, r);
+    super::device_trust::html(&mut s, r);
     conformance(&mut s, r);
     checks(&mut s, r);
 
