@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod limits;
 pub mod machine;
 pub mod prepare;
+pub mod probe_device;
 
 pub use commands::execute;
 
