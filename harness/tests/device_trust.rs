@@ -138,6 +138,19 @@ fn libcoap_clients_accept_what_they_were_measured_to_accept() {
     assert_eq!(suite.attribute("failures"), Some("9"));
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert_eq!(html.matches("<tr data-device-trust>").count(), 18);
+    // The device-trust table is part of the report contract.
+    let schema: serde_json::Value =
+        serde_json::from_str(&coap_harness::report::schema::schema_json()).unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert!(instance["device_trust"].is_array());
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[test]
