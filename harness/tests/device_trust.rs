@@ -225,3 +225,48 @@ fn a_device_that_never_connects_is_killed_and_an_error() {
     let rows = table(&dir.path().join("out"));
     assert_eq!(rows[0].2, "no_connection");
 }
+
+#[test]
+fn a_real_device_is_waited_for_on_the_address_printed() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        dir.path(),
+        "device_trust:\n  device: { name: real, wait: 30s }\n  cases: [valid, wrong_host]\n",
+    );
+    let out = dir.path().join("out");
+    let mut child = Command::new(harness())
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        // "... point the device at coaps://localhost:PORT/api/v1/<token>/telemetry (CA file PATH); waiting ..."
+        let line = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|l| l.contains("point the device at"))
+            .expect("the harness says where to connect");
+        let port = line.split("coaps://localhost:").nth(1).unwrap();
+        let port = &port[..port.find('/').unwrap()];
+        let ca = line.split("(CA file ").nth(1).unwrap();
+        let ca = &ca[..ca.find(')').unwrap()];
+        let o = Command::new(harness())
+            .args(["device", ca, "localhost", port])
+            .output()
+            .unwrap();
+        codes.push(o.status.code());
+    }
+    assert_eq!(codes, [Some(0), Some(1)]);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let rows = table(&out);
+    assert_eq!(
+        rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+        ["accepted", "refused"]
+    );
+}
