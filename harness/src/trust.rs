@@ -6,6 +6,7 @@
 //! arrive from the DTLS crate instead (alerts from the peer, timeouts, errors in other steps) are mapped
 //! from its error values by [`classify_dtls_error`].
 
+use dtls::evidence::HandshakeEvidence;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, RootCertStore};
@@ -52,6 +53,9 @@ pub enum TrustVerdict {
     ClientCertRequired,
     /// The server refused the client certificate we presented.
     ClientCertRejected,
+    /// The server ended the handshake with a handshake_failure alert before any certificate was exchanged:
+    /// no cipher suite, curve or signature algorithm in common.
+    NoSharedCipher,
     /// The server ended the handshake with a fatal alert for another reason.
     PeerAlert,
     /// No handshake within the time allowed.
@@ -61,7 +65,7 @@ pub enum TrustVerdict {
 }
 
 impl TrustVerdict {
-    pub const ALL: [TrustVerdict; 19] = [
+    pub const ALL: [TrustVerdict; 20] = [
         TrustVerdict::Ok,
         TrustVerdict::OkInsecure,
         TrustVerdict::UnknownCa,
@@ -78,6 +82,7 @@ impl TrustVerdict {
         TrustVerdict::MalformedCertificate,
         TrustVerdict::ClientCertRequired,
         TrustVerdict::ClientCertRejected,
+        TrustVerdict::NoSharedCipher,
         TrustVerdict::PeerAlert,
         TrustVerdict::HandshakeTimeout,
         TrustVerdict::Other,
@@ -102,6 +107,7 @@ impl TrustVerdict {
             TrustVerdict::MalformedCertificate => "malformed_certificate",
             TrustVerdict::ClientCertRequired => "client_cert_required",
             TrustVerdict::ClientCertRejected => "client_cert_rejected",
+            TrustVerdict::NoSharedCipher => "no_shared_cipher",
             TrustVerdict::PeerAlert => "peer_alert",
             TrustVerdict::HandshakeTimeout => "handshake_timeout",
             TrustVerdict::Other => "other",
@@ -476,54 +482,114 @@ fn not_a_ca_detail(ce: &CertificateError, chain: &[Vec<u8>]) -> String {
     }
 }
 
-/// Maps a failed handshake to a verdict: first what our own certificate check decided, then the DTLS
-/// crate's error. `offered_client_cert` tells a refused client certificate from a missing one.
+/// Maps a failed handshake to a verdict: first what our own certificate check decided, then what the DTLS
+/// crate observed (`evidence`: which side ended the handshake, with which alert, in which flight).
 pub fn classify(
     check: &ServerCertCheck,
     err: &dtls::Error,
-    offered_client_cert: bool,
+    evidence: &HandshakeEvidence,
 ) -> Judgement {
     if let Some(j) = check.judgement() {
         return j;
     }
-    classify_dtls_error(err, offered_client_cert)
+    classify_dtls_error(err, evidence)
 }
 
-/// The crate's errors, by variant where it has one and by its rustls message where it only has a string.
-pub fn classify_dtls_error(err: &dtls::Error, offered_client_cert: bool) -> Judgement {
+/// The crate's errors and its record of the handshake. A refusal by the server is judged only from the
+/// alert it sent and where it sent it ([`peer_refusal`]); never from error text.
+pub fn classify_dtls_error(err: &dtls::Error, evidence: &HandshakeEvidence) -> Judgement {
     use dtls::Error as E;
-    let detail = err.to_string();
+    let received = match err {
+        E::ErrAlertReceived { description, .. } => Some(*description),
+        _ => evidence.received_alert(),
+    };
+    if let Some(alert) = received {
+        let (verdict, why) = peer_refusal(alert, evidence);
+        return Judgement {
+            verdict,
+            detail: format!(
+                "{why}: the server sent a {}{} alert ({})",
+                if alert == dtls::alert::AlertDescription::CloseNotify {
+                    ""
+                } else {
+                    "fatal "
+                },
+                alert.rfc_name(),
+                describe(evidence)
+            ),
+        };
+    }
+    let detail = match evidence.sent_alert() {
+        Some(alert) => format!(
+            "{err}; we ended the handshake with a fatal {} alert ({})",
+            alert.rfc_name(),
+            describe(evidence)
+        ),
+        None => err.to_string(),
+    };
     let verdict = match err {
         E::ErrClientCertificateRequired => TrustVerdict::ClientCertRequired,
-        E::ErrAlertFatalOrClose => peer_refusal(offered_client_cert),
-        _ => {
-            let d = detail.as_str();
-            if d.contains("UnknownIssuer") || d.contains("unknown issuer") {
-                TrustVerdict::UnknownCa
-            } else if d.contains("expired") || d.contains("Expired") {
-                TrustVerdict::Expired
-            } else if d.contains("not valid yet") || d.contains("NotValidYet") {
-                TrustVerdict::NotYetValid
-            } else if d.contains("not valid for name") || d.contains("NotValidForName") {
-                TrustVerdict::HostnameMismatch
-            } else if d.contains("lert") {
-                peer_refusal(offered_client_cert)
-            } else {
-                TrustVerdict::Other
-            }
-        }
+        E::ErrAlertFatalOrClose => TrustVerdict::PeerAlert,
+        // The crate's own check of the ServerKeyExchange signature (fork changes 5): a key too small to
+        // trust, or a signature that does not verify with the certificate's key.
+        E::ErrPeerKeyTooSmall { .. } => TrustVerdict::WeakSignature,
+        E::ErrKeySignatureMismatch => TrustVerdict::BadSignature,
+        _ => TrustVerdict::Other,
     };
     Judgement { verdict, detail }
 }
 
-/// A fatal alert during the handshake. When the server asked for client authentication, a refusal after we
-/// sent a certificate means it rejected it; with none sent, it required one.
-fn peer_refusal(offered_client_cert: bool) -> TrustVerdict {
-    if offered_client_cert {
-        TrustVerdict::ClientCertRejected
-    } else {
-        TrustVerdict::PeerAlert
+/// A fatal alert from the server, judged by where it came: after a CertificateRequest we answered with no
+/// certificate, it required one; a certificate-class alert after our Certificate rejects it; a
+/// handshake_failure before our Certificate means nothing in common. Anything else is a plain `peer_alert`.
+fn peer_refusal(
+    alert: dtls::alert::AlertDescription,
+    e: &HandshakeEvidence,
+) -> (TrustVerdict, &'static str) {
+    use dtls::alert::AlertDescription as A;
+    let certificate_class = matches!(
+        alert,
+        A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCa
+            | A::AccessDenied
+    );
+    match e.certificate_sent {
+        Some(0) if e.certificate_requested => (
+            TrustVerdict::ClientCertRequired,
+            "the server asked for a client certificate and we had none",
+        ),
+        Some(n) if n > 0 && certificate_class => (
+            TrustVerdict::ClientCertRejected,
+            "the server refused our client certificate",
+        ),
+        None if alert == A::HandshakeFailure && !e.server_hello_done => (
+            TrustVerdict::NoSharedCipher,
+            "the server refused the handshake before any certificate was exchanged",
+        ),
+        _ => (TrustVerdict::PeerAlert, "the server ended the handshake"),
     }
+}
+
+/// Where the handshake was: flight, CertificateRequest, our Certificate.
+fn describe(e: &HandshakeEvidence) -> String {
+    let flight = e.alert.map_or(e.flight, |a| a.flight);
+    let request = if e.certificate_requested {
+        "CertificateRequest received"
+    } else if e.server_hello_done {
+        "no CertificateRequest"
+    } else {
+        "before ServerHelloDone"
+    };
+    let ours = match e.certificate_sent {
+        None => "no Certificate sent".to_string(),
+        Some(0) => "empty Certificate sent".to_string(),
+        Some(n) => format!("our Certificate sent ({n} certificates)"),
+    };
+    format!("in flight {flight}; {request}; {ours}")
 }
 
 #[cfg(test)]
@@ -626,41 +692,112 @@ mod tests {
         );
     }
 
+    fn evidence(
+        requested: bool,
+        sent: Option<usize>,
+        hello_done: bool,
+        alert: Option<(dtls::evidence::Side, dtls::alert::AlertDescription)>,
+    ) -> HandshakeEvidence {
+        let flight = if hello_done { 5 } else { 3 };
+        HandshakeEvidence {
+            flight,
+            certificate_requested: requested,
+            certificate_sent: sent,
+            server_hello_done: hello_done,
+            finished: false,
+            alert: alert.map(|(side, description)| dtls::evidence::AlertRecord {
+                side,
+                level: dtls::alert::AlertLevel::Fatal,
+                description,
+                flight,
+            }),
+        }
+    }
+
     #[test]
-    fn maps_crate_errors() {
-        let c = |e: dtls::Error, offered| classify_dtls_error(&e, offered).verdict;
+    fn server_refusals_are_judged_by_alert_and_flight() {
+        use dtls::alert::AlertDescription as A;
+        use dtls::evidence::Side::{Local, Peer};
+        let c = |e: &HandshakeEvidence| classify_dtls_error(&dtls::Error::ErrAlertFatalOrClose, e);
+        let no_cert = c(&evidence(
+            true,
+            Some(0),
+            true,
+            Some((Peer, A::HandshakeFailure)),
+        ));
+        assert_eq!(no_cert.verdict, TrustVerdict::ClientCertRequired);
+        assert!(
+            no_cert.detail.contains("handshake_failure alert (in flight 5; CertificateRequest received; empty Certificate sent)"),
+            "{}",
+            no_cert.detail
+        );
+        let rejected = c(&evidence(true, Some(2), true, Some((Peer, A::UnknownCa))));
+        assert_eq!(rejected.verdict, TrustVerdict::ClientCertRejected);
+        assert!(
+            rejected.detail.contains("unknown_ca"),
+            "{}",
+            rejected.detail
+        );
+        // Not a certificate-class alert: the certificate is not what the server complained about.
+        let other = c(&evidence(
+            true,
+            Some(1),
+            true,
+            Some((Peer, A::DecryptError)),
+        ));
+        assert_eq!(other.verdict, TrustVerdict::PeerAlert);
+        // handshake_failure in answer to our ClientHello: nothing in common, whatever certificate we hold.
+        let hello = c(&evidence(
+            false,
+            None,
+            false,
+            Some((Peer, A::HandshakeFailure)),
+        ));
+        assert_eq!(hello.verdict, TrustVerdict::NoSharedCipher);
+        // A certificate-class alert without our Certificate is no client-certificate verdict.
+        let no_request = c(&evidence(
+            false,
+            None,
+            true,
+            Some((Peer, A::BadCertificate)),
+        ));
+        assert_eq!(no_request.verdict, TrustVerdict::PeerAlert);
+        // An alert we sent is ours, not the server's refusal.
+        let ours = classify_dtls_error(
+            &dtls::Error::ErrNoAvailableSignatureSchemes,
+            &evidence(false, None, true, Some((Local, A::InsufficientSecurity))),
+        );
+        assert_eq!(ours.verdict, TrustVerdict::Other);
+        assert!(
+            ours.detail
+                .contains("we ended the handshake with a fatal insufficient_security alert"),
+            "{}",
+            ours.detail
+        );
+    }
+
+    #[test]
+    fn the_alert_in_the_error_counts_without_a_record() {
+        let e = dtls::Error::ErrAlertReceived {
+            level: dtls::alert::AlertLevel::Fatal,
+            description: dtls::alert::AlertDescription::HandshakeFailure,
+        };
+        let j = classify_dtls_error(&e, &HandshakeEvidence::default());
+        assert_eq!(j.verdict, TrustVerdict::NoSharedCipher);
         assert_eq!(
-            c(dtls::Error::ErrClientCertificateRequired, false),
+            classify_dtls_error(
+                &dtls::Error::ErrClientCertificateRequired,
+                &HandshakeEvidence::default()
+            )
+            .verdict,
             TrustVerdict::ClientCertRequired
         );
         assert_eq!(
-            c(dtls::Error::ErrAlertFatalOrClose, true),
-            TrustVerdict::ClientCertRejected
-        );
-        assert_eq!(
-            c(dtls::Error::ErrAlertFatalOrClose, false),
-            TrustVerdict::PeerAlert
-        );
-        assert_eq!(
-            c(
-                dtls::Error::Other("invalid peer certificate: UnknownIssuer".into()),
-                false
-            ),
-            TrustVerdict::UnknownCa
-        );
-        assert_eq!(
-            c(
-                dtls::Error::Other("invalid peer certificate: certificate expired: verification time 1 (UNIX), but certificate is not valid after 0 (1 seconds ago)".into()),
-                false
-            ),
-            TrustVerdict::Expired
-        );
-        assert_eq!(
-            c(dtls::Error::Other("invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for DnsName(\"y\")".into()), false),
-            TrustVerdict::HostnameMismatch
-        );
-        assert_eq!(
-            c(dtls::Error::Other("something else".into()), false),
+            classify_dtls_error(
+                &dtls::Error::Other("x".into()),
+                &HandshakeEvidence::default()
+            )
+            .verdict,
             TrustVerdict::Other
         );
     }

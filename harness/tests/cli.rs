@@ -77,6 +77,19 @@ fn bad_scenarios_exit_2_with_a_located_one_line_error() {
             );
         }
     }
+    let curves = "target: embedded\ndevices:\n  count: 2\ndtls:\n  ca: none\n  curves:\n    - p384\n    - p521\nphases:\n  - duration: 1s\n    interval: 200ms\n";
+    let file = write(dir.path(), "curves.yaml", curves);
+    for cmd in ["validate", "run"] {
+        let o = harness(&[cmd, &file]);
+        assert_eq!(o.status.code(), Some(2), "{cmd} curves.yaml");
+        let err = stderr(&o);
+        assert!(
+            err.contains(
+                "curves.yaml:8:5: dtls.curves[1]: unknown curve `p521` (known: x25519, p256, p384)"
+            ),
+            "{err}"
+        );
+    }
     let o = harness(&["validate", "/nonexistent/scenario.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read scenario /nonexistent/scenario.yaml"));

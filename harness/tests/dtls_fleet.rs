@@ -127,6 +127,22 @@ async fn fleet_over_dtls_each_device_its_own_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_offering_only_p384_completes_against_the_embedded_server() {
+    let yaml = DTLS_FLEET
+        .replace("count: 120", "count: 5")
+        .replace("ca: pki:ca", "ca: pki:ca\n  curves: [p384]");
+    let p = plan(&yaml);
+    assert_eq!(
+        p.dtls.as_ref().unwrap().client.curves,
+        vec![coap_harness::transport::dtls::NamedCurve::P384]
+    );
+    let out = run(p).await;
+    let h = out.report.handshakes.as_ref().expect("handshakes recorded");
+    assert_eq!((h.attempted, h.ok, h.failed), (5, 5, 0), "{h:?}");
+    assert_accounted(&out.report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_without_ca_is_flagged_insecure() {
     let yaml = DTLS_FLEET
         .replace("count: 120", "count: 5")

@@ -11,11 +11,6 @@ use common::Peer;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// needs the dtls fork: server keys dtls 0.17.2 cannot sign with (it signs with P-256 and Ed25519 only). Until
-/// the in-tree fork (issue #12 item 1) is merged and `transport::dtls::can_sign` lists them, `serve` refuses
-/// them at load with exit 2; the test checks that, and fails once they load, so they are removed from here.
-const NEEDS_FORK: &[&str] = &["rsa2048_pkcs1", "rsa2048_pkcs8", "p384_sec1"];
-
 /// (case, certificate, key) as the openssl CLI made them.
 const KEYS: &[(&str, &str, &str)] = &[
     ("p256_pkcs8", "p256.pem", "p256.key"),
@@ -129,30 +124,12 @@ fn serve_coaps_with_openssl_keys_answers_libcoap_clients() {
     let (ca, other) = (pki.path("ca.pem"), pki.path("other-ca.pem"));
     let mut failures = Vec::new();
     for (case, cert, key) in KEYS {
-        let needs_fork = NEEDS_FORK.contains(case);
         let (server, port) = match serve(&pki, cert, key) {
-            Err(o) if needs_fork => {
-                let err = stderr(&o);
-                if o.status.code() != Some(2) || !err.contains(key) || !err.contains("fork") {
-                    failures.push(format!(
-                        "{case}: expected exit 2 naming {key} (needs the dtls fork): {:?} {err}",
-                        o.status
-                    ));
-                }
-                println!("| `{case}` | refused at load, exit 2: needs the dtls fork |");
-                continue;
-            }
             Err(o) => {
                 failures.push(format!(
                     "{case}: serve exited {:?}: {}",
                     o.status,
                     stderr(&o)
-                ));
-                continue;
-            }
-            Ok(_) if needs_fork => {
-                failures.push(format!(
-                    "{case}: serve now loads it: remove it from NEEDS_FORK"
                 ));
                 continue;
             }
@@ -286,6 +263,7 @@ async fn ed25519_server_certificate_accepted_by_our_client() {
         client_certificate: None,
         psk: None,
         cipher_suites: Vec::new(),
+        curves: Vec::new(),
         handshake_timeout: Duration::from_secs(10),
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -308,20 +286,12 @@ fn run_refuses_unusable_client_keys_before_the_run() {
         return;
     }
     let pki = OpensslPki::make();
-    let cases = [
-        (
-            "mismatch",
-            "p256.pem",
-            "p256-sec1.key",
-            "does not belong to the certificate",
-        ),
-        ("rsa2048_pkcs1", "rsa2048.pem", "rsa2048.key", "fork"),
-        ("p384_sec1", "p384.pem", "p384.key", "fork"),
-    ];
-    // Keys the stack cannot sign with are refused only until the fork lands (NEEDS_FORK).
-    let cases = cases
-        .iter()
-        .filter(|(case, ..)| *case == "mismatch" || NEEDS_FORK.contains(case));
+    let cases = [(
+        "mismatch",
+        "p256.pem",
+        "p256-sec1.key",
+        "does not belong to the certificate",
+    )];
     for (_, cert, key, says) in cases {
         let scenario = pki.path("s.yaml");
         std::fs::write(

@@ -3,7 +3,7 @@
 //! fail) is served by `openssl s_server -dtls1_2` and judged twice: by `openssl s_client -verify_return_error
 //! -verify_hostname localhost`, and by our DTLS client (`transport::dtls::handshake`, whose certificate check
 //! is `trust::ServerCertCheck`). Any disagreement fails the test unless it is one of the named, documented
-//! stricter verdicts in [`STRICTER`], or a case in [`NEEDS_FORK`]. The table is printed (`--nocapture`).
+//! stricter verdicts in [`STRICTER`]. The table is printed (`--nocapture`).
 
 mod common;
 
@@ -42,13 +42,6 @@ const STRICTER: &[(&str, TrustVerdict, &str)] = &[
     ),
 ];
 
-/// needs the dtls fork: cases that disagree until the in-tree fork of dtls 0.17.2 (issue #12 item 1) is
-/// merged. The test fails if one of them agrees, so that it is removed from here when the fork lands.
-const NEEDS_FORK: &[(&str, &str)] = &[(
-    "p384",
-    "dtls 0.17.2 checks a P-384 server's ServerKeyExchange (ECDSA with SHA-256) with the P-256 verifier",
-)];
-
 /// OpenSSL's verify error numbers (x509_vfy.h, 3.0) as our verdicts.
 fn openssl_verdict(v: &OpensslVerdict) -> Option<TrustVerdict> {
     let OpensslVerdict::VerifyError { num, .. } = v else {
@@ -82,6 +75,7 @@ async fn ours(pki: &OpensslPki, addr: std::net::SocketAddr) -> (TrustVerdict, St
         client_certificate: None,
         psk: None,
         cipher_suites: Vec::new(),
+        curves: Vec::new(),
         handshake_timeout: Duration::from_secs(5),
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -127,19 +121,13 @@ async fn judge(pki: Arc<OpensslPki>, case: ServedCert) -> Row {
     let stricter = STRICTER
         .iter()
         .find(|(name, v, _)| *name == case.name && *v == ours);
-    let fork = NEEDS_FORK.iter().find(|(name, _)| *name == case.name);
     let agree = theirs == Some(ours);
-    let (agreement, ok) = match (agree, stricter, fork) {
-        (true, _, Some((_, why))) => (
-            format!("agrees now: remove `{}` from NEEDS_FORK ({why})", case.name),
-            false,
-        ),
-        (true, _, None) => ("agree".to_string(), true),
-        (false, Some(_), None) if matches!(theirs, Some(V::Ok)) => {
+    let (agreement, ok) = match (agree, stricter) {
+        (true, _) => ("agree".to_string(), true),
+        (false, Some(_)) if matches!(theirs, Some(V::Ok)) => {
             ("stricter by design".to_string(), true)
         }
-        (false, _, Some(_)) => ("needs the dtls fork".to_string(), true),
-        (false, _, None) => ("DISAGREE".to_string(), false),
+        (false, _) => ("DISAGREE".to_string(), false),
     };
     Row {
         case,
@@ -158,9 +146,6 @@ async fn server_certificates_judged_like_openssl() {
         return;
     }
     for (name, _, _) in STRICTER {
-        assert!(SERVER_CERTS.iter().any(|c| c.name == *name), "{name}");
-    }
-    for (name, _) in NEEDS_FORK {
         assert!(SERVER_CERTS.iter().any(|c| c.name == *name), "{name}");
     }
     let pki = Arc::new(tokio::task::spawn_blocking(OpensslPki::make).await.unwrap());

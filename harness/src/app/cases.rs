@@ -120,7 +120,19 @@ async fn run_one(
                         TrustVerdict::ClientCertRequired | TrustVerdict::ClientCertRejected
                     )
                 }) {
-                    observed.verdict = v;
+                    if v != observed.verdict {
+                        // Say what the verdict rests on: not the client's own evidence, the server's record.
+                        let was = observed.verdict;
+                        let note = format!(
+                            "verdict {v} from the embedded server's own record of why it refused the client \
+                             (the client alone observed {was})"
+                        );
+                        observed.detail = Some(match observed.detail.take() {
+                            Some(d) => format!("{d}; {note}"),
+                            None => note,
+                        });
+                        observed.verdict = v;
+                    }
                 }
             }
         }

@@ -147,6 +147,7 @@ pub fn client_settings(
         client_certificate,
         psk: t.psk.clone(),
         cipher_suites: t.cipher_suites.clone(),
+        curves: t.curves.clone(),
         handshake_timeout: t.handshake_timeout,
     })
 }

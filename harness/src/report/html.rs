@@ -525,19 +525,10 @@ fn handshakes(s: &mut String, r: &Report) {
     let Some(h) = &r.handshakes else {
         return;
     };
-    let verdicts: Vec<String> = h
-        .verdicts
-        .iter()
-        .map(|(v, n)| format!("{} {n}", escape(v)))
-        .collect();
     let _ = writeln!(
         s,
-        "<h2>DTLS handshakes</h2>\n<p id=\"handshakes\">{} attempted, {} ok, {} failed ({}). Handshake time p50 {}, \
-         p90 {}, p99 {}, max {}.{}</p>",
-        h.attempted,
-        h.ok,
-        h.failed,
-        verdicts.join(", "),
+        "<h2>DTLS handshakes</h2>\n<p id=\"handshakes\">{}. Handshake time p50 {}, p90 {}, p99 {}, max {}.{}</p>",
+        h.counts(escape),
         human_us(h.latency.p50_us),
         human_us(h.latency.p90_us),
         human_us(h.latency.p99_us),

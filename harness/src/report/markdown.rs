@@ -74,14 +74,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s);
     }
     if let Some(h) = &r.handshakes {
-        let verdicts: Vec<String> = h.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
         let _ = writeln!(
             s,
-            "## DTLS handshakes\n\n{} attempted, {} ok, {} failed ({}). Handshake time p50 {}, p90 {}, p99 {}, max {}.\n",
-            h.attempted,
-            h.ok,
-            h.failed,
-            verdicts.join(", "),
+            "## DTLS handshakes\n\n{}. Handshake time p50 {}, p90 {}, p99 {}, max {}.\n",
+            h.counts(str::to_string),
             human_us(h.latency.p50_us),
             human_us(h.latency.p90_us),
             human_us(h.latency.p99_us),

@@ -357,6 +357,25 @@ pub struct Check {
     pub observed: String,
 }
 
+impl HandshakeStats {
+    /// `N attempted, N ok, N failed (verdict n, ...)`, each verdict name passed through `name` (the HTML page
+    /// escapes it): the sentence the terminal, Markdown and HTML summaries share.
+    pub fn counts(&self, name: impl Fn(&str) -> String) -> String {
+        let verdicts: Vec<String> = self
+            .verdicts
+            .iter()
+            .map(|(v, n)| format!("{} {n}", name(v)))
+            .collect();
+        format!(
+            "{} attempted, {} ok, {} failed ({})",
+            self.attempted,
+            self.ok,
+            self.failed,
+            verdicts.join(", ")
+        )
+    }
+}
+
 impl Latency {
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         let mut buf = Vec::new();

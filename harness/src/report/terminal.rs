@@ -29,14 +29,10 @@ pub fn render(r: &Report) -> String {
         requests(&mut s, r);
     }
     if let Some(h) = &r.handshakes {
-        let verdicts: Vec<String> = h.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
         let _ = writeln!(
             s,
-            "  DTLS handshakes: {} attempted, {} ok, {} failed ({}); p50 {}, p99 {}, max {}",
-            h.attempted,
-            h.ok,
-            h.failed,
-            verdicts.join(", "),
+            "  DTLS handshakes: {}; p50 {}, p99 {}, max {}",
+            h.counts(str::to_string),
             human_us(h.latency.p50_us),
             human_us(h.latency.p99_us),
             human_us(h.latency.max_us)

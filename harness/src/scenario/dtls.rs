@@ -6,7 +6,7 @@ use super::locate::Step;
 use super::validate::Invalid;
 use crate::coap::Code;
 use crate::pki::Role;
-use crate::transport::dtls::{parse_cipher_suite, Psk};
+use crate::transport::dtls::{parse_cipher_suite, parse_curve, NamedCurve, Psk, CURVE_NAMES};
 use crate::trust::TrustVerdict;
 use dtls::cipher_suite::CipherSuiteId;
 use serde::Deserialize;
@@ -33,6 +33,9 @@ pub struct RawDtls {
     /// IANA names, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; default `transport::dtls::default_cipher_suites`.
     #[serde(default)]
     pub cipher_suites: Vec<String>,
+    /// ECDHE curves offered, most preferred first: `x25519`, `p256`, `p384`; default P-256, X25519, P-384.
+    #[serde(default)]
+    pub curves: Vec<String>,
     #[serde(default, deserialize_with = "super::raw::opt_duration")]
     pub handshake_timeout: Option<Duration>,
 }
@@ -114,6 +117,8 @@ pub struct ClientTrust {
     pub client_cert: Option<(CertRef, CertRef)>,
     pub psk: Option<Psk>,
     pub cipher_suites: Vec<CipherSuiteId>,
+    /// ECDHE curves offered, most preferred first; empty: the DTLS crate's default order.
+    pub curves: Vec<NamedCurve>,
     pub handshake_timeout: Duration,
 }
 
@@ -314,6 +319,21 @@ pub fn client_trust(
             )
         })?);
     }
+    let mut curves = Vec::new();
+    for (i, name) in raw.curves.iter().enumerate() {
+        let curve = parse_curve(name).ok_or_else(|| {
+            let mut p = at("curves");
+            p.push(Step::Index(i));
+            let known: Vec<&str> = CURVE_NAMES.iter().map(|(n, _)| *n).collect();
+            bad(
+                p,
+                format!("unknown curve `{name}` (known: {})", known.join(", ")),
+            )
+        })?;
+        if !curves.contains(&curve) {
+            curves.push(curve);
+        }
+    }
     let psk = psk(raw, base_trust.and_then(|b| b.psk.as_ref()), &at)?;
     if psk.is_some() && client_cert.is_some() {
         return Err(bad(
@@ -335,6 +355,11 @@ pub fn client_trust(
                 .unwrap_or_default()
         } else {
             suites
+        },
+        curves: if curves.is_empty() {
+            base_trust.map(|b| b.curves.clone()).unwrap_or_default()
+        } else {
+            curves
         },
         handshake_timeout: raw
             .handshake_timeout
@@ -498,6 +523,23 @@ mod tests {
         assert_eq!(case.client_cert, None);
         let inherit = client_trust(&RawDtls::default(), Some(&top), base, &[]).unwrap();
         assert_eq!(inherit, top);
+        let p384 = client_trust(
+            &RawDtls {
+                curves: vec!["P384".into(), "x25519".into(), "p384".into()],
+                ..Default::default()
+            },
+            Some(&top),
+            base,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p384.curves, vec![NamedCurve::P384, NamedCurve::X25519]);
+        assert_eq!(
+            client_trust(&RawDtls::default(), Some(&p384), base, &[])
+                .unwrap()
+                .curves,
+            p384.curves
+        );
     }
 
     #[test]
@@ -517,6 +559,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("TLS_RSA_WITH_RC4"));
+        let e = client_trust(
+            &RawDtls {
+                ca: Some("none".into()),
+                curves: vec!["p256".into(), "secp521r1".into()],
+                ..Default::default()
+            },
+            None,
+            base,
+            &[k("dtls")],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, vec![k("dtls"), k("curves"), Step::Index(1)]);
+        assert!(
+            e.message.contains("unknown curve `secp521r1`")
+                && e.message.contains("x25519, p256, p384"),
+            "{}",
+            e.message
+        );
         let e = client_trust(
             &RawDtls {
                 ca: Some("none".into()),

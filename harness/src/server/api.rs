@@ -102,7 +102,8 @@ impl Feature {
 /// Path segments looked at: api, v1, token, feature, id.
 const SEGMENTS: usize = 5;
 
-/// Answers one request (class 0.xx code) on behalf of the device its path names.
+/// Answers one request (class 0.xx code) on behalf of the device its path names: the router, checking path,
+/// method, token and Observe, then one function per route.
 pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> ApiResponse {
     let mut segs: [&[u8]; SEGMENTS] = [&[]; SEGMENTS];
     let mut n = 0;
@@ -168,60 +169,85 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
     }
     match (req.code, feature) {
         (Code::GET, _) => read_attributes(req, device),
-        (_, Feature::Telemetry) => {
-            if !telemetry_ok(&req.payload) {
-                return ApiResponse::code(Code::BAD_REQUEST);
+        (_, Feature::Telemetry) => post_telemetry(req, device),
+        (_, Feature::Attributes) => post_attributes(req, device),
+        (_, Feature::Rpc) => {
+            let (response, matched) = post_rpc(req, device, request_id(&segs[..n.min(SEGMENTS)]));
+            match matched {
+                Some(true) => store.stats.rpc_replies += 1,
+                Some(false) => store.stats.rpc_replies_unmatched += 1,
+                None => {}
             }
-            device.record_telemetry(&req.payload);
-            ApiResponse::code(Code::CREATED)
+            response
         }
-        (_, Feature::Attributes) => match attributes(&req.payload) {
-            Some(map) => {
-                device.merge_client_attributes(map);
-                ApiResponse::code(Code::CREATED)
-            }
-            None => ApiResponse::code(Code::BAD_REQUEST),
-        },
-        (_, Feature::Rpc) => match request_id(&segs[..n.min(SEGMENTS)]) {
-            Some(id) => {
-                let Some(reply) = json_object(&req.payload) else {
-                    return ApiResponse::code(Code::BAD_REQUEST);
-                };
-                device.rpc_posts += 1;
-                let matched =
-                    u64::try_from(id).is_ok_and(|id| device.rpc.reply(id, Value::Object(reply)));
-                if matched {
-                    store.stats.rpc_replies += 1;
-                } else {
-                    store.stats.rpc_replies_unmatched += 1;
-                }
-                ApiResponse::code(Code::CREATED)
-            }
-            None => {
-                let ok = json_object(&req.payload)
-                    .is_some_and(|o| o.get("method").is_some_and(Value::is_string));
-                if !ok {
-                    return ApiResponse::code(Code::BAD_REQUEST);
-                }
-                device.rpc_posts += 1;
-                ApiResponse {
-                    code: Code::CONTENT,
-                    payload: b"{}".to_vec(),
-                    observe: None,
-                }
-            }
-        },
-        (_, Feature::Claim) => {
-            let ok = req.payload.is_empty()
-                || matches!(serde_json::from_slice(&req.payload), Ok(Value::Object(_)));
-            if !ok {
-                return ApiResponse::code(Code::BAD_REQUEST);
-            }
-            device.claims += 1;
-            ApiResponse::code(Code::CREATED)
-        }
+        (_, Feature::Claim) => post_claim(req, device),
         (_, Feature::Provision) => provision_unsupported(),
     }
+}
+
+/// POST telemetry: a JSON object, an array of them, or `{ts, values}`.
+fn post_telemetry(req: &Message, device: &mut DeviceState) -> ApiResponse {
+    if !telemetry_ok(&req.payload) {
+        return ApiResponse::code(Code::BAD_REQUEST);
+    }
+    device.record_telemetry(&req.payload);
+    ApiResponse::code(Code::CREATED)
+}
+
+/// POST client attributes: a JSON object merged into the device's.
+fn post_attributes(req: &Message, device: &mut DeviceState) -> ApiResponse {
+    match attributes(&req.payload) {
+        Some(map) => {
+            device.merge_client_attributes(map);
+            ApiResponse::code(Code::CREATED)
+        }
+        None => ApiResponse::code(Code::BAD_REQUEST),
+    }
+}
+
+/// POST rpc: with an id, the device's reply to a server-side RPC (and whether it matched one the server
+/// sent, `None` when the payload was refused); without, a client-side RPC request.
+fn post_rpc(
+    req: &Message,
+    device: &mut DeviceState,
+    id: Option<i32>,
+) -> (ApiResponse, Option<bool>) {
+    match id {
+        Some(id) => {
+            let Some(reply) = json_object(&req.payload) else {
+                return (ApiResponse::code(Code::BAD_REQUEST), None);
+            };
+            device.rpc_posts += 1;
+            let matched =
+                u64::try_from(id).is_ok_and(|id| device.rpc.reply(id, Value::Object(reply)));
+            (ApiResponse::code(Code::CREATED), Some(matched))
+        }
+        None => {
+            let ok = json_object(&req.payload)
+                .is_some_and(|o| o.get("method").is_some_and(Value::is_string));
+            if !ok {
+                return (ApiResponse::code(Code::BAD_REQUEST), None);
+            }
+            device.rpc_posts += 1;
+            let response = ApiResponse {
+                code: Code::CONTENT,
+                payload: b"{}".to_vec(),
+                observe: None,
+            };
+            (response, None)
+        }
+    }
+}
+
+/// POST claim: an empty payload or a JSON object.
+fn post_claim(req: &Message, device: &mut DeviceState) -> ApiResponse {
+    let ok = req.payload.is_empty()
+        || matches!(serde_json::from_slice(&req.payload), Ok(Value::Object(_)));
+    if !ok {
+        return ApiResponse::code(Code::BAD_REQUEST);
+    }
+    device.claims += 1;
+    ApiResponse::code(Code::CREATED)
 }
 
 /// ThingsBoard answers a failed provisioning request 4.00 with a JSON body; we support none.

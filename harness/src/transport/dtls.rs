@@ -6,6 +6,8 @@ use crate::trust::{self, Judgement, PresentedCert, ServerCertCheck, ServerTrust,
 use dtls::cipher_suite::CipherSuiteId;
 use dtls::config::{Config, ExtendedMasterSecretType};
 use dtls::conn::DTLSConn;
+pub use dtls::curve::named_curve::NamedCurve;
+use dtls::evidence::HandshakeRecorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -26,6 +28,8 @@ pub struct ClientSettings {
     pub client_certificate: Option<dtls::crypto::Certificate>,
     pub psk: Option<Psk>,
     pub cipher_suites: Vec<CipherSuiteId>,
+    /// ECDHE curves offered, most preferred first; empty: the DTLS crate's default (P-256, X25519, P-384).
+    pub curves: Vec<NamedCurve>,
     pub handshake_timeout: Duration,
 }
 
@@ -43,6 +47,7 @@ impl std::fmt::Debug for ClientSettings {
                     .map(|p| String::from_utf8_lossy(&p.identity).into_owned()),
             )
             .field("cipher_suites", &self.cipher_suites)
+            .field("curves", &self.curves)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
@@ -74,20 +79,38 @@ pub fn default_cipher_suites(psk: bool) -> Vec<CipherSuiteId> {
 /// Ed25519 only (it refuses P-384 keys at load, and RSA keys at the first handshake); the in-tree fork of
 /// issue #12 adds P-384 and RSA: list them here when it is merged.
 pub fn can_sign(kind: KeyKind) -> bool {
-    matches!(kind, KeyKind::EcdsaP256 | KeyKind::Ed25519)
+    matches!(
+        kind,
+        KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::Ed25519 | KeyKind::Rsa { .. }
+    )
 }
 
 /// A loaded private key as the DTLS crate's signing key, or why it cannot be one.
 pub fn signing_key(key: &LoadedKey) -> Result<dtls::crypto::CryptoPrivateKey, String> {
     if !can_sign(key.kind) {
         return Err(format!(
-            "{} key ({}): the DTLS stack cannot sign handshakes with it; use an ECDSA P-256 or Ed25519 key \
-             (P-384 and RSA keys need the in-tree dtls fork)",
+            "{} key ({}): the DTLS stack cannot sign handshakes with it; use an ECDSA P-256/P-384, Ed25519 \
+             or RSA key",
             key.kind, key.format
         ));
     }
     dtls::crypto::CryptoPrivateKey::from_key_pair(&key.pair)
         .map_err(|e| format!("{} key not usable by the DTLS stack: {e}", key.kind))
+}
+
+/// The curve names a scenario's `dtls.curves` takes, with the curve each means.
+pub const CURVE_NAMES: [(&str, NamedCurve); 3] = [
+    ("x25519", NamedCurve::X25519),
+    ("p256", NamedCurve::P256),
+    ("p384", NamedCurve::P384),
+];
+
+/// Parses a curve name (`x25519`, `p256`, `p384`; case-insensitive).
+pub fn parse_curve(name: &str) -> Option<NamedCurve> {
+    CURVE_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, c)| *c)
 }
 
 /// Parses a suite name as IANA writes it (`TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8`).
@@ -126,7 +149,7 @@ pub struct Failed {
     pub presented: Option<PresentedCert>,
 }
 
-fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
+fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecorder) -> Config {
     let trust = s.trust.clone();
     let check = check.clone();
     let mut cfg = Config {
@@ -142,11 +165,14 @@ fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
         } else {
             s.cipher_suites.clone()
         },
+        named_curves: s.curves.clone(),
         extended_master_secret: ExtendedMasterSecretType::Request,
         // Lets the crate accept a ServerKeyExchange signed with an RSA key under 2048 bits, so that the
         // certificate check below sees such a chain and names it `weak_signature` (it refuses every RSA key
         // under 2048 bits in verifying mode); without it the crate fails first with an unnamed ring error.
         insecure_verification: true,
+        // The crate records which side ended a failed handshake, with which alert, in which flight.
+        handshake_recorder: Some(recorder.clone()),
         ..Default::default()
     };
     if let Some(cert) = &s.client_certificate {
@@ -167,7 +193,8 @@ fn config(s: &ClientSettings, check: &ServerCertCheck) -> Config {
 /// Runs a DTLS handshake on `socket` (already connected to the server).
 pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Session, Failed> {
     let check = ServerCertCheck::default();
-    let cfg = config(s, &check);
+    let recorder = HandshakeRecorder::new();
+    let cfg = config(s, &check, &recorder);
     let start = Instant::now();
     let conn: Arc<dyn webrtc_util::Conn + Send + Sync> = socket;
     let result =
@@ -185,7 +212,7 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             presented,
         }),
         Ok(Err(e)) => Err(Failed {
-            judgement: trust::classify(&check, &e, s.client_certificate.is_some()),
+            judgement: trust::classify(&check, &e, &recorder.evidence()),
             elapsed,
             presented,
         }),
@@ -195,8 +222,9 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
             judgement: check.judgement().unwrap_or_else(|| Judgement {
                 verdict: TrustVerdict::HandshakeTimeout,
                 detail: format!(
-                    "no handshake within {}",
-                    humantime::format_duration(s.handshake_timeout)
+                    "no handshake within {} (the server stopped answering in flight {})",
+                    humantime::format_duration(s.handshake_timeout),
+                    recorder.evidence().flight
                 ),
             }),
             elapsed,

@@ -27,8 +27,8 @@ impl ClientAuth {
 pub struct DtlsServerConfig {
     /// Address to listen on; port 0 picks a free port (see `ServerHandle::dtls_addr`).
     pub bind: SocketAddr,
-    /// The server's certificate chain (leaf first) and private key: ECDSA P-256 or Ed25519, the only key
-    /// kinds the `dtls` crate can sign with.
+    /// The server's certificate chain (leaf first) and private key: ECDSA P-256 or P-384, Ed25519 or RSA
+    /// (the in-tree `dtls` fork signs with each; it offers only the suites the key can sign).
     pub certificate: Certificate,
     /// Whether to ask for, or insist on, a client certificate.
     pub client_auth: ClientAuth,
@@ -55,8 +55,8 @@ impl DtlsServerConfig {
         CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
         CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha,
     ];
-    /// The cipher suites offered by default with an RSA key (the fork of issue #12 lets the server sign
-    /// with one): ECDHE_RSA with AES-128-GCM and AES-256-CBC (there is no RSA CCM_8 suite).
+    /// The cipher suites offered by default with an RSA key (the DTLS stack picks only suites its key can
+    /// sign): AES-128-GCM and AES-256-CBC with ECDHE_RSA.
     pub const DEFAULT_RSA_CIPHER_SUITES: [CipherSuiteId; 2] = [
         CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
         CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_256_Cbc_Sha,
@@ -95,15 +95,6 @@ impl DtlsServerConfig {
         if self.certificate.certificate.is_empty() {
             return Err(invalid("the certificate chain is empty".into()));
         }
-        match self.certificate.private_key.kind {
-            CryptoPrivateKeyKind::Ecdsa256(_) | CryptoPrivateKeyKind::Ed25519(_) => {}
-            CryptoPrivateKeyKind::Rsa256(_) => {
-                return Err(invalid(
-                    "the private key is RSA; the DTLS stack signs only with ECDSA P-256 or Ed25519"
-                        .into(),
-                ))
-            }
-        }
         for (what, value) in [
             ("max_sessions", self.max_sessions),
             ("max_handshakes", self.max_handshakes),
@@ -135,12 +126,14 @@ impl DtlsServerConfig {
                 self.client_auth
             )));
         }
-        let cipher_suites = if self.cipher_suites.is_empty() {
-            // Only suites the key can sign: an ECDSA suite with an RSA key fails every handshake that picks it.
-            match self.certificate.private_key.kind {
-                CryptoPrivateKeyKind::Rsa256(_) => Self::DEFAULT_RSA_CIPHER_SUITES.to_vec(),
-                _ => Self::DEFAULT_CIPHER_SUITES.to_vec(),
-            }
+        let rsa_key = matches!(
+            self.certificate.private_key.kind,
+            CryptoPrivateKeyKind::Rsa256(_)
+        );
+        let cipher_suites = if self.cipher_suites.is_empty() && rsa_key {
+            Self::DEFAULT_RSA_CIPHER_SUITES.to_vec()
+        } else if self.cipher_suites.is_empty() {
+            Self::DEFAULT_CIPHER_SUITES.to_vec()
         } else {
             self.cipher_suites.clone()
         };

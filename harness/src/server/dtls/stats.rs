@@ -47,8 +47,8 @@ impl HandshakeFailure {
         }
     }
 
-    /// Classifies the error `DTLSConn::new` returned on the server side. The crate reports certificate
-    /// verdicts as rustls display strings inside `Error::Other`, hence the string matching.
+    /// Classifies the error `DTLSConn::new` returned on the server side, by variant (the in-tree fork
+    /// carries rustls' typed certificate error and the alert a client sent).
     pub(crate) fn from_error(err: &::dtls::Error) -> Self {
         use ::dtls::Error as E;
         match err {
@@ -56,14 +56,11 @@ impl HandshakeFailure {
             E::ErrClientCertificateNotVerified
             | E::ErrCertificateVerifyNoCertificate
             | E::ErrInvalidCertificate => HandshakeFailure::ClientCertRejected,
-            E::ErrAlertFatalOrClose => HandshakeFailure::PeerAlert,
-            E::Other(s) if s.starts_with("invalid peer certificate") => {
-                HandshakeFailure::ClientCertRejected
-            }
-            E::Other(s) if s.starts_with("peer sent no certificates") => {
+            E::ErrAlertFatalOrClose | E::ErrAlertReceived { .. } => HandshakeFailure::PeerAlert,
+            E::ErrPeerCertificate(rustls::Error::NoCertificatesPresented) => {
                 HandshakeFailure::ClientCertRequired
             }
-            E::Other(s) if s.starts_with("Error of Alert") => HandshakeFailure::PeerAlert,
+            E::ErrPeerCertificate(_) => HandshakeFailure::ClientCertRejected,
             _ => HandshakeFailure::Other,
         }
     }
@@ -198,20 +195,49 @@ mod tests {
     #[test]
     fn maps_crate_errors_to_reasons() {
         let other = |s: &str| ::dtls::Error::Other(s.to_string());
+        let cert = |e: rustls::CertificateError| {
+            ::dtls::Error::ErrPeerCertificate(rustls::Error::InvalidCertificate(e))
+        };
         for (err, want) in [
-            (::dtls::Error::ErrClientCertificateRequired, F::ClientCertRequired),
-            (::dtls::Error::ErrClientCertificateNotVerified, F::ClientCertRejected),
-            (::dtls::Error::ErrCertificateVerifyNoCertificate, F::ClientCertRejected),
-            (::dtls::Error::ErrInvalidCertificate, F::ClientCertRejected),
-            (other("invalid peer certificate: UnknownIssuer"), F::ClientCertRejected),
             (
-                other("invalid peer certificate: certificate expired: verification time 1 (UNIX), but certificate is not valid after 0 (1 seconds ago)"),
+                ::dtls::Error::ErrClientCertificateRequired,
+                F::ClientCertRequired,
+            ),
+            (
+                ::dtls::Error::ErrClientCertificateNotVerified,
                 F::ClientCertRejected,
             ),
-            (other("invalid peer certificate: BadSignature"), F::ClientCertRejected),
-            (other("peer sent no certificates"), F::ClientCertRequired),
+            (
+                ::dtls::Error::ErrCertificateVerifyNoCertificate,
+                F::ClientCertRejected,
+            ),
+            (::dtls::Error::ErrInvalidCertificate, F::ClientCertRejected),
+            (
+                cert(rustls::CertificateError::UnknownIssuer),
+                F::ClientCertRejected,
+            ),
+            (
+                cert(rustls::CertificateError::Expired),
+                F::ClientCertRejected,
+            ),
+            (
+                cert(rustls::CertificateError::BadSignature),
+                F::ClientCertRejected,
+            ),
+            (
+                ::dtls::Error::ErrPeerCertificate(rustls::Error::NoCertificatesPresented),
+                F::ClientCertRequired,
+            ),
+            // Text that merely looks like a verdict is not one.
+            (other("invalid peer certificate: UnknownIssuer"), F::Other),
             (::dtls::Error::ErrAlertFatalOrClose, F::PeerAlert),
-            (other("Error of Alert Alert Fatal: BadCertificate"), F::PeerAlert),
+            (
+                ::dtls::Error::ErrAlertReceived {
+                    level: ::dtls::alert::AlertLevel::Fatal,
+                    description: ::dtls::alert::AlertDescription::BadCertificate,
+                },
+                F::PeerAlert,
+            ),
             (::dtls::Error::ErrCipherSuiteNoIntersection, F::Other),
             (::dtls::Error::ErrCookieMismatch, F::Other),
             (other("something new"), F::Other),
