@@ -32,6 +32,7 @@ pub async fn run(ca: &Path, host: &str, port: u16) -> u8 {
         client_certificate: None,
         psk: None,
         cipher_suites: Vec::new(),
+        curves: Vec::new(),
         handshake_timeout: Duration::from_secs(5),
     };
     let addr = match (host, port)
