@@ -45,6 +45,16 @@ pub enum Command {
     /// expectations judged again. Exit as `run` does; 2 when the reports do not belong together (different
     /// scenarios, a shard missing or given twice, different N, a report that is not a shard's).
     Merge(MergeArgs),
+    /// Act as a well-behaved device for `device_trust:` runs: connect over DTLS trusting only the CA file,
+    /// verify the server's name, send one telemetry POST. Exit 0 connected, 1 refused the server, 2 could not try.
+    Device {
+        /// The CA certificate file the device trusts (PEM or DER).
+        ca: PathBuf,
+        /// The server's host name (verified against its certificate).
+        host: String,
+        /// The server's DTLS port.
+        port: u16,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@
 //! spans two modules (`layout_tests.rs` checks the rules on every `cargo test`):
 //!
 //! ```text
-//! main -> cli (clap types) -> app (run, settle, embedded server, credentials, trust cases, limits, report assembly)
+//! main -> cli (clap types) -> app (run, settle, embedded server, credentials, trust cases, device trust, limits, report assembly)
 //! app -> scenario, engine, server, report, merge, pki, faults, signals
 //! scenario -> checks, coap, pki, token, transport, trust, client_auth, faults
 //! engine   -> checks, coap, metrics, scenario, transport, trust        (never server, report)

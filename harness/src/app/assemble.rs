@@ -23,6 +23,7 @@ pub struct Parts {
     pub interrupted: bool,
     pub measured: Measured,
     pub trust_cases: Vec<TrustCaseResult>,
+    pub device_trust: Vec<crate::report::model::DeviceTrustResult>,
     pub conformance: Vec<ConformanceResult>,
     pub server_stats: Option<serde_json::Value>,
     /// The embedded server's devices before the load phases, and after.
@@ -89,6 +90,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         security: security(plan, devices),
         handshakes: handshakes(devices),
         trust_cases: p.trust_cases.clone(),
+        device_trust: p.device_trust.clone(),
         conformance: p.conformance.clone(),
         server: p.server_stats.clone(),
         load_started_at_ms: Some(p.load_started_at_ms),
@@ -145,6 +147,17 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             passed: case.passed,
             expected: case.expected.clone(),
             observed: case.observed.clone(),
+        });
+    }
+    for case in &p.device_trust {
+        report.checks.push(Check {
+            name: crate::report::device_trust::check_name(case),
+            passed: case.passed,
+            expected: case.expected.clone(),
+            observed: match &case.alert {
+                Some(a) => format!("{} ({a})", case.verdict),
+                None => case.verdict.clone(),
+            },
         });
     }
     for case in &p.conformance {

@@ -24,10 +24,11 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Compare(args) => compare(&args),
         Command::Report(args) => rerender(&args),
         Command::Merge(args) => merge(&args),
+        Command::Device { ca, host, port } => super::probe_device::run(&ca, &host, port).await,
     }
 }
 
-fn fail(msg: impl std::fmt::Display) -> u8 {
+pub(super) fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     2
 }

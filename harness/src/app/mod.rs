@@ -6,10 +6,12 @@
 pub mod assemble;
 pub mod cases;
 pub mod commands;
+pub mod device_trust;
 pub mod embedded;
 pub mod limits;
 pub mod machine;
 pub mod prepare;
+pub mod probe_device;
 
 pub use commands::execute;
 
@@ -115,6 +117,10 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
 
+    let device_trust = match &plan.device_trust {
+        Some(d) => device_trust::run_all(d).await?,
+        None => Vec::new(),
+    };
     let trust_cases = cases::run_all(&plan, run_pki.as_ref()).await?;
 
     let server: Option<ServerHandle> = match &plan.target {
@@ -201,6 +207,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         interrupted: opts.cancel.is_cancelled(),
         measured,
         trust_cases,
+        device_trust,
         conformance,
         server_stats,
         server_before,

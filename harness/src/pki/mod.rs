@@ -27,6 +27,7 @@
 //! (writing with modes), `read` (reading back users' and our certificates and keys: PEM or DER, PKCS#8,
 //! SEC1, PKCS#1, bundles), `error`.
 
+pub mod device;
 mod error;
 mod files;
 mod hosts;

@@ -80,6 +80,7 @@ pub fn render(r: &Report) -> String {
     if r.no_load() {
         // Trust (and conformance) cases only: lead with them; there is no latency to chart.
         trust_cases(&mut s, r);
+        super::device_trust::html(&mut s, r);
         conformance(&mut s, r);
     } else {
         phases(&mut s, r);
@@ -88,6 +89,7 @@ pub fn render(r: &Report) -> String {
         outcomes(&mut s, r);
         handshakes(&mut s, r);
         trust_cases(&mut s, r);
+        super::device_trust::html(&mut s, r);
         conformance(&mut s, r);
     }
     checks(&mut s, r);

@@ -37,6 +37,7 @@ pub fn render(r: &Report) -> String {
     // Trust cases run before the load, outside `duration_s`.
     doc.set_time(seconds(r.duration_s) + trust_time(r));
     doc.add_test_suites([checks(r), trust(r), run(r)]);
+    doc.add_test_suites(super::device_trust::junit(r));
     doc.to_string().expect("serializing to memory")
 }
 
@@ -46,6 +47,7 @@ fn checks(r: &Report) -> TestSuite {
         .trust_cases
         .iter()
         .map(|c| format!("trust case: {}", c.name))
+        .chain(r.device_trust.iter().map(super::device_trust::check_name))
         .collect();
     let mut suite = TestSuite::new("checks");
     for c in r.checks.iter().filter(|c| !trust.contains(&c.name)) {

@@ -75,6 +75,7 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s);
     }
+    super::device_trust::markdown(&mut s, r);
     if !r.conformance.is_empty() {
         let _ = writeln!(s, "## Conformance\n\n| case | result | code | expected | observed |\n|---|---|---|---|---|");
         for c in &r.conformance {

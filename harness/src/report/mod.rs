@@ -1,6 +1,7 @@
 //! Reports: one [`Report`] value, one renderer per format, each in its own file.
 
 pub mod compare;
+pub mod device_trust;
 pub mod escape;
 pub mod hdr;
 pub mod html;

@@ -44,6 +44,9 @@ pub struct Report {
     /// Trust cases: one DTLS handshake each, with its expectation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_cases: Vec<TrustCaseResult>,
+    /// Device-side trust cases: which certificates the device under test accepted from a rogue server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_trust: Vec<DeviceTrustResult>,
     /// Device-API conformance cases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conformance: Vec<ConformanceResult>,
@@ -277,6 +280,36 @@ impl TrustCaseResult {
             (None, _) => format!("no response to {}", self.request),
         }
     }
+}
+
+/// One device-side trust case: the certificate a rogue server presented and what the device did with it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct DeviceTrustResult {
+    /// The device under test.
+    pub device: String,
+    /// The case (`valid`, `expired`, `wrong_host`...).
+    pub case: String,
+    /// The verdict is the expected one.
+    pub passed: bool,
+    /// The expected verdict.
+    pub expected: String,
+    /// `refused`, `accepted`, `connected_no_request` or `no_connection`.
+    pub verdict: String,
+    /// How the device refused, as the server saw it (the alert it sent, when one arrived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// The certificate presented, in one line.
+    pub presented: String,
+    /// When the device accepted a bad certificate: what an attacker could do with that, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
+    /// How the device command ended (`exit 0`, `still running after 10s: killed`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
+    /// The tail of the device command's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub elapsed_ms: u64,
 }
 
 /// One shard of a sharded run: which part of the scenario it ran, and what `merge` needs to judge the

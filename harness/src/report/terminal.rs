@@ -56,6 +56,7 @@ pub fn render(r: &Report) -> String {
             human_us(h.latency.max_us)
         );
     }
+    super::device_trust::terminal(&mut s, r);
     if !r.trust_cases.is_empty() {
         let _ = writeln!(s, "  trust cases:");
         for c in &r.trust_cases {

@@ -65,6 +65,19 @@ pub fn of(r: &Report) -> Verdict {
             )
         });
     }
+    if let Some(c) = r.device_trust.iter().find(|c| c.verdict == "no_connection") {
+        return Verdict::Fault(format!(
+            "device `{}` never connected in case `{}` ({}): check the device command or address{}",
+            c.device,
+            c.case,
+            c.exit.as_deref().unwrap_or("no command"),
+            c.output
+                .as_deref()
+                .and_then(|o| o.lines().rev().find(|l| !l.trim().is_empty()))
+                .map(|l| format!("; its last output: {}", l.trim()))
+                .unwrap_or_default()
+        ));
+    }
     let failed: Vec<&str> = r
         .checks
         .iter()

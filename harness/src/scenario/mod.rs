@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod conformance;
 pub mod depth;
+pub mod device_trust;
 pub mod dtls;
 pub mod faults;
 pub mod locate;

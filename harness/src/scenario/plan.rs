@@ -34,6 +34,8 @@ pub struct RunPlan {
     /// Where `pki:ROLE` references are resolved.
     pub pki: Option<PkiPlan>,
     pub trust_cases: Vec<TrustCase>,
+    /// `device_trust:`: the device under test against a rogue DTLS server.
+    pub device_trust: Option<super::device_trust::DeviceTrustPlan>,
     pub conformance: Vec<super::conformance::Case>,
     /// Checked on every response.
     pub expect: ResponseExpect,

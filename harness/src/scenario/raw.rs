@@ -37,6 +37,8 @@ pub struct RawScenario {
     /// DTLS handshakes with expectations, run one at a time before any load phase.
     #[serde(default)]
     pub trust_cases: Vec<super::dtls::RawTrustCase>,
+    /// The harness as a rogue DTLS server: which bad certificates the device under test accepts.
+    pub device_trust: Option<super::device_trust::RawDeviceTrust>,
     /// Device-API conformance cases, run one at a time before any load phase.
     #[serde(default)]
     pub conformance: Vec<super::conformance::RawCase>,

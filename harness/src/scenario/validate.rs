@@ -115,13 +115,18 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
     let request = request_plan(&raw)?;
     let transmission = transmission(&raw)?;
     let conformance = super::conformance::cases(&raw.conformance)?;
-    let phases =
-        if raw.phases.is_empty() && !(raw.trust_cases.is_empty() && raw.conformance.is_empty()) {
-            Vec::new()
-        } else {
-            phases(&raw)?
-        };
+    let phases = if raw.phases.is_empty()
+        && !(raw.trust_cases.is_empty() && raw.conformance.is_empty() && raw.device_trust.is_none())
+    {
+        Vec::new()
+    } else {
+        phases(&raw)?
+    };
     let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
+    let device_trust = match &raw.device_trust {
+        Some(d) => Some(super::device_trust::plan(d)?),
+        None => None,
+    };
     if !phases.is_empty() {
         super::size::check(&request, &tokens, d.count, dtls.is_some())?;
     }
@@ -167,6 +172,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         dtls,
         pki,
         trust_cases,
+        device_trust,
         conformance,
         expect: super::checks::expect(&raw.expect, &[key("expect")])?,
         thresholds: run_thresholds(&raw)?,

@@ -110,6 +110,9 @@ impl Driver {
     fn datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) {
         bump(&self.counters.datagrams);
         let kind = record::classify(bytes);
+        if let Some(alert) = record::plaintext_alert(bytes) {
+            self.counters.alert(alert);
+        }
         match self.table.route(now, peer, kind) {
             Route::Session(handle) => match handle.inbound.try_send(bytes.to_vec()) {
                 Ok(()) => {}

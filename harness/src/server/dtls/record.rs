@@ -42,6 +42,54 @@ pub(crate) fn classify(d: &[u8]) -> Datagram {
     Datagram::ClientHello { random }
 }
 
+const CONTENT_ALERT: u8 = 21;
+
+/// The first plaintext (epoch 0) alert record in a datagram, as `level description` in RFC 5246 §7.2
+/// words (`fatal unknown_ca (48)`): a client refusing our certificate sends it before its ChangeCipherSpec.
+pub(crate) fn plaintext_alert(d: &[u8]) -> Option<String> {
+    let mut at = 0;
+    while d.len() >= at + RECORD_HEADER {
+        let r = &d[at..];
+        let len = usize::from(u16::from_be_bytes([r[11], r[12]]));
+        if r[0] == CONTENT_ALERT && r[3..5] == [0, 0] && len == 2 && r.len() >= RECORD_HEADER + 2 {
+            let level = match r[RECORD_HEADER] {
+                1 => "warning",
+                2 => "fatal",
+                _ => "level?",
+            };
+            let code = r[RECORD_HEADER + 1];
+            return Some(format!("{level} {} ({code})", alert_name(code)));
+        }
+        at += RECORD_HEADER + len;
+    }
+    None
+}
+
+fn alert_name(code: u8) -> &'static str {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        90 => "user_canceled",
+        112 => "unrecognized_name",
+        _ => "unknown alert",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +163,50 @@ mod tests {
         ] {
             assert_eq!(classify(d), Datagram::Other, "{d:02x?}");
         }
+    }
+
+    #[test]
+    fn reads_a_plaintext_alert_after_another_record() {
+        let mut d = hello(DTLS_1_2, 0, 0, 7);
+        d.extend_from_slice(&[
+            CONTENT_ALERT,
+            0xfe,
+            0xfd,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            9,
+            0,
+            2,
+            2,
+            48,
+        ]);
+        assert_eq!(
+            plaintext_alert(&d).as_deref(),
+            Some("fatal unknown_ca (48)")
+        );
+        let encrypted = [
+            CONTENT_ALERT,
+            0xfe,
+            0xfd,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            9,
+            0,
+            2,
+            2,
+            48,
+        ];
+        assert_eq!(plaintext_alert(&encrypted), None);
+        assert_eq!(plaintext_alert(&hello(DTLS_1_2, 0, 0, 7)), None);
     }
 }

@@ -117,7 +117,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
         done = handshake => match done {
             Ok(Ok(dtls)) => dtls,
             Ok(Err(e)) => {
-                counters.failed(HandshakeFailure::from_error(&e));
+                counters.failed_with(HandshakeFailure::from_error(&e), e.to_string());
                 return;
             }
             Err(_elapsed) => {

@@ -98,6 +98,12 @@ pub struct DtlsStats {
     pub replaced: u64,
     /// Datagrams dropped because their session's queue was full.
     pub queue_drops: u64,
+    /// The last failed handshake's error, in the DTLS stack's words (the alert a client sent, when one did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// The last plaintext alert a client sent (`fatal unknown_ca (48)`), read off the wire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_alert: Option<String>,
 }
 
 impl DtlsStats {
@@ -122,6 +128,8 @@ pub(crate) struct Counters {
     pub closed: AtomicU64,
     pub replaced: AtomicU64,
     pub queue_drops: AtomicU64,
+    last_failure: std::sync::Mutex<Option<String>>,
+    last_alert: std::sync::Mutex<Option<String>>,
 }
 
 /// Adds one.
@@ -132,6 +140,21 @@ pub(crate) fn bump(counter: &AtomicU64) {
 impl Counters {
     pub fn failed(&self, why: HandshakeFailure) {
         bump(&self.failures[why.index()]);
+    }
+
+    /// Keeps the last plaintext alert a client sent.
+    pub fn alert(&self, alert: String) {
+        if let Ok(mut last) = self.last_alert.lock() {
+            *last = Some(alert);
+        }
+    }
+
+    /// Like [`Counters::failed`], keeping the error's words.
+    pub fn failed_with(&self, why: HandshakeFailure, detail: String) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(detail);
+        }
+        self.failed(why);
     }
 
     /// Publishes the table's size.
@@ -158,6 +181,8 @@ impl Counters {
             closed: get(&self.closed),
             replaced: get(&self.replaced),
             queue_drops: get(&self.queue_drops),
+            last_failure: self.last_failure.lock().ok().and_then(|l| l.clone()),
+            last_alert: self.last_alert.lock().ok().and_then(|l| l.clone()),
         }
     }
 }
