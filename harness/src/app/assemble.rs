@@ -92,6 +92,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         partial: false,
         generator: p.generator.clone(),
         machine: Some(super::machine::describe()),
+        verdict: None,
     };
     if report.devices.failed > 0 {
         report.warnings.push(format!(

@@ -305,8 +305,9 @@ async fn run(args: RunArgs) -> u8 {
         eprintln!("shard {s}: {why} (judged again by coap-harness merge)");
         return 0;
     }
+    // The terminal summary above ends with the verdict; failures are repeated on stderr for CI logs.
     match &v {
-        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Passed => {}
         verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
         verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
     }
@@ -334,8 +335,9 @@ fn merge(args: &MergeArgs) -> u8 {
         }
     }
     let v = verdict::of(&merged);
+    // The terminal summary above ends with the verdict; failures are repeated on stderr for CI logs.
     match &v {
-        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Passed => {}
         verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
         verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
     }

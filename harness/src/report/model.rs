@@ -69,6 +69,10 @@ pub struct Report {
     /// The machine the generator ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineInfo>,
+    /// The run's verdict (the exit code's meaning), from [`crate::report::verdict::of`]: the same one every
+    /// other output states. Written with every report.json; absent only in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::report::verdict::RunVerdict>,
 }
 
 /// The machine a run's generator ran on.
@@ -423,8 +427,8 @@ impl From<&SecondPoint> for SeriesPoint {
 }
 
 impl Report {
-    /// Whether every check passed.
-    pub fn passed(&self) -> bool {
+    /// Whether every check passed (not the run's verdict: see [`crate::report::verdict::of`]).
+    pub fn checks_passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
     }
 

@@ -108,6 +108,7 @@ pub fn render(r: &Report) -> String {
             c.observed
         );
     }
+    let _ = writeln!(s, "  verdict: {}", super::verdict::of(r).line());
     s
 }
 
