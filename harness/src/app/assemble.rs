@@ -177,6 +177,11 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     }
     // A shard's thresholds are judged by `merge`.
     let judged = plan.shard.is_none();
+    if let Some(h) = plan.health.filter(|_| judged && !plan.phases.is_empty()) {
+        report
+            .checks
+            .push(crate::report::thresholds::judge_health(&h, &report.total));
+    }
     for t in plan.thresholds.iter().filter(|_| judged) {
         report.checks.push(crate::report::thresholds::judge(
             t,
@@ -311,6 +316,7 @@ fn shard_info(plan: &RunPlan, s: &crate::scenario::shard::ShardPlan) -> ShardInf
                     text,
                 })
                 .collect(),
+            health_max_error_rate: plan.health.map(|h| h.max_error_rate),
         },
     }
 }

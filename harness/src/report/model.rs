@@ -223,6 +223,9 @@ pub struct ShardChecks {
     pub phase_thresholds: Vec<Vec<String>>,
     /// Per-request expectations: the kind (`code`, `content_format`, `payload`, `latency`) and its text.
     pub expectations: Vec<ExpectationSpec>,
+    /// The health check's error-rate bound (a fraction); absent when the scenario turned it off (`health: off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_max_error_rate: Option<f64>,
 }
 
 /// One per-request expectation.
@@ -278,8 +281,12 @@ pub struct RequestStats {
     /// Responses by code, `2.01` etc.
     pub codes: BTreeMap<String, u64>,
     pub retransmissions: u64,
-    /// Completed requests per second over the phase (or run).
+    /// Requests per second that ended, whatever their outcome, over the phase (or run): the raw send rate
+    /// (threshold metric `send_rate`).
     pub throughput_rps: f64,
+    /// Successful requests (outcome `ok`) per second over the same span (threshold metric `throughput`).
+    #[serde(default)]
+    pub ok_rps: f64,
     /// Failures (all but ok) over sent.
     pub error_rate: f64,
     /// From the intended send time (free of coordinated omission). Responses of any code.
@@ -391,11 +398,8 @@ impl RequestStats {
             outcomes: agg.outcomes,
             codes: agg.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
             retransmissions: agg.retransmissions,
-            throughput_rps: if seconds > 0.0 {
-                ((agg.outcomes.total() as f64 / seconds) * 10.0).round() / 10.0
-            } else {
-                0.0
-            },
+            throughput_rps: per_second(agg.outcomes.total(), seconds),
+            ok_rps: per_second(agg.outcomes.ok, seconds),
             error_rate: if sent > 0 {
                 agg.outcomes.failures() as f64 / sent as f64
             } else {
@@ -411,6 +415,15 @@ impl RequestStats {
                 .map(|k| (k.name().to_string(), agg.broken_by_kind[*k as usize]))
                 .collect(),
         }
+    }
+}
+
+/// `n` over `seconds`, to one decimal; 0 for an empty span.
+pub fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        ((n as f64 / seconds) * 10.0).round() / 10.0
+    } else {
+        0.0
     }
 }
 
