@@ -6,66 +6,9 @@ mod common;
 
 use coap_harness::report::verdict::{self, Verdict};
 use common::{assert_accounted, plan};
-use std::net::UdpSocket;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
 
-/// A UDP server that answers every CON with a piggybacked ACK carrying `code` (class << 5 | detail).
-struct Refuser {
-    addr: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Refuser {
-    fn start(code: u8) -> Self {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !s2.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                if n < 4 {
-                    continue;
-                }
-                let tkl = (buf[0] & 0x0f) as usize;
-                if n < 4 + tkl {
-                    continue;
-                }
-                // ACK (type 2), version 1, same token length, message ID and token.
-                let mut reply = vec![0x60 | tkl as u8, code, buf[2], buf[3]];
-                reply.extend_from_slice(&buf[4..4 + tkl]);
-                let _ = sock.send_to(&reply, from);
-            }
-        });
-        Refuser {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Refuser {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-const UNAUTHORIZED: u8 = 0x81; // 4.01
-const UNAVAILABLE: u8 = 0xa3; // 5.03
+use common::refuser::{Refuser, UNAUTHORIZED, UNAVAILABLE};
 
 fn yaml(addr: std::net::SocketAddr, extra: &str) -> String {
     format!(
