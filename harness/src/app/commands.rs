@@ -62,6 +62,10 @@ fn compare(args: &CompareArgs) -> u8 {
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
     let c = compare::compare(&base, &cur, args.max_regression);
+    // Before any regression is reported: why the runs may not be comparable (also in the Markdown).
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
     print!("{}", compare::render_markdown(&c));
     u8::from(c.regressed())
 }

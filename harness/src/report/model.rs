@@ -335,7 +335,19 @@ pub struct Check {
     pub observed: String,
 }
 
+/// What a table shows for a latency of a distribution with no sample: a dash, not `0µs`.
+pub const NO_SAMPLE: &str = "–";
+
 impl Latency {
+    /// `v` (one of this distribution's figures) for people; [`NO_SAMPLE`] when nothing was measured.
+    pub fn show(&self, v: u64) -> String {
+        if self.count == 0 {
+            NO_SAMPLE.into()
+        } else {
+            human_us(v)
+        }
+    }
+
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         let mut buf = Vec::new();
         V2DeflateSerializer::new()
@@ -381,11 +393,11 @@ impl RequestStats {
             self.outcomes.ok.to_string(),
             self.outcomes.failures().to_string(),
             format!("{:.1}", self.throughput_rps),
-            human_us(l.p50_us),
-            human_us(l.p90_us),
-            human_us(l.p99_us),
-            human_us(l.p999_us),
-            human_us(l.max_us),
+            l.show(l.p50_us),
+            l.show(l.p90_us),
+            l.show(l.p99_us),
+            l.show(l.p999_us),
+            l.show(l.max_us),
             self.retransmissions.to_string(),
         ]
     }

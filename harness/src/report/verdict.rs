@@ -110,6 +110,16 @@ pub fn of(r: &Report) -> Verdict {
                 "target {url} ({}) is unreachable: {} of {} requests got ICMP port unreachable; is a server listening there?",
                 r.target.address, o.unreachable, t.sent
             )
+        } else if r.protocol.unmatched > 0 {
+            format!(
+                "target {url} ({}) answered, but with {} responses that matched no request (wrong message ID or \
+                 token): {} of {} requests timed out, {} reset",
+                r.target.address,
+                r.protocol.unmatched,
+                o.timeout + o.response_timeout,
+                t.sent,
+                o.reset
+            )
         } else {
             format!(
                 "no response from target {url} ({}): {} of {} requests timed out, {} reset",
