@@ -212,37 +212,6 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<ResponseExpect, Invalid>
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expectations_describe_themselves() {
-        let e = expect(
-            &RawExpect {
-                code: Some("2.01".into()),
-                codes: vec!["2.04".into()],
-                latency: Some(Duration::from_millis(500)),
-                ..Default::default()
-            },
-            &[],
-        )
-        .unwrap();
-        assert_eq!(e.codes, vec![Code::CREATED, Code::CHANGED]);
-        let d = e.describe();
-        assert_eq!(d[0].1, "response code 2.01 or 2.04");
-        assert_eq!(d[1].1, "latency <= 500ms");
-        assert!(expect(
-            &RawExpect {
-                code: Some("201".into()),
-                ..Default::default()
-            },
-            &[]
-        )
-        .is_err());
-    }
-}
-
 /// Validates `health:`: absent is [`crate::checks::Health::DEFAULT`], `off` is none.
 pub fn health(
     raw: Option<&RawHealth>,
@@ -302,5 +271,36 @@ pub fn health(
                 }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_describe_themselves() {
+        let e = expect(
+            &RawExpect {
+                code: Some("2.01".into()),
+                codes: vec!["2.04".into()],
+                latency: Some(Duration::from_millis(500)),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(e.codes, vec![Code::CREATED, Code::CHANGED]);
+        let d = e.describe();
+        assert_eq!(d[0].1, "response code 2.01 or 2.04");
+        assert_eq!(d[1].1, "latency <= 500ms");
+        assert!(expect(
+            &RawExpect {
+                code: Some("201".into()),
+                ..Default::default()
+            },
+            &[]
+        )
+        .is_err());
     }
 }
