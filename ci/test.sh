@@ -46,4 +46,5 @@ CI="${CI:-true}" cargo test --workspace
 log "main job: scenarios/smoke.yaml against the embedded server"
 # `cargo test` has just built the binary (the CLI tests run it): use it as is, with no second compile.
 # The test profile is optimised (see Cargo.toml); the README's `cargo run --release` is the same program.
-./target/debug/coap-harness run scenarios/smoke.yaml --out reports/ci-smoke
+# --force: a rerun of this script replaces the previous smoke report.
+./target/debug/coap-harness run scenarios/smoke.yaml --out reports/ci-smoke --force

@@ -44,8 +44,10 @@ pub enum Metric {
     LatencyMean,
     /// Failures over sent.
     ErrorRate,
-    /// Completed requests per second.
+    /// Successful requests (outcome `ok`) per second: a server that answers 5.03 to everything has none.
     Throughput,
+    /// Requests per second that ended, whatever their outcome: the raw send rate.
+    SendRate,
     /// Requests that timed out (either kind).
     Timeouts,
     /// Retransmissions over sent.
@@ -107,7 +109,7 @@ impl Metric {
             | Metric::HandshakeLatency(_)
             | Metric::HandshakeMax => Unit::Micros,
             Metric::ErrorRate | Metric::RetransmissionRate => Unit::Fraction,
-            Metric::Throughput => Unit::PerSecond,
+            Metric::Throughput | Metric::SendRate => Unit::PerSecond,
             Metric::Timeouts | Metric::HandshakeFailures | Metric::ExpectationFailures => {
                 Unit::Count
             }
@@ -127,9 +129,39 @@ pub struct Threshold {
     pub abort_on_fail: bool,
 }
 
+// ---- health ----
+
+/// The run's health check: at least one request succeeded and the error rate stays under `max_error_rate`.
+/// Every run with load phases has one unless the scenario says `health: off`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Health {
+    /// A fraction: 0.05 for 5%.
+    pub max_error_rate: f64,
+}
+
+impl Health {
+    /// The default bound: under 5% of requests may fail.
+    pub const DEFAULT: Health = Health {
+        max_error_rate: 0.05,
+    };
+
+    /// The check's name, with its bound: `health: at least one request succeeded and error rate < 5%`.
+    pub fn name(&self) -> String {
+        format!(
+            "health: at least one request succeeded and error rate < {}",
+            percent(self.max_error_rate)
+        )
+    }
+}
+
+/// A fraction as a percentage without trailing zeros: 0.05 is `5%`, 0.025 is `2.5%`.
+pub fn percent(x: f64) -> String {
+    format!("{}%", (x * 100.0 * 1000.0).round() / 1000.0)
+}
+
 // ---- parsing ----
 
-const METRICS: &str = "p50, p90, p95, p99, p99.9 (any pNN), max, mean, error_rate, throughput, timeouts, \
+const METRICS: &str = "p50, p90, p95, p99, p99.9 (any pNN), max, mean, error_rate, throughput, send_rate, timeouts, \
 retransmission_rate, handshake_p50..handshake_p99.9, handshake_max, handshake_failures, expectation_failures";
 
 fn quantile(s: &str) -> Option<f64> {
@@ -143,6 +175,7 @@ fn metric(name: &str) -> Option<Metric> {
         "mean" => Metric::LatencyMean,
         "error_rate" => Metric::ErrorRate,
         "throughput" => Metric::Throughput,
+        "send_rate" => Metric::SendRate,
         "timeouts" => Metric::Timeouts,
         "retransmission_rate" => Metric::RetransmissionRate,
         "handshake_max" => Metric::HandshakeMax,

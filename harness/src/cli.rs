@@ -106,9 +106,14 @@ pub struct RunArgs {
     /// Replace the last phase's duration (e.g. 30s, 2m).
     #[arg(long, value_parser = scenario::raw::parse_duration)]
     pub duration: Option<Duration>,
-    /// Report folder (default: reports/<scenario>-<UTC timestamp>/).
+    /// Report folder (default: a new reports/<scenario>-<UTC timestamp>/, with -2, -3... when two runs start
+    /// in the same second). Checked writable before any load; one that already holds a report is refused
+    /// unless --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
     /// No live progress.
     #[arg(long, short)]
     pub quiet: bool,

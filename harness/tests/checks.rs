@@ -25,6 +25,8 @@ fn run_cli(dir: &Path, yaml: &str) -> (Output, Option<Report>) {
             "--quiet",
             "--out",
             out.to_str().unwrap(),
+            // Each call reruns into the same folder.
+            "--force",
         ])
         .output()
         .unwrap();

@@ -38,6 +38,17 @@ pub struct Parts {
 pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     let devices = &p.measured.devices;
     let agg = &p.measured.agg;
+    // Rates are over the time the load actually ran: a run stopped early (signal or abort_on_fail) did not
+    // last its planned duration, and dividing by it would understate every rate.
+    let stopped_early = p.interrupted || p.measured.aborted.is_some();
+    let ran = p.measured.elapsed.as_secs_f64();
+    let span = |start: f64, planned: f64| {
+        if stopped_early {
+            (ran - start).clamp(0.0, planned)
+        } else {
+            planned
+        }
+    };
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").into(),
@@ -74,10 +85,13 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
                 duration_s: ph.duration.as_secs_f64(),
                 devices: ph.devices_to,
                 pacing: describe_pacing(ph.pacing),
-                requests: RequestStats::from_agg(a, ph.duration.as_secs_f64()),
+                requests: RequestStats::from_agg(
+                    a,
+                    span(ph.start.as_secs_f64(), ph.duration.as_secs_f64()),
+                ),
             })
             .collect(),
-        total: RequestStats::from_agg(&agg.total, plan.total_duration().as_secs_f64()),
+        total: RequestStats::from_agg(&agg.total, span(0.0, plan.total_duration().as_secs_f64())),
         timeseries: Report::series(agg),
         checks: Vec::new(),
         warnings: Vec::new(),
@@ -99,6 +113,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         partial: false,
         generator: p.generator.clone(),
         machine: Some(super::machine::describe()),
+        verdict: None,
     };
     if report.devices.failed > 0 {
         report.warnings.push(format!(
@@ -126,7 +141,11 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
                 .into(),
         );
     }
-    report.warnings.extend(generator_warnings(plan, &report));
+    // A run stopped early sent less than its schedule because it was stopped, not because of NSTART or the
+    // generator.
+    if !stopped_early {
+        report.warnings.extend(generator_warnings(plan, &report));
+    }
     report.warnings.extend(resource_warnings(&report));
     if let Some(h) = &report.handshakes {
         if h.failed > 0 {
@@ -198,6 +217,11 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
     }
     // A shard's thresholds are judged by `merge`.
     let judged = plan.shard.is_none();
+    if let Some(h) = plan.health.filter(|_| judged && !plan.phases.is_empty()) {
+        report
+            .checks
+            .push(crate::report::thresholds::judge_health(&h, &report.total));
+    }
     for t in plan.thresholds.iter().filter(|_| judged) {
         report.checks.push(crate::report::thresholds::judge(
             t,
@@ -332,6 +356,7 @@ fn shard_info(plan: &RunPlan, s: &crate::scenario::shard::ShardPlan) -> ShardInf
                     text,
                 })
                 .collect(),
+            health_max_error_rate: plan.health.map(|h| h.max_error_rate),
         },
     }
 }

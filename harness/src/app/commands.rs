@@ -63,6 +63,10 @@ fn compare(args: &CompareArgs) -> u8 {
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
     let c = compare::compare(&base, &cur, args.max_regression);
+    // Before any regression is reported: why the runs may not be comparable (also in the Markdown).
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
     print!("{}", compare::render_markdown(&c));
     u8::from(c.regressed())
 }
@@ -212,13 +216,65 @@ fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerCon
     Ok(Some(cfg))
 }
 
-fn default_out(name: &str) -> PathBuf {
+/// Claims the report folder before any load runs: `--out` (created if needed, refused when it already holds a
+/// report.json unless `force`), or a new default folder `reports/NAME-STAMP` (`-2`, `-3`... when another run
+/// took it in the same second: `create_dir` is atomic, so two runs never share one). Then proves the folder
+/// writable by writing a file into it, so a folder that cannot take the report fails now, not after the load.
+fn claim_out(given: Option<PathBuf>, name: &str, force: bool) -> Result<PathBuf, String> {
+    let dir = match given {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("--out {}: cannot create the folder: {e}", dir.display()))?;
+            if dir.join("report.json").exists() && !force {
+                return Err(format!(
+                    "--out {}: already holds a report (report.json); pass --force to overwrite it, or choose another folder",
+                    dir.display()
+                ));
+            }
+            dir
+        }
+        None => default_out(name)?,
+    };
+    let probe = dir.join(format!(".coap-harness-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "report folder {} cannot be written ({e}); nothing was run",
+                dir.display()
+            )
+        })?;
+    Ok(dir)
+}
+
+fn default_out(name: &str) -> Result<PathBuf, String> {
     let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
-    PathBuf::from("reports").join(format!("{name}-{stamp}"))
+    let parent = PathBuf::from("reports");
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| format!("cannot create report folder {}: {e}", parent.display()))?;
+    for n in 1..=1000u32 {
+        let dir = match n {
+            1 => parent.join(format!("{name}-{stamp}")),
+            n => parent.join(format!("{name}-{stamp}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(format!(
+                    "cannot create report folder {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    Err(format!(
+        "reports/{name}-{stamp}: a thousand runs already started this second; pass --out"
+    ))
 }
 
 async fn run(args: RunArgs) -> u8 {
@@ -236,13 +292,10 @@ async fn run(args: RunArgs) -> u8 {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e),
     };
-    let out = args.out.unwrap_or_else(|| default_out(&plan.name));
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        return fail(format_args!(
-            "cannot create report folder {}: {e}",
-            out.display()
-        ));
-    }
+    let out = match claim_out(args.out, &plan.name, args.force) {
+        Ok(dir) => dir,
+        Err(e) => return fail(e),
+    };
     if plan.phases.is_empty() {
         // No load: say what runs instead of "with 1 devices for 0s".
         eprintln!(
@@ -318,8 +371,9 @@ async fn run(args: RunArgs) -> u8 {
         eprintln!("shard {s}: {why} (judged again by coap-harness merge)");
         return 0;
     }
+    // The terminal summary above ends with the verdict; failures are repeated on stderr for CI logs.
     match &v {
-        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Passed => {}
         verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
         verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
     }
@@ -347,8 +401,9 @@ fn merge(args: &MergeArgs) -> u8 {
         }
     }
     let v = verdict::of(&merged);
+    // The terminal summary above ends with the verdict; failures are repeated on stderr for CI logs.
     match &v {
-        verdict::Verdict::Passed => println!("  PASSED"),
+        verdict::Verdict::Passed => {}
         verdict::Verdict::Failed(why) => eprintln!("FAILED: {why}"),
         verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
     }

@@ -44,11 +44,25 @@ pub fn lost(t: &Threshold, live: &Live, planned: Option<u64>) -> Option<String> 
         _ => return None,
     };
     (!t.op.holds(observed, t.bound)).then(|| {
-        format!(
-            "threshold `{}` can no longer be met (observed {} so far)",
-            t.text,
-            crate::checks::show(t.metric, observed)
-        )
+        let show = |v: f64| crate::checks::show(t.metric, v);
+        match t.metric {
+            // The figure that tripped it is the floor on the final rate, not the rate so far: say both.
+            Metric::ErrorRate => format!(
+                "threshold `{}` can no longer be met: {} of {} requests completed so far failed ({}); those {}                  failures alone are {} of the {} requests the schedule sends at most",
+                t.text,
+                live.errors,
+                live.completed,
+                show(live.errors as f64 / live.completed.max(1) as f64),
+                live.errors,
+                show(observed),
+                planned.unwrap_or(0),
+            ),
+            _ => format!(
+                "threshold `{}` can no longer be met (observed {} so far)",
+                t.text,
+                show(observed)
+            ),
+        }
     })
 }
 

@@ -4,7 +4,7 @@
 use crate::checks::parse_threshold;
 use crate::checks::Threshold;
 use crate::report::model::ShardChecks;
-use crate::report::thresholds::{judge, judge_expectation};
+use crate::report::thresholds::{judge, judge_expectation, judge_health};
 use crate::report::{Check, Report};
 
 /// The expectation and threshold checks of `r`, in the order a single run lists them.
@@ -16,6 +16,14 @@ pub fn checks(r: &Report, spec: &ShardChecks) -> Vec<Check> {
                 .iter()
                 .map(|e| judge_expectation(&e.kind, &e.text, &r.total, &[])),
         );
+    }
+    if let Some(bound) = spec.health_max_error_rate.filter(|_| !r.phases.is_empty()) {
+        out.push(judge_health(
+            &crate::checks::Health {
+                max_error_rate: bound,
+            },
+            &r.total,
+        ));
     }
     for text in &spec.thresholds {
         out.push(one(text, "run", |t| {

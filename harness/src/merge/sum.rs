@@ -194,11 +194,8 @@ fn stats(parts: &[&RequestStats], seconds: f64) -> Result<RequestStats, (usize, 
         outcomes,
         codes,
         retransmissions: parts.iter().map(|p| p.retransmissions).sum(),
-        throughput_rps: if seconds > 0.0 {
-            ((outcomes.total() as f64 / seconds) * 10.0).round() / 10.0
-        } else {
-            0.0
-        },
+        throughput_rps: crate::report::model::per_second(outcomes.total(), seconds),
+        ok_rps: crate::report::model::per_second(outcomes.ok, seconds),
         error_rate: if sent > 0 {
             outcomes.failures() as f64 / sent as f64
         } else {

@@ -250,6 +250,20 @@ fn warnings(base: &Report, cur: &Report) -> Vec<String> {
             bt.url, bt.transport, ct.url, ct.transport
         ));
     }
+    if bt.transport != ct.transport {
+        w.push(format!(
+            "the runs used different transports: {} (baseline) and {} (current): DTLS adds handshakes and \
+             per-record cost, so throughput and latency are not like for like",
+            bt.transport, ct.transport
+        ));
+    }
+    if base.devices.count != cur.devices.count {
+        w.push(format!(
+            "the runs had different device counts: {} (baseline) and {} (current): throughput and latency \
+             scale with the load offered, so a change here may be the load's, not the target's",
+            base.devices.count, cur.devices.count
+        ));
+    }
     if base.scenario.request != cur.scenario.request {
         w.push(format!(
             "the runs sent different requests: `{}` (baseline) and `{}` (current)",

@@ -144,7 +144,11 @@ fn trust_text(c: &TrustCaseResult) -> String {
 fn run(r: &Report) -> TestSuite {
     let mut suite = TestSuite::new("run");
     suite.set_time(seconds(r.duration_s));
+    let v = verdict::of(r);
     suite.add_properties([
+        Property::new("verdict", v.word().to_ascii_lowercase()),
+        Property::new("exit_code", v.code().to_string()),
+        Property::new("verdict_reason", v.reason().unwrap_or("")),
         Property::new("scenario", r.scenario.name.as_str()),
         Property::new("target", r.target.url.as_str()),
         Property::new("transport", r.target.transport.as_str()),

@@ -1,13 +1,20 @@
 //! summary.md: the run for people, as Markdown tables.
 
 use super::model::{human_us, Report, RequestStats};
+use super::verdict;
 use crate::metrics::Outcome;
 use std::fmt::Write;
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let verdict = if r.passed() { "PASSED" } else { "FAILED" };
-    let _ = writeln!(s, "# coap-harness: {} — {verdict}\n", r.scenario.name);
+    let verdict = verdict::of(r);
+    let _ = writeln!(
+        s,
+        "# coap-harness: {} — {}\n",
+        r.scenario.name,
+        verdict.word()
+    );
+    let _ = writeln!(s, "**Verdict: {}**\n", verdict.line());
     if r.security.insecure {
         let _ = writeln!(
             s,

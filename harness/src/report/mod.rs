@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 /// `latency.hlog`, rather than empty ones.
 pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
+    let report = &verdict::stamped(report);
     let json = dir.join("report.json");
     let mut text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     text.push('\n');

@@ -72,6 +72,10 @@ pub struct Report {
     /// The machine the generator ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineInfo>,
+    /// The run's verdict (the exit code's meaning), from [`crate::report::verdict::of`]: the same one every
+    /// other output states. Written with every report.json; absent only in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::report::verdict::RunVerdict>,
 }
 
 /// The machine a run's generator ran on.
@@ -341,6 +345,9 @@ pub struct ShardChecks {
     pub phase_thresholds: Vec<Vec<String>>,
     /// Per-request expectations: the kind (`code`, `content_format`, `payload`, `latency`) and its text.
     pub expectations: Vec<ExpectationSpec>,
+    /// The health check's error-rate bound (a fraction); absent when the scenario turned it off (`health: off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_max_error_rate: Option<f64>,
 }
 
 /// One per-request expectation.
@@ -396,8 +403,12 @@ pub struct RequestStats {
     /// Responses by code, `2.01` etc.
     pub codes: BTreeMap<String, u64>,
     pub retransmissions: u64,
-    /// Completed requests per second over the phase (or run).
+    /// Requests per second that ended, whatever their outcome, over the phase (or run): the raw send rate
+    /// (threshold metric `send_rate`).
     pub throughput_rps: f64,
+    /// Successful requests (outcome `ok`) per second over the same span (threshold metric `throughput`).
+    #[serde(default)]
+    pub ok_rps: f64,
     /// Failures (all but ok) over sent.
     pub error_rate: f64,
     /// From the intended send time (free of coordinated omission). Responses of any code.
@@ -465,7 +476,19 @@ impl HandshakeStats {
     }
 }
 
+/// What a table shows for a latency of a distribution with no sample: a dash, not `0µs`.
+pub const NO_SAMPLE: &str = "–";
+
 impl Latency {
+    /// `v` (one of this distribution's figures) for people; [`NO_SAMPLE`] when nothing was measured.
+    pub fn show(&self, v: u64) -> String {
+        if self.count == 0 {
+            NO_SAMPLE.into()
+        } else {
+            human_us(v)
+        }
+    }
+
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         let mut buf = Vec::new();
         V2DeflateSerializer::new()
@@ -511,11 +534,11 @@ impl RequestStats {
             self.outcomes.ok.to_string(),
             self.outcomes.failures().to_string(),
             format!("{:.1}", self.throughput_rps),
-            human_us(l.p50_us),
-            human_us(l.p90_us),
-            human_us(l.p99_us),
-            human_us(l.p999_us),
-            human_us(l.max_us),
+            l.show(l.p50_us),
+            l.show(l.p90_us),
+            l.show(l.p99_us),
+            l.show(l.p999_us),
+            l.show(l.max_us),
             self.retransmissions.to_string(),
         ]
     }
@@ -528,11 +551,8 @@ impl RequestStats {
             outcomes: agg.outcomes,
             codes: agg.codes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
             retransmissions: agg.retransmissions,
-            throughput_rps: if seconds > 0.0 {
-                ((agg.outcomes.total() as f64 / seconds) * 10.0).round() / 10.0
-            } else {
-                0.0
-            },
+            throughput_rps: per_second(agg.outcomes.total(), seconds),
+            ok_rps: per_second(agg.outcomes.ok, seconds),
             error_rate: if sent > 0 {
                 agg.outcomes.failures() as f64 / sent as f64
             } else {
@@ -551,6 +571,15 @@ impl RequestStats {
     }
 }
 
+/// `n` over `seconds`, to one decimal; 0 for an empty span.
+pub fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        ((n as f64 / seconds) * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
 impl From<&SecondPoint> for SeriesPoint {
     fn from(p: &SecondPoint) -> Self {
         SeriesPoint {
@@ -564,13 +593,13 @@ impl From<&SecondPoint> for SeriesPoint {
 }
 
 impl Report {
-    /// Whether every check passed.
     /// No load phases ran (trust or conformance cases only): no devices, duration or latency to show.
     pub fn no_load(&self) -> bool {
         self.phases.is_empty()
     }
 
-    pub fn passed(&self) -> bool {
+    /// Whether every check passed (not the run's verdict: see [`crate::report::verdict::of`]).
+    pub fn checks_passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
     }
 

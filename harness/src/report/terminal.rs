@@ -130,6 +130,7 @@ pub fn render(r: &Report) -> String {
             c.observed
         );
     }
+    let _ = writeln!(s, "  verdict: {}", super::verdict::of(r).line());
     s
 }
 
@@ -169,10 +170,10 @@ fn requests(s: &mut String, r: &Report) {
             q.outcomes.ok,
             q.outcomes.failures(),
             q.throughput_rps,
-            human_us(l.p50_us),
-            human_us(l.p90_us),
-            human_us(l.p99_us),
-            human_us(l.max_us)
+            l.show(l.p50_us),
+            l.show(l.p90_us),
+            l.show(l.p99_us),
+            l.show(l.max_us)
         );
     }
     let mut outcomes: Vec<String> = Outcome::ALL

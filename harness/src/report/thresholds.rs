@@ -2,7 +2,7 @@
 //! the same way as a single run. Per-request expectations are judged here too, on the totals.
 
 pub use crate::checks::show;
-use crate::checks::{Metric, Threshold};
+use crate::checks::{Health, Metric, Threshold};
 use crate::report::model::{HandshakeStats, RequestStats};
 use crate::report::Check;
 
@@ -24,7 +24,8 @@ pub fn observe(m: Metric, q: &RequestStats, h: Option<&HandshakeStats>) -> Resul
         Metric::LatencyMean => q.latency.mean_us,
         Metric::ErrorRate if q.sent == 0 => return Err("no requests sent".into()),
         Metric::ErrorRate => q.error_rate,
-        Metric::Throughput => q.throughput_rps,
+        Metric::Throughput => q.ok_rps,
+        Metric::SendRate => q.throughput_rps,
         Metric::Timeouts => (q.outcomes.timeout + q.outcomes.response_timeout) as f64,
         Metric::RetransmissionRate if q.sent == 0 => return Err("no requests sent".into()),
         Metric::RetransmissionRate => q.retransmissions as f64 / q.sent as f64,
@@ -46,6 +47,39 @@ pub fn judge(t: &Threshold, scope: &str, q: &RequestStats, h: Option<&HandshakeS
         passed,
         expected: format!("{} {}", t.op, show(t.metric, t.bound)),
         observed,
+    }
+}
+
+/// Judges the run's health check: at least one request succeeded (outcome `ok`) and the error rate is under
+/// the bound. A run where every request got 4.01 or 5.03 fails it.
+pub fn judge_health(h: &Health, q: &RequestStats) -> Check {
+    let ok = q.outcomes.ok;
+    let rate = q.error_rate;
+    let passed = ok > 0 && rate < h.max_error_rate;
+    let mut codes: Vec<String> = q
+        .codes
+        .iter()
+        .filter(|(c, _)| !c.starts_with('2'))
+        .map(|(c, n)| format!("{c} x{n}"))
+        .collect();
+    codes.truncate(5);
+    Check {
+        name: h.name(),
+        passed,
+        expected: format!(
+            "ok > 0, error rate < {}",
+            crate::checks::percent(h.max_error_rate)
+        ),
+        observed: format!(
+            "{ok} of {} requests ok, error rate {}{}",
+            q.sent,
+            show(Metric::ErrorRate, rate),
+            if codes.is_empty() {
+                String::new()
+            } else {
+                format!(" (error codes: {})", codes.join(", "))
+            }
+        ),
     }
 }
 
@@ -121,7 +155,9 @@ mod tests {
             ("max <= 101ms", "max < 99ms"),
             ("mean < 60ms", "mean > 60ms"),
             ("error_rate <= 2%", "error_rate < 2%"),
-            ("throughput >= 10/s", "throughput > 10/s"),
+            // 98 ok of 100 in 10 s: throughput counts the successes, send_rate every request.
+            ("throughput >= 9.8/s", "throughput > 9.8/s"),
+            ("send_rate >= 10/s", "send_rate > 10/s"),
             ("timeouts <= 2", "timeouts < 2"),
             ("retransmission_rate <= 0.1", "retransmission_rate < 5%"),
             ("expectation_failures < 1", "expectation_failures > 0"),

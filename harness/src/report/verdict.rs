@@ -2,6 +2,7 @@
 //! interrupted), 2 the target could not be measured at all (nothing answered, or it answered garbage).
 
 use crate::report::Report;
+use serde::{Deserialize, Serialize};
 
 /// The exit status of a run, with the one-line reason for anything but success.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,60 @@ impl Verdict {
             Verdict::Fault(_) => 2,
         }
     }
+
+    /// The word every output shows: `PASSED`, `FAILED` or `FAULT`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Passed => "PASSED",
+            Verdict::Failed(_) => "FAILED",
+            Verdict::Fault(_) => "FAULT",
+        }
+    }
+
+    /// Why the run did not pass.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Passed => None,
+            Verdict::Failed(why) | Verdict::Fault(why) => Some(why),
+        }
+    }
+
+    /// One line for people: `PASSED`, `FAILED (exit 1): why`, `FAULT (exit 2): why`.
+    pub fn line(&self) -> String {
+        match self.reason() {
+            None => self.word().into(),
+            Some(why) => format!("{} (exit {}): {why}", self.word(), self.code()),
+        }
+    }
+}
+
+/// The verdict as report.json carries it (`verdict`), written from [`of`] whenever a report is written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct RunVerdict {
+    /// `passed`, `failed` or `fault`.
+    pub status: String,
+    /// The exit code the run maps to: 0 passed, 1 failed, 2 fault.
+    pub exit_code: u8,
+    /// Why the run did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&Verdict> for RunVerdict {
+    fn from(v: &Verdict) -> Self {
+        RunVerdict {
+            status: v.word().to_ascii_lowercase(),
+            exit_code: v.code(),
+            reason: v.reason().map(str::to_string),
+        }
+    }
+}
+
+/// The report with its `verdict` field set from [`of`], as every written report.json carries it.
+pub fn stamped(r: &Report) -> Report {
+    let mut r = r.clone();
+    r.verdict = Some(RunVerdict::from(&of(&r)));
+    r
 }
 
 pub fn of(r: &Report) -> Verdict {
@@ -54,6 +109,16 @@ pub fn of(r: &Report) -> Verdict {
             format!(
                 "target {url} ({}) is unreachable: {} of {} requests got ICMP port unreachable; is a server listening there?",
                 r.target.address, o.unreachable, t.sent
+            )
+        } else if r.protocol.unmatched > 0 {
+            format!(
+                "target {url} ({}) answered, but with {} responses that matched no request (wrong message ID or \
+                 token): {} of {} requests timed out, {} reset",
+                r.target.address,
+                r.protocol.unmatched,
+                o.timeout + o.response_timeout,
+                t.sent,
+                o.reset
             )
         } else {
             format!(

@@ -50,6 +50,19 @@ pub enum RawThreshold {
     },
 }
 
+/// `health:`: `off`, or `{ max_error_rate: 20% }` (absent: the default health check).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawHealth {
+    Word(String),
+    Bounds {
+        max_error_rate: Option<serde_yaml::Value>,
+        /// Any other key: a misspelling, reported by validation with its place.
+        #[serde(flatten)]
+        unknown: std::collections::BTreeMap<String, serde_yaml::Value>,
+    },
+}
+
 // ---- plan ----
 
 /// Per-request expectations.
@@ -197,6 +210,68 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<ResponseExpect, Invalid>
         json_exists: raw.json_exists.clone(),
         max_latency: raw.latency,
     })
+}
+
+/// Validates `health:`: absent is [`crate::checks::Health::DEFAULT`], `off` is none.
+pub fn health(
+    raw: Option<&RawHealth>,
+    path: &[Step],
+) -> Result<Option<crate::checks::Health>, Invalid> {
+    let at = |extra: Option<&str>| {
+        let mut p = path.to_vec();
+        if let Some(k) = extra {
+            p.push(Step::Key(k.into()));
+        }
+        p
+    };
+    match raw {
+        None => Ok(Some(crate::checks::Health::DEFAULT)),
+        Some(RawHealth::Word(w)) if w == "off" => Ok(None),
+        Some(RawHealth::Word(w)) if w == "on" || w == "default" => {
+            Ok(Some(crate::checks::Health::DEFAULT))
+        }
+        Some(RawHealth::Word(w)) => Err(Invalid {
+            path: at(None),
+            message: format!("`{w}`: health is `off`, `default` or {{ max_error_rate: 5% }}"),
+        }),
+        Some(RawHealth::Bounds {
+            max_error_rate,
+            unknown,
+        }) => {
+            if let Some(k) = unknown.keys().next() {
+                return Err(Invalid {
+                    path: at(Some(k)),
+                    message: format!("unknown field `{k}`, expected `max_error_rate`"),
+                });
+            }
+            let Some(max_error_rate) = max_error_rate else {
+                return Err(Invalid {
+                    path: at(None),
+                    message: "give `max_error_rate` (e.g. { max_error_rate: 5% }), or write `health: off`".into(),
+                });
+            };
+            let text = match max_error_rate {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                other => format!("{other:?}"),
+            };
+            match crate::checks::parse_threshold(&format!("error_rate < {text}")) {
+                Ok((_, _, bound)) if bound > 0.0 && bound <= 1.0 => {
+                    Ok(Some(crate::checks::Health {
+                        max_error_rate: bound,
+                    }))
+                }
+                Ok(_) => Err(Invalid {
+                    path: at(Some("max_error_rate")),
+                    message: format!("`{text}`: a rate above 0 and at most 100%"),
+                }),
+                Err(why) => Err(Invalid {
+                    path: at(Some("max_error_rate")),
+                    message: format!("`{text}`: {why}"),
+                }),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct RunPlan {
     pub expect: ResponseExpect,
     /// Thresholds on the whole run.
     pub thresholds: Vec<Threshold>,
+    /// The default health check (`health:`), `None` when the scenario turned it off.
+    pub health: Option<crate::checks::Health>,
     /// Set when this plan is one shard of the scenario (`--shard K/N`).
     pub shard: Option<super::shard::ShardPlan>,
     /// The load phases begin at this wall-clock time (`--start-at`) instead of at once.

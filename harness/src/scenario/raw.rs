@@ -51,6 +51,8 @@ pub struct RawScenario {
     /// How long to wait for answers to requests still in flight after the last phase.
     #[serde(default, deserialize_with = "opt_duration")]
     pub drain: Option<Duration>,
+    /// The default health check: `off`, or `{ max_error_rate: 20% }` to change its bound.
+    pub health: Option<super::checks::RawHealth>,
     /// Network faults injected between the devices and the target.
     pub faults: Option<super::faults::RawFaults>,
     /// The load must run over DTLS with the server verified: a plain-CoAP run (e.g. with `--target coap://`)

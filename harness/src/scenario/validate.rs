@@ -176,6 +176,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
         conformance,
         expect: super::checks::expect(&raw.expect, &[key("expect")])?,
         thresholds: run_thresholds(&raw)?,
+        health: super::checks::health(raw.health.as_ref(), &[key("health")])?,
         shard: None,
         start_at: None,
         faults: raw
