@@ -85,6 +85,11 @@ impl Pki {
 
     /// A leaf `name` issued by `ca` for `key` (`openssl req -newkey` syntax) signed with `digest`.
     fn leaf(&self, name: &str, ca: &str, key: &[&str], digest: &str) {
+        self.leaf_for_days(name, ca, key, digest, "10");
+    }
+
+    /// The same, valid for `days` from now (`"-1"`: already expired, notAfter a day ago).
+    fn leaf_for_days(&self, name: &str, ca: &str, key: &[&str], digest: &str, days: &str) {
         let d = self.dir.path();
         let mut args = vec!["req", "-new", "-newkey"];
         args.extend_from_slice(key);
@@ -119,7 +124,7 @@ impl Pki {
                 &format!("{ca}.key"),
                 "-CAcreateserial",
                 "-days",
-                "10",
+                days,
                 &format!("-{digest}"),
                 "-extfile",
                 &format!("{name}.ext"),
@@ -253,6 +258,14 @@ async fn client_certificate_verdicts_rest_on_the_servers_alert() {
         &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         "sha256",
     );
+    // Issued by the trusted CA, but its validity ended a day ago.
+    pki.leaf_for_days(
+        "expired-client",
+        "ca",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "sha256",
+        "-1",
+    );
     let server = Server::start(
         &pki,
         "server",
@@ -269,6 +282,10 @@ async fn client_certificate_verdicts_rest_on_the_servers_alert() {
     let (verdict, detail) = server.connect(&pki.settings(Some("rogue"))).await;
     assert_eq!(verdict, TrustVerdict::ClientCertRejected, "{detail}");
     assert!(detail.contains("our Certificate sent"), "{detail}");
+
+    let (verdict, detail) = server.connect(&pki.settings(Some("expired-client"))).await;
+    assert_eq!(verdict, TrustVerdict::ClientCertRejected, "{detail}");
+    assert!(detail.contains("certificate_expired"), "{detail}");
 
     let (verdict, detail) = server.connect(&pki.settings(Some("client"))).await;
     assert_eq!(verdict, TrustVerdict::Ok, "{detail}");

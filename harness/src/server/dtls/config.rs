@@ -25,29 +25,27 @@ impl ClientAuth {
 }
 
 /// ThingsBoard's handshake check of a client certificate: its validity dates, nothing else (any issuer
-/// passes). The crate answers an error here with a fatal `bad_certificate` alert. The words match what the
-/// server's statistics count as a refused client certificate.
-pub(crate) fn validity_only(certs: &[Vec<u8>], now: std::time::SystemTime) -> Result<(), String> {
+/// passes). The crate answers an error here with a fatal `bad_certificate` alert; the error is rustls' typed
+/// certificate error, which the server's statistics count as a refused client certificate.
+pub(crate) fn validity_only(
+    certs: &[Vec<u8>],
+    now: std::time::SystemTime,
+) -> Result<(), rustls::Error> {
+    use rustls::CertificateError as C;
     let Some(leaf) = certs.first() else {
         return Ok(());
     };
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| format!("invalid peer certificate: BadEncoding ({e})"))?;
+        .map_err(|_| rustls::Error::InvalidCertificate(C::BadEncoding))?;
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let v = cert.validity();
     if now > v.not_after.timestamp() {
-        return Err(format!(
-            "invalid peer certificate: certificate expired: not valid after {}",
-            v.not_after
-        ));
+        return Err(rustls::Error::InvalidCertificate(C::Expired));
     }
     if now < v.not_before.timestamp() {
-        return Err(format!(
-            "invalid peer certificate: certificate not valid yet: not valid before {}",
-            v.not_before
-        ));
+        return Err(rustls::Error::InvalidCertificate(C::NotValidYet));
     }
     Ok(())
 }
@@ -197,7 +195,8 @@ impl DtlsServerConfig {
                     + Send
                     + Sync;
                 let check: std::sync::Arc<Check> = std::sync::Arc::new(|certs, _| {
-                    validity_only(certs, std::time::SystemTime::now()).map_err(::dtls::Error::Other)
+                    validity_only(certs, std::time::SystemTime::now())
+                        .map_err(::dtls::Error::ErrPeerCertificate)
                 });
                 check
             }),
@@ -298,16 +297,21 @@ mod tests {
         );
         assert_eq!(validity_only(&[], now), Ok(()));
         let expired = validity_only(&[cert((2020, 1, 1), (2021, 1, 1))], now).unwrap_err();
-        assert!(
-            expired.starts_with("invalid peer certificate: certificate expired"),
-            "{expired}"
+        assert_eq!(
+            expired,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
         );
         let early = validity_only(&[cert((2030, 1, 1), (2031, 1, 1))], now).unwrap_err();
-        assert!(early.contains("not valid yet"), "{early}");
+        assert_eq!(
+            early,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet)
+        );
         assert!(validity_only(&[vec![1, 2, 3]], now).is_err());
         // The server's statistics count these as refused client certificates.
         assert_eq!(
-            super::super::stats::HandshakeFailure::from_error(&::dtls::Error::Other(expired)),
+            super::super::stats::HandshakeFailure::from_error(&::dtls::Error::ErrPeerCertificate(
+                expired
+            )),
             super::super::stats::HandshakeFailure::ClientCertRejected
         );
     }
