@@ -4,7 +4,6 @@
 
 mod common;
 
-use coap_harness::app::{self, RunOptions};
 use coap_harness::report::{self, verdict, verdict::Verdict};
 use common::{assert_accounted, plan};
 use std::net::UdpSocket;
@@ -12,7 +11,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Before: "no response from target ... timed out", blaming a server that did answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,24 +65,11 @@ async fn replies_with_the_wrong_id_and_token_are_named_unmatched() {
 /// Before: a phase with no response showed `0µs` for every percentile, as if it had been instant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_phase_shows_dashes_not_zero_latency() {
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.cancel();
-    });
-    let p = plan(
-        "target: embedded\ndevices:\n  count: 2\nphases:\n  - name: first\n    duration: 30s\n    interval: 100ms\n  - name: never\n    duration: 30s\n    interval: 100ms\n",
-    );
-    let out = app::run(
-        Arc::new(p),
-        RunOptions {
-            cancel,
-            ..Default::default()
-        },
+    let out = common::run_stopped_after(
+        plan("target: embedded\ndevices:\n  count: 2\nphases:\n  - name: first\n    duration: 30s\n    interval: 100ms\n  - name: never\n    duration: 30s\n    interval: 100ms\n"),
+        Duration::from_millis(500),
     )
-    .await
-    .unwrap();
+    .await;
     let r = &out.report;
     assert_accounted(r);
     assert_eq!(r.phases[1].requests.sent, 0);

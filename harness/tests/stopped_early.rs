@@ -4,34 +4,18 @@
 
 mod common;
 
-use coap_harness::app::{self, RunOptions};
 use common::refuser::{Refuser, UNAVAILABLE};
 use common::{assert_accounted, plan};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Before: rates were divided by the planned 60 s, so an interrupted ~1 s run reported a sixtieth of its rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_reports_rates_over_the_time_it_ran() {
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        stop.cancel();
-    });
-    let p = plan(
-        "target: embedded\ndevices:\n  count: 4\nphases:\n  - name: a\n    duration: 30s\n    interval: 20ms\n  - name: b\n    duration: 30s\n    interval: 20ms\n",
-    );
-    let out = app::run(
-        Arc::new(p),
-        RunOptions {
-            cancel,
-            ..Default::default()
-        },
+    let out = common::run_stopped_after(
+        plan("target: embedded\ndevices:\n  count: 4\nphases:\n  - name: a\n    duration: 30s\n    interval: 20ms\n  - name: b\n    duration: 30s\n    interval: 20ms\n"),
+        Duration::from_millis(1000),
     )
-    .await
-    .unwrap();
+    .await;
     let r = &out.report;
     assert!(r.interrupted);
     assert_accounted(r);

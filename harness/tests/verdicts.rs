@@ -4,14 +4,11 @@
 
 mod common;
 
-use coap_harness::app::{self, RunOptions};
 use coap_harness::report::{self, verdict, verdict::Verdict, Report};
 use common::{assert_accounted, plan};
 use std::net::UdpSocket;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Writes every output of `r` into `dir` and asserts each states `want` (`passed`, `failed` or `fault`).
 fn assert_every_output_says(r: &Report, dir: &Path, want: &str) {
@@ -88,24 +85,11 @@ async fn a_failed_threshold_says_failed_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_says_failed_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        stop.cancel();
-    });
-    let p = plan(
-        "target: embedded\ndevices:\n  count: 4\nphases:\n  - duration: 60s\n    interval: 100ms\n",
-    );
-    let out = app::run(
-        Arc::new(p),
-        RunOptions {
-            cancel,
-            ..Default::default()
-        },
+    let out = common::run_stopped_after(
+        plan("target: embedded\ndevices:\n  count: 4\nphases:\n  - duration: 60s\n    interval: 100ms\n"),
+        Duration::from_millis(600),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(out.report.interrupted);
     assert!(!matches!(verdict::of(&out.report), Verdict::Passed));
     assert_every_output_says(&out.report, dir.path(), "failed");

@@ -32,6 +32,25 @@ pub async fn run(plan: RunPlan) -> RunOutput {
 }
 
 /// A UDP port nothing listens on right now (bound, then released).
+/// Runs `plan` and stops it after `after`, as a stop signal would (the run's cancellation token).
+pub async fn run_stopped_after(plan: RunPlan, after: Duration) -> RunOutput {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        stop.cancel();
+    });
+    engine::run(
+        Arc::new(plan),
+        RunOptions {
+            cancel,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("run")
+}
+
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
