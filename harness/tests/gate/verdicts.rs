@@ -2,7 +2,7 @@
 //! answered, a partial merge) the terminal summary, summary.md, report.html, junit.xml and report.json all
 //! state what `verdict::of` says, and the exit code agrees.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::{self, verdict, verdict::Verdict, Report};
 use common::{assert_accounted, plan};

@@ -2,8 +2,6 @@
 //! once, default folders are unique even for runs started in the same second, and an existing report is not
 //! overwritten without --force.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

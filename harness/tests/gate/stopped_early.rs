@@ -2,7 +2,7 @@
 //! ran, not the planned duration, and the abort message states the figure that tripped it without blaming
 //! NSTART or the generator for the requests that were never due.
 
-mod common;
+use crate::common;
 
 use common::refuser::{Refuser, UNAVAILABLE};
 use common::{assert_accounted, plan};

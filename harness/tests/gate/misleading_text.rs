@@ -2,7 +2,7 @@
 //! response"), empty phases show `–` instead of `0µs`, and `compare` warns about runs with different device
 //! counts or transports before it reports a regression.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::{self, verdict, verdict::Verdict};
 use common::{assert_accounted, plan};

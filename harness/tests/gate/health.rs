@@ -2,7 +2,7 @@
 //! 5.03 to everything fails a scenario with no `expect:` and no thresholds; `health: off` turns the check off
 //! explicitly; `throughput` counts successful requests while `send_rate` is the raw rate.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::verdict::{self, Verdict};
 use common::{assert_accounted, plan};
