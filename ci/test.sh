@@ -11,7 +11,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Independent peers and tools the tests drive, installed only when missing:
 #   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, device_trust.rs)
-#   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (trust_oracle.rs)
+#   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (tests/oracle/)
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/

@@ -262,9 +262,8 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
 mod tests {
     use super::*;
 
-    /// `can_sign` follows the DTLS crate: dtls 0.17.2 refuses to load a P-384 key, the fork loads and signs
-    /// with it. When this fails after merging the fork, add P-384 and RSA to `can_sign` and empty the
-    /// `NEEDS_FORK` lists of tests/trust_oracle.rs and tests/serve_openssl_keys.rs.
+    /// `can_sign` follows the DTLS crate: upstream dtls 0.17.2 refused to load a P-384 key, the in-tree fork
+    /// loads and signs with it (and with RSA). If the crate changes again, `can_sign` must follow.
     #[test]
     fn can_sign_follows_the_dtls_crate() {
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
@@ -274,6 +273,10 @@ mod tests {
             "the dtls crate's P-384 support changed: update can_sign"
         );
         assert!(can_sign(KeyKind::EcdsaP256) && can_sign(KeyKind::Ed25519));
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256);
+        if let Ok(rsa) = rsa {
+            assert!(dtls::crypto::CryptoPrivateKey::from_key_pair(&rsa).is_ok());
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! The `openssl` CLI is required in CI; elsewhere a missing one skips loudly.
 
-mod common;
+use crate::common;
 
 use coap_harness::transport::dtls::{handshake, ClientSettings};
 use coap_harness::trust::{ServerTrust, TrustVerdict};

@@ -5,7 +5,7 @@
 //! is `trust::ServerCertCheck`). Any disagreement fails the test unless it is one of the named, documented
 //! stricter verdicts in [`STRICTER`]. The table is printed (`--nocapture`).
 
-mod common;
+use crate::common;
 
 use coap_harness::pki;
 use coap_harness::transport::dtls::{handshake, ClientSettings};

@@ -2,7 +2,7 @@
 //! session refused it (or neither), with the alert or the response code, and expectations can name both layers.
 //! Against the embedded server over loopback; the CoAP-layer refusals come from a token the server does not know.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::model::{AlertDirection, RefusedBy, TrustCaseResult};
 use coap_harness::verdict::{self, Verdict};

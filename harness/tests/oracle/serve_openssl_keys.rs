@@ -4,7 +4,7 @@
 //! checks: a key that is not the certificate's, or that cannot be used, stops `serve` with exit 2 before it
 //! listens, naming the file.
 
-mod common;
+use crate::common;
 
 use common::openssl::{self, OpensslPki};
 use common::Peer;
