@@ -213,7 +213,46 @@ fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerCon
         (None, ClientAuth::None | ClientAuth::Thingsboard) => {}
         (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
     }
+    if let Some(path) = &args.device_certs {
+        cfg.device_certs = device_certs(path)?;
+    }
     Ok(Some(cfg))
+}
+
+/// The registered device certificates of `--device-certs`: a PEM file or a folder of them.
+pub(crate) fn device_certs(path: &std::path::Path) -> Result<Vec<([u8; 32], String)>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("--device-certs {}: {e}", path.display());
+    let files = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| fail(&e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut registered = Vec::new();
+    for file in files {
+        let certs = crate::pki::read_certs(&file).map_err(|e| fail(&e))?;
+        let stem = file
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let several = certs.len() > 1;
+        for (i, der) in certs.iter().enumerate() {
+            let name = if several {
+                format!("{stem}-{}", i + 1)
+            } else {
+                stem.clone()
+            };
+            registered.push(crate::server::DtlsServerConfig::device_cert(der, name));
+        }
+    }
+    if registered.is_empty() {
+        return Err(fail(&"no certificate found"));
+    }
+    Ok(registered)
 }
 
 /// Claims the report folder before any load runs: `--out` (created if needed, refused when it already holds a
