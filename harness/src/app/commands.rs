@@ -506,3 +506,46 @@ async fn serve(args: ServeArgs) -> u8 {
     );
     0
 }
+
+#[cfg(test)]
+mod device_certs_tests {
+    use super::device_certs;
+
+    fn pem(name: &str) -> (String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), cert.der().to_vec())
+    }
+
+    /// `--device-certs`: a folder names each certificate by its file's stem; a file with several numbers
+    /// them; other files are skipped; nothing to register is an error naming the path.
+    #[test]
+    fn reads_a_folder_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, a_der) = pem("a");
+        let (b, b_der) = pem("b");
+        std::fs::write(dir.path().join("meter-1.pem"), &a).unwrap();
+        std::fs::write(dir.path().join("meter-2.crt"), &b).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a certificate").unwrap();
+        let hash = |der: &[u8]| crate::server::DtlsServerConfig::device_cert(der, "").0;
+        let got = device_certs(dir.path()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (hash(&a_der), "meter-1".to_string()),
+                (hash(&b_der), "meter-2".to_string())
+            ]
+        );
+        let both = dir.path().join("fleet.pem");
+        std::fs::write(&both, format!("{a}{b}")).unwrap();
+        let got = device_certs(&both).unwrap();
+        let names: Vec<_> = got.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["fleet-1", "fleet-2"]);
+        let empty = tempfile::tempdir().unwrap();
+        let err = device_certs(empty.path()).unwrap_err();
+        assert!(err.contains("no certificate found"), "{err}");
+    }
+}
