@@ -175,6 +175,11 @@ pub struct ServeArgs {
     /// Ask for client certificates: none, want, or require (require needs --client-ca).
     #[arg(long, value_enum, default_value = "none")]
     pub client_auth: ClientAuth,
+    /// Registered device certificates (ThingsBoard's X.509 credentials) for --client-auth thingsboard: a PEM
+    /// file (each certificate a device, named by the file's stem, `-N` appended when it holds several) or a
+    /// folder of them (`*.pem`, `*.crt`). Their sessions post on `/api/v1/{feature}`; others get 4.01 there.
+    #[arg(long, requires = "coaps")]
+    pub device_certs: Option<PathBuf>,
     /// File of accepted access tokens, one per line.
     #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]
     pub tokens: Option<PathBuf>,

@@ -73,6 +73,8 @@ struct Pki {
     server: Certificate,
     client: Certificate,
     stranger: Certificate,
+    /// Another client certificate of `ca`, which no test registers as a device.
+    unregistered: Certificate,
 }
 
 impl Pki {
@@ -82,6 +84,7 @@ impl Pki {
         let (server_cert, server_key) = ca.issue(&["localhost", "127.0.0.1"]);
         let (client_cert, client_key) = ca.issue(&["device-1"]);
         let (stranger_cert, stranger_key) = other_ca.issue(&["device-2"]);
+        let (unregistered_cert, unregistered_key) = ca.issue(&["device-3"]);
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in [
             ("ca.pem", ca.cert.pem()),
@@ -95,6 +98,7 @@ impl Pki {
             server: dtls_certificate(&server_cert, &server_key),
             client: dtls_certificate(&client_cert, &client_key),
             stranger: dtls_certificate(&stranger_cert, &stranger_key),
+            unregistered: dtls_certificate(&unregistered_cert, &unregistered_key),
             dir,
             ca,
         }
@@ -188,13 +192,18 @@ impl Client {
 
 /// Posts telemetry as a CON and returns the response code.
 async fn post(conn: &DTLSConn, mid: u16) -> Code {
+    post_to(conn, mid, &format!("/api/v1/{TOKEN}/telemetry")).await
+}
+
+/// Posts telemetry to `path` as a CON and returns the response code.
+async fn post_to(conn: &DTLSConn, mid: u16, path: &str) -> Code {
     let mut req = Message::new(
         MessageType::Con,
         Code::POST,
         mid,
         Token::from_u64(mid.into()),
     );
-    req.set_path(&format!("/api/v1/{TOKEN}/telemetry"));
+    req.set_path(path);
     req.payload = br#"{"temperature":42}"#.to_vec();
     conn.write(&req.to_bytes(), None).await.expect("write");
     let mut buf = vec![0u8; 2048];
@@ -651,6 +660,63 @@ async fn client_auth_require_and_want() {
     })
     .await;
     assert_eq!(s.handshakes_ok, 2);
+    server.shutdown().await;
+}
+
+/// ThingsBoard's X.509 device credentials: the server maps the session's client certificate (its SHA-256)
+/// to a registered device, which posts on `/api/v1/telemetry`; any other in-date certificate, from our CA or
+/// another, completes the handshake and gets 4.01 there; token paths work with or without a certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thingsboard_maps_client_certificates_to_devices() {
+    const X509: &str = "/api/v1/telemetry";
+    let pki = Pki::new();
+    let mut cfg = server_config(&pki);
+    cfg.client_auth = ClientAuth::Thingsboard;
+    cfg.device_certs = vec![DtlsServerConfig::device_cert(
+        &pki.client.certificate[0],
+        "device-1",
+    )];
+    let server = start(cfg).await;
+    let addr = server.dtls_addr().unwrap();
+    let client = Client::new(&pki);
+
+    let registered = client
+        .clone()
+        .with_certificate(&pki.client)
+        .connect(addr)
+        .await
+        .expect("registered certificate: handshake ok");
+    assert_eq!(post_to(&registered, 1, X509).await, Code::CREATED);
+    assert_eq!(post_to(&registered, 2, X509).await, Code::CREATED);
+    assert_eq!(server.device("device-1").map(|d| d.messages), Some(2));
+    // The same session may still use a token path.
+    assert_eq!(post(&registered, 3).await, Code::CREATED);
+
+    for (what, cert) in [
+        ("unregistered, our CA", &pki.unregistered),
+        ("another CA", &pki.stranger),
+    ] {
+        let conn = client
+            .clone()
+            .with_certificate(cert)
+            .connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: handshake ok, got {e}"));
+        assert_eq!(post_to(&conn, 4, X509).await, Code::UNAUTHORIZED, "{what}");
+        assert_eq!(post(&conn, 5).await, Code::CREATED, "{what}: token path");
+    }
+
+    let anonymous = client
+        .connect(addr)
+        .await
+        .expect("no certificate: handshake ok");
+    assert_eq!(post_to(&anonymous, 6, X509).await, Code::UNAUTHORIZED);
+    assert_eq!(post(&anonymous, 7).await, Code::CREATED);
+
+    assert_eq!(server.device("device-1").map(|d| d.messages), Some(2));
+    assert_eq!(messages(&server), 4);
+    let s = server.dtls_stats().unwrap();
+    assert_eq!((s.handshakes_ok, s.handshakes_failed()), (4, 0));
     server.shutdown().await;
 }
 

@@ -213,7 +213,46 @@ fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerCon
         (None, ClientAuth::None | ClientAuth::Thingsboard) => {}
         (None, _) => return Err("--client-auth want|require needs --client-ca".into()),
     }
+    if let Some(path) = &args.device_certs {
+        cfg.device_certs = device_certs(path)?;
+    }
     Ok(Some(cfg))
+}
+
+/// The registered device certificates of `--device-certs`: a PEM file or a folder of them.
+pub(crate) fn device_certs(path: &std::path::Path) -> Result<Vec<([u8; 32], String)>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("--device-certs {}: {e}", path.display());
+    let files = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| fail(&e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut registered = Vec::new();
+    for file in files {
+        let certs = crate::pki::read_certs(&file).map_err(|e| fail(&e))?;
+        let stem = file
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let several = certs.len() > 1;
+        for (i, der) in certs.iter().enumerate() {
+            let name = if several {
+                format!("{stem}-{}", i + 1)
+            } else {
+                stem.clone()
+            };
+            registered.push(crate::server::DtlsServerConfig::device_cert(der, name));
+        }
+    }
+    if registered.is_empty() {
+        return Err(fail(&"no certificate found"));
+    }
+    Ok(registered)
 }
 
 /// Claims the report folder before any load runs: `--out` (created if needed, refused when it already holds a
@@ -466,4 +505,47 @@ async fn serve(args: ServeArgs) -> u8 {
         stats.datagrams_received, stats.requests, stats.devices, stats.malformed
     );
     0
+}
+
+#[cfg(test)]
+mod device_certs_tests {
+    use super::device_certs;
+
+    fn pem(name: &str) -> (String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), cert.der().to_vec())
+    }
+
+    /// `--device-certs`: a folder names each certificate by its file's stem; a file with several numbers
+    /// them; other files are skipped; nothing to register is an error naming the path.
+    #[test]
+    fn reads_a_folder_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, a_der) = pem("a");
+        let (b, b_der) = pem("b");
+        std::fs::write(dir.path().join("meter-1.pem"), &a).unwrap();
+        std::fs::write(dir.path().join("meter-2.crt"), &b).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a certificate").unwrap();
+        let hash = |der: &[u8]| crate::server::DtlsServerConfig::device_cert(der, "").0;
+        let got = device_certs(dir.path()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (hash(&a_der), "meter-1".to_string()),
+                (hash(&b_der), "meter-2".to_string())
+            ]
+        );
+        let both = dir.path().join("fleet.pem");
+        std::fs::write(&both, format!("{a}{b}")).unwrap();
+        let got = device_certs(&both).unwrap();
+        let names: Vec<_> = got.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["fleet-1", "fleet-2"]);
+        let empty = tempfile::tempdir().unwrap();
+        let err = device_certs(empty.path()).unwrap_err();
+        assert!(err.contains("no certificate found"), "{err}");
+    }
 }

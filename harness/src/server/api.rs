@@ -6,7 +6,9 @@
 //! |-------------------------------------------|----------------------------------|
 //! | outside `/api/v1`                         | 4.04                             |
 //! | PUT, DELETE, FETCH, PATCH, iPATCH         | 4.05                             |
-//! | `/api`, `/api/v1`, `/api/v1/{feature}`    | 4.01 (no token; X.509 needs DTLS)|
+//! | `/api`, `/api/v1`                         | 4.01 (no token)                  |
+//! | `/api/v1/{feature}`, no certificate       | 4.01 (no token; X.509 needs DTLS)|
+//! | `/api/v1/{feature}`, unregistered cert    | 4.01                             |
 //! | unknown or missing feature                | 4.00                             |
 //! | GET telemetry, claim, provision           | 4.00                             |
 //! | GET rpc without Observe                   | 4.00                             |
@@ -102,9 +104,23 @@ impl Feature {
 /// Path segments looked at: api, v1, token, feature, id.
 const SEGMENTS: usize = 5;
 
-/// Answers one request (class 0.xx code) on behalf of the device its path names: the router, checking path,
-/// method, token and Observe, then one function per route.
-pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> ApiResponse {
+/// Who the DTLS layer says the requester is: nothing (plain CoAP, or a session without a client
+/// certificate), or the session's client certificate, registered as a device (its name) or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Identity<'a> {
+    None,
+    Certificate(Option<&'a str>),
+}
+
+/// Answers one request (class 0.xx code) on behalf of the device its path (or, for ThingsBoard's X.509
+/// form `/api/v1/{feature}[/{id}]`, its session's certificate) names: the router, checking path, method,
+/// device and Observe, then one function per route.
+pub(crate) fn handle(
+    req: &Message,
+    identity: Identity<'_>,
+    tokens: &TokenPolicy,
+    store: &mut Store,
+) -> ApiResponse {
     let mut segs: [&[u8]; SEGMENTS] = [&[]; SEGMENTS];
     let mut n = 0;
     for seg in req.option_values(option::URI_PATH) {
@@ -123,9 +139,11 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
         store.stats.unknown_token += 1;
         return ApiResponse::code(Code::UNAUTHORIZED);
     }
-    if n == 3 {
-        // `/api/v1/{feature}` is ThingsBoard's X.509 form; without DTLS there is no certificate to name the
-        // device, so it is a request without a token.
+    // A session with a certificate names its device by it, as ThingsBoard's X.509 credentials do, when the
+    // third segment is a feature; token paths keep working in the same session.
+    let x509 = matches!(identity, Identity::Certificate(_)) && Feature::parse(segs[2]).is_some();
+    if n == 3 && !x509 {
+        // `/api/v1/{feature}` without a client certificate: a request without a token.
         return match Feature::parse(segs[2]) {
             Some(Feature::Provision) => provision_unsupported(),
             Some(_) => {
@@ -135,7 +153,8 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
             None => ApiResponse::code(Code::BAD_REQUEST),
         };
     }
-    let Some(feature) = Feature::parse(segs[3]) else {
+    let at = if x509 { 2 } else { 3 };
+    let Some(feature) = Feature::parse(segs[at]) else {
         return ApiResponse::code(Code::BAD_REQUEST);
     };
     // ThingsBoard's GET: telemetry never, attributes and rpc with Observe, attributes without.
@@ -153,26 +172,34 @@ pub(crate) fn handle(req: &Message, tokens: &TokenPolicy, store: &mut Store) -> 
     if feature == Feature::Provision {
         return provision_unsupported();
     }
-    let device = match std::str::from_utf8(segs[2]) {
-        Ok(token) => store.device(token, tokens),
-        Err(_) => {
-            store.stats.unknown_token += 1;
-            None
-        }
+    // The device's key in the store: its token, or its registered certificate's device name.
+    let key = match (x509, identity) {
+        (true, Identity::Certificate(Some(name))) => Some(name),
+        (false, _) => std::str::from_utf8(segs[2]).ok(),
+        (true, _) => None,
     };
-    let Some(device) = device else {
+    let Some(key) = key else {
+        store.stats.unknown_token += 1;
         return ApiResponse::code(Code::UNAUTHORIZED);
     };
+    let device = if x509 {
+        store.device_registered(key)
+    } else {
+        match store.device(key, tokens) {
+            Some(device) => device,
+            None => return ApiResponse::code(Code::UNAUTHORIZED),
+        }
+    };
     if let (Code::GET, Some(kind), Some(register)) = (req.code, observed, observe) {
-        let token = std::str::from_utf8(segs[2]).expect("checked above");
-        return observe_request(device, token, kind, register);
+        return observe_request(device, key, kind, register);
     }
     match (req.code, feature) {
         (Code::GET, _) => read_attributes(req, device),
         (_, Feature::Telemetry) => post_telemetry(req, device),
         (_, Feature::Attributes) => post_attributes(req, device),
         (_, Feature::Rpc) => {
-            let (response, matched) = post_rpc(req, device, request_id(&segs[..n.min(SEGMENTS)]));
+            let id = request_id(segs.get(at + 1).filter(|_| n > at + 1).copied());
+            let (response, matched) = post_rpc(req, device, id);
             match matched {
                 Some(true) => store.stats.rpc_replies += 1,
                 Some(false) => store.stats.rpc_replies_unmatched += 1,
@@ -282,11 +309,11 @@ fn observe_request(device: &DeviceState, token: &str, kind: Kind, register: bool
     }
 }
 
-/// The request ID of `/api/v1/{token}/rpc/{id}`, read as ThingsBoard reads it (`Integer.valueOf`); `None`
-/// without one, or when it is not a 32-bit integer, which makes the request a device-originated RPC.
-fn request_id(segs: &[&[u8]]) -> Option<i32> {
-    let id = segs.get(4)?;
-    std::str::from_utf8(id).ok()?.parse().ok()
+/// The request ID of `/api/v1/{token}/rpc/{id}` (or `/api/v1/rpc/{id}`), read as ThingsBoard reads it
+/// (`Integer.valueOf`); `None` without one, or when it is not a 32-bit integer, which makes the request a
+/// device-originated RPC.
+fn request_id(id: Option<&[u8]>) -> Option<i32> {
+    std::str::from_utf8(id?).ok()?.parse().ok()
 }
 
 /// A JSON object payload (an RPC reply or request).

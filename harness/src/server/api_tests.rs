@@ -19,7 +19,13 @@ fn request(code: Code, path: &str, query: &[&str], payload: &[u8]) -> Message {
 }
 
 fn answer(store: &mut Store, code: Code, path: &str, payload: &[u8]) -> Code {
-    handle(&request(code, path, &[], payload), &policy(), store).code
+    handle(
+        &request(code, path, &[], payload),
+        Identity::None,
+        &policy(),
+        store,
+    )
+    .code
 }
 
 const TELEMETRY: &str = "/api/v1/good-token/telemetry";
@@ -300,6 +306,7 @@ fn provision_failure_has_a_json_body() {
     let mut store = Store::default();
     let r = handle(
         &request(Code::POST, "/api/v1/provision", &[], b"{}"),
+        Identity::None,
         &policy(),
         &mut store,
     );
@@ -349,6 +356,7 @@ fn attributes_post_then_get_with_filters() {
     ] {
         let r = handle(
             &request(Code::GET, attrs, query, b""),
+            Identity::None,
             &policy(),
             &mut store,
         );
@@ -464,7 +472,12 @@ fn observe_requests_register_and_deregister() {
         ("/api/v1/unknown/rpc", 0, Code::UNAUTHORIZED, b"", None),
         ("/api/v1/attributes", 0, Code::UNAUTHORIZED, b"", None),
     ] {
-        let r = handle(&observe_request(path, observe), &policy(), &mut store);
+        let r = handle(
+            &observe_request(path, observe),
+            Identity::None,
+            &policy(),
+            &mut store,
+        );
         assert_eq!(
             (r.code, r.payload.as_slice(), r.observe),
             (code, payload, want),
@@ -474,7 +487,7 @@ fn observe_requests_register_and_deregister() {
     // Observe on a POST is not a registration.
     let mut post = request(Code::POST, attrs, &[], br#"{"a":1}"#);
     post.add_uint_option(option::OBSERVE, 0);
-    let r = handle(&post, &policy(), &mut store);
+    let r = handle(&post, Identity::None, &policy(), &mut store);
     assert_eq!((r.code, r.observe), (Code::CREATED, None));
 }
 
@@ -490,6 +503,7 @@ fn attribute_registration_answers_the_shared_attributes() {
     );
     let r = handle(
         &observe_request("/api/v1/good-token/attributes", 0),
+        Identity::None,
         &policy(),
         &mut store,
     );
@@ -539,8 +553,67 @@ fn non_utf8_token_is_unknown() {
     }
     m.payload = b"{}".to_vec();
     assert_eq!(
-        handle(&m, &TokenPolicy::Any, &mut store).code,
+        handle(&m, Identity::None, &TokenPolicy::Any, &mut store).code,
         Code::UNAUTHORIZED
     );
     assert_eq!(store.stats().unknown_token, 1);
+}
+
+/// ThingsBoard's X.509 devices: a session with a registered certificate uses `/api/v1/{feature}`; an
+/// unregistered certificate gets 4.01; token paths keep working in such a session; without a certificate
+/// the token-less path is a request without a token.
+#[test]
+fn certificate_identity_names_the_device_on_token_less_paths() {
+    let mut store = Store::default();
+    let telemetry = request(Code::POST, "/api/v1/telemetry", &[], br#"{"t":1}"#);
+    let dev = Identity::Certificate(Some("dev-7"));
+    assert_eq!(
+        handle(&telemetry, dev, &policy(), &mut store).code,
+        Code::CREATED
+    );
+    assert_eq!(store.device_registered("dev-7").messages, 1);
+    let unregistered = Identity::Certificate(None);
+    assert_eq!(
+        handle(&telemetry, unregistered, &policy(), &mut store).code,
+        Code::UNAUTHORIZED
+    );
+    assert_eq!(
+        handle(&telemetry, Identity::None, &policy(), &mut store).code,
+        Code::UNAUTHORIZED
+    );
+    assert_eq!(store.stats.unknown_token, 2);
+    // Token paths in a certificate session, registered or not.
+    let by_token = request(Code::POST, TELEMETRY, &[], br#"{"t":1}"#);
+    for identity in [dev, unregistered] {
+        assert_eq!(
+            handle(&by_token, identity, &policy(), &mut store).code,
+            Code::CREATED
+        );
+    }
+    let bad_token = request(Code::POST, "/api/v1/nope/telemetry", &[], br#"{"t":1}"#);
+    assert_eq!(
+        handle(&bad_token, dev, &policy(), &mut store).code,
+        Code::UNAUTHORIZED
+    );
+    // The other features of the X.509 form: attributes, rpc/{id}, a GET that ThingsBoard refuses.
+    let attrs = request(Code::POST, "/api/v1/attributes", &[], br#"{"fw":"2"}"#);
+    assert_eq!(
+        handle(&attrs, dev, &policy(), &mut store).code,
+        Code::CREATED
+    );
+    let read = request(Code::GET, "/api/v1/attributes", &[], b"");
+    let r = handle(&read, dev, &policy(), &mut store);
+    assert_eq!(r.code, Code::CONTENT);
+    assert!(String::from_utf8_lossy(&r.payload).contains("fw"), "{r:?}");
+    let reply = request(Code::POST, "/api/v1/rpc/5", &[], b"{}");
+    assert_eq!(
+        handle(&reply, dev, &policy(), &mut store).code,
+        Code::CREATED
+    );
+    assert_eq!(store.stats.rpc_replies_unmatched, 1);
+    let get_telemetry = request(Code::GET, "/api/v1/telemetry", &[], b"");
+    assert_eq!(
+        handle(&get_telemetry, dev, &policy(), &mut store).code,
+        Code::BAD_REQUEST
+    );
 }

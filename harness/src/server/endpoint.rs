@@ -72,6 +72,8 @@ pub(crate) struct Endpoint {
     separate: HashMap<(SocketAddr, u16), Outstanding>,
     next_mid: u16,
     rng: fastrand::Rng,
+    /// Registered client certificates (SHA-256 of the DER leaf) and the device each names.
+    device_certs: HashMap<[u8; 32], String>,
 }
 
 impl Endpoint {
@@ -88,7 +90,13 @@ impl Endpoint {
             separate: HashMap::new(),
             next_mid: rng.u16(..),
             rng,
+            device_certs: HashMap::new(),
         }
+    }
+
+    /// Registers client certificates (SHA-256 of the DER leaf) as devices, by name.
+    pub fn register_certs(&mut self, certs: impl IntoIterator<Item = ([u8; 32], String)>) {
+        self.device_certs.extend(certs);
     }
 
     /// Processes one datagram from `peer`, which reached us over `link`, writing the immediate reply (if any)
@@ -98,6 +106,20 @@ impl Endpoint {
         now: Instant,
         link: Link,
         peer: SocketAddr,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Deferred> {
+        self.handle_datagram_from(now, link, peer, None, datagram, out)
+    }
+
+    /// [`Endpoint::handle_datagram`] for a DTLS session whose client presented a certificate (`cert`, the
+    /// SHA-256 of its DER leaf): its requests on `/api/v1/{feature}` are the registered device's, or 4.01.
+    pub fn handle_datagram_from(
+        &mut self,
+        now: Instant,
+        link: Link,
+        peer: SocketAddr,
+        cert: Option<&[u8; 32]>,
         datagram: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<Deferred> {
@@ -118,7 +140,7 @@ impl Endpoint {
         };
         match msg.mtype {
             MessageType::Con | MessageType::Non if msg.code.is_request() => {
-                self.request(now, link, peer, msg, out)
+                self.request(now, link, peer, cert, msg, out)
             }
             MessageType::Con => {
                 // A ping (empty CON) or a response we did not ask for (§4.2, §4.3).
@@ -157,6 +179,7 @@ impl Endpoint {
         now: Instant,
         link: Link,
         peer: SocketAddr,
+        cert: Option<&[u8; 32]>,
         msg: Message,
         out: &mut Vec<u8>,
     ) -> Option<Deferred> {
@@ -168,7 +191,13 @@ impl Endpoint {
                 return None;
             }
         }
-        let answer = api::handle(&msg, &self.tokens, &mut self.store);
+        let identity = match cert {
+            None => api::Identity::None,
+            Some(hash) => {
+                api::Identity::Certificate(self.device_certs.get(hash).map(String::as_str))
+            }
+        };
+        let answer = api::handle(&msg, identity, &self.tokens, &mut self.store);
         let stats = &mut self.store.stats;
         stats.requests += 1;
         stats.responses_by_code.add(answer.code);

@@ -661,3 +661,26 @@ fn dtls_session_end_and_undeliverable_notifications_end_relations() {
         (0, 2, 1)
     );
 }
+
+/// A DTLS session's certificate hash, looked up among the registered ones, names the device of the
+/// token-less path; an unknown hash and no certificate get 4.01.
+#[test]
+fn registered_certificate_names_the_device() {
+    let mut ep = endpoint(false);
+    let now = Instant::now();
+    let (known, unknown) = ([1u8; 32], [2u8; 32]);
+    ep.register_certs([(known, "cert-device".to_string())]);
+    let mut req = telemetry(MessageType::Con, 1, TOKEN);
+    req.set_path("/api/v1/telemetry");
+    let mut code = |cert: Option<&[u8; 32]>, mid: u16| {
+        req.message_id = mid;
+        let mut out = Vec::new();
+        ep.handle_datagram_from(now, Link::Dtls, peer(mid), cert, &req.to_bytes(), &mut out);
+        Message::decode(&out).unwrap().code
+    };
+    assert_eq!(code(Some(&known), 1), Code::CREATED);
+    assert_eq!(code(Some(&unknown), 2), Code::UNAUTHORIZED);
+    assert_eq!(code(None, 3), Code::UNAUTHORIZED);
+    assert_eq!(ep.device("cert-device").unwrap().messages, 1);
+    assert_eq!(ep.stats().unknown_token, 2);
+}

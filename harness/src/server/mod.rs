@@ -156,11 +156,15 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     } else {
         None
     };
-    let shared = Arc::new(Mutex::new(Endpoint::new(
+    let mut endpoint = Endpoint::new(
         config.tokens,
         config.response_delay.is_some(),
         fastrand::u64(..),
-    )));
+    );
+    if let Some(d) = &config.dtls {
+        endpoint.register_certs(d.device_certs.iter().cloned());
+    }
+    let shared = Arc::new(Mutex::new(endpoint));
     let dtls = dtls.map(|bound| bound.spawn(shared.clone(), config.response_delay));
     let mut local_addr = dtls.as_ref().map(|d| d.local_addr);
     let plain = plain.map(|(socket, addr)| {

@@ -297,6 +297,12 @@ impl Store {
         self.devices.get_mut(token)
     }
 
+    /// The device with this key, created if new: the caller has authenticated it (accepted token,
+    /// registered certificate).
+    pub fn device_registered(&mut self, key: &str) -> &mut DeviceState {
+        self.devices.entry(key.into()).or_default()
+    }
+
     /// Sets a shared attribute of the device with `token`, creating it if `policy` accepts the token;
     /// `false` when it does not.
     pub fn set_shared(

@@ -73,6 +73,10 @@ pub struct DtlsServerConfig {
     pub max_sessions: usize,
     /// Most handshakes in progress at once; further ClientHellos are dropped (the client retransmits).
     pub max_handshakes: usize,
+    /// Registered device certificates, ThingsBoard's X.509 credentials: the SHA-256 of a client's DER leaf
+    /// certificate and the device it names. A session whose certificate is listed posts as that device on
+    /// `/api/v1/{feature}`; another certificate gets 4.01 there (see [`DtlsServerConfig::device_cert`]).
+    pub device_certs: Vec<([u8; 32], String)>,
 }
 
 impl DtlsServerConfig {
@@ -110,7 +114,13 @@ impl DtlsServerConfig {
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_sessions: Self::DEFAULT_MAX_SESSIONS,
             max_handshakes: Self::DEFAULT_MAX_HANDSHAKES,
+            device_certs: Vec::new(),
         }
+    }
+
+    /// The entry of [`DtlsServerConfig::device_certs`] registering the DER certificate `der` as `device`.
+    pub fn device_cert(der: &[u8], device: impl Into<String>) -> ([u8; 32], String) {
+        (super::session::cert_hash(der), device.into())
     }
 
     /// The `dtls` crate's server configuration, cloned for each session; every problem it could only
@@ -218,6 +228,7 @@ impl fmt::Debug for DtlsServerConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_sessions", &self.max_sessions)
             .field("max_handshakes", &self.max_handshakes)
+            .field("device_certs", &self.device_certs.len())
             .finish()
     }
 }

@@ -130,7 +130,14 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     drop(permit);
     bump(&counters.handshakes_ok);
     let _ = shared.events.send(Event::Established { peer, generation });
-    serve(&shared, peer, Arc::new(dtls), notifications, stop).await;
+    // The session's identity for the device API: the SHA-256 of the client's leaf certificate, if any.
+    let cert = dtls
+        .connection_state()
+        .await
+        .peer_certificates
+        .first()
+        .map(|leaf| cert_hash(leaf));
+    serve(&shared, peer, cert, Arc::new(dtls), notifications, stop).await;
 }
 
 /// How the CoAP loop ended.
@@ -144,6 +151,7 @@ enum End {
 async fn serve(
     shared: &Shared,
     peer: SocketAddr,
+    cert: Option<[u8; 32]>,
     conn: Arc<DTLSConn>,
     mut notifications: mpsc::Receiver<Notification>,
     mut stop: oneshot::Receiver<Stop>,
@@ -162,10 +170,11 @@ async fn serve(
             }
             read = conn.read(&mut buf, None) => match read {
                 Ok(n) => {
-                    let deferred = lock(&shared.endpoint).handle_datagram(
+                    let deferred = lock(&shared.endpoint).handle_datagram_from(
                         Instant::now(),
                         Link::Dtls,
                         peer,
+                        cert.as_ref(),
                         &buf[..n],
                         &mut out,
                     );
@@ -192,6 +201,13 @@ async fn serve(
         }
         End::Stopped(Stop::Replaced) | End::Shutdown => {}
     }
+}
+
+/// How a client certificate is registered and looked up: the SHA-256 of its DER, as ThingsBoard keys
+/// X.509 device credentials.
+pub(crate) fn cert_hash(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).into()
 }
 
 /// An established session, for separate responses and notifications.
