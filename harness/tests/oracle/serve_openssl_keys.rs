@@ -34,27 +34,37 @@ fn harness(args: &[&str], pki: &OpensslPki) -> Command {
 
 /// `serve` on free ports with this identity: the running server and its coaps port, or how it exited.
 fn serve(pki: &OpensslPki, cert: &str, key: &str) -> Result<(Peer, u16), Output> {
+    serve_with(pki, cert, key, &[])
+}
+
+/// `serve` with `extra` arguments after the usual ones.
+fn serve_with(
+    pki: &OpensslPki,
+    cert: &str,
+    key: &str,
+    extra: &[&str],
+) -> Result<(Peer, u16), Output> {
     let plain = common::free_udp_port();
     let secure = common::free_udp_port();
-    let mut child = harness(
-        &[
-            "serve",
-            "--any-token",
-            "--coap",
-            &format!("127.0.0.1:{plain}"),
-            "--coaps",
-            &format!("127.0.0.1:{secure}"),
-            "--cert",
-            cert,
-            "--key",
-            key,
-        ],
-        pki,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let (plain_addr, secure_addr) = (format!("127.0.0.1:{plain}"), format!("127.0.0.1:{secure}"));
+    let mut args = vec![
+        "serve",
+        "--any-token",
+        "--coap",
+        &plain_addr,
+        "--coaps",
+        &secure_addr,
+        "--cert",
+        cert,
+        "--key",
+        key,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = harness(&args, pki)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Either it exits (refused the material) or it answers on the plain port.
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -314,4 +324,68 @@ fn run_refuses_unusable_client_keys_before_the_run() {
         );
         assert!(!pki.path("out/report.json").exists(), "no run happened");
     }
+}
+
+/// `serve --client-auth thingsboard --device-certs DIR` as ThingsBoard's X.509 device authentication, judged by
+/// libcoap's OpenSSL client presenting openssl-made certificates on the token-less device path: a registered
+/// certificate -> 2.01; an unregistered one (same CA) -> handshake ok, 4.01; no certificate -> 4.01. The token
+/// path keeps working on the same port.
+#[test]
+fn serve_thingsboard_mode_maps_certificates_to_devices() {
+    if !openssl::available() || !common::require("coap-client-openssl") {
+        return;
+    }
+    let pki = OpensslPki::make();
+    std::fs::create_dir_all(pki.path("devices")).unwrap();
+    std::fs::copy(pki.path("p256.pem"), pki.path("devices/meter-1.pem")).unwrap();
+    let (_server, port) = serve_with(
+        &pki,
+        "p384.pem",
+        "p384.key",
+        &["--client-auth", "thingsboard", "--device-certs", "devices"],
+    )
+    .unwrap_or_else(|o| panic!("serve exited {:?}: {}", o.status, stderr(&o)));
+    let post = |path: &str, cert: Option<(&str, &str)>| {
+        let mut cmd = Command::new("timeout");
+        cmd.args([
+            "20",
+            "coap-client-openssl",
+            "-v",
+            "6",
+            "-B",
+            "5",
+            "-m",
+            "POST",
+        ])
+        .arg("-R")
+        .arg(pki.path("ca.pem"));
+        if let Some((c, k)) = cert {
+            cmd.arg("-c").arg(pki.path(c)).arg("-j").arg(pki.path(k));
+        }
+        let out = cmd
+            .args(["-t", "application/json", "-e", r#"{"temperature":42}"#])
+            .arg(format!("coaps://127.0.0.1:{port}{path}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let registered = post("/api/v1/telemetry", Some(("p256.pem", "p256.key")));
+    assert!(registered.contains("c:2.01"), "registered: {registered}");
+    let unregistered = post("/api/v1/telemetry", Some(("rsa2048.pem", "rsa2048.key")));
+    assert!(
+        unregistered.contains("c:4.01"),
+        "unregistered: {unregistered}"
+    );
+    let none = post("/api/v1/telemetry", None);
+    assert!(none.contains("c:4.01"), "no certificate: {none}");
+    let token = post(
+        "/api/v1/any-device/telemetry",
+        Some(("rsa2048.pem", "rsa2048.key")),
+    );
+    assert!(token.contains("c:2.01"), "token path: {token}");
 }
