@@ -199,4 +199,76 @@ async fn a_server_restart_mid_run_is_a_window_of_errors_then_recovery() {
     assert!(during.errors > 0, "{:?}", r.timeseries);
     assert_eq!(after.errors, 0, "recovered: {:?}", r.timeseries);
     assert!(served_after > 0);
+    assert_recovery_after_restart(r);
+}
+
+/// The report's recovery figure: an error window that began while the server was down (stopped at 1.5 s)
+/// and ended after it was back (started again at 3 s), before the end of the run.
+fn assert_recovery_after_restart(r: &coap_harness::report::Report) {
+    let rec = r.recovery.as_ref().expect("an error window");
+    assert!(
+        (1..=2).contains(&rec.first_error_s),
+        "{rec:?} {:?}",
+        r.timeseries
+    );
+    let back = rec.recovered_at_s.expect("recovered before the end");
+    assert!(back >= 2 && back > rec.first_error_s, "{rec:?}");
+    assert_eq!(rec.recovery_ms, Some((back - rec.first_error_s) * 1000));
+    assert!(rec.errors > 0 && rec.error_seconds > 0, "{rec:?}");
+    let last = r.timeseries.iter().map(|p| p.t).max().unwrap();
+    assert!(back <= last, "{rec:?} {:?}", r.timeseries);
+    let text = coap_harness::report::terminal::render(r);
+    assert!(text.contains("error window: first errors at"), "{text}");
+    assert!(coap_harness::report::markdown::render(r).contains("**Error window**"));
+}
+
+/// The same restart under DTLS: the restarted server no longer knows the devices' sessions, so their
+/// requests go unanswered; each device takes its session for lost and makes a new handshake (counted in the
+/// report's handshake stats), after which its requests succeed again. Requests due while a device had no
+/// session are `session_closed`; every request is still in the tally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dtls_server_restart_mid_run_is_recovered_by_new_handshakes() {
+    use coap_harness::server::{self, DtlsServerConfig, ServerConfig, TokenPolicy};
+    let cert =
+        dtls::crypto::Certificate::generate_self_signed(vec!["localhost".to_string()]).unwrap();
+    let config = |bind| ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tokens: TokenPolicy::Any,
+        response_delay: None,
+        plain: false,
+        dtls: Some(DtlsServerConfig::new(bind, cert.clone())),
+    };
+    let first = server::start(config("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = first.dtls_addr().unwrap();
+    let devices: u32 = 5;
+    let yaml = format!(
+        "target: coaps://{addr}\ndtls:\n  ca: none\n  handshake_timeout: 1s\ndevices:\n  count: {devices}\n\
+         coap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  max_retransmit: 1\nphases:\n  - duration: 6s\n    \
+         interval: 100ms\n"
+    );
+    let load = tokio::spawn(run(plan(&yaml)));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    first.shutdown().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = server::start(config(addr)).await.expect("same port again");
+    let out = load.await.unwrap();
+    let served_after = second.stats().requests;
+    second.shutdown().await;
+    let r = &out.report;
+    assert_accounted(r);
+    let o = &r.total.outcomes;
+    assert!(o.ok > 0 && o.ok < r.total.sent, "{o:?}");
+    let h = r.handshakes.as_ref().expect("handshake stats");
+    assert!(
+        h.ok > u64::from(devices),
+        "new handshakes after the restart: {h:?}"
+    );
+    assert!(served_after > 0, "requests served by the restarted server");
+    let at = |t: u64| r.timeseries.iter().find(|p| p.t == t).cloned();
+    assert_eq!(at(0).unwrap().errors, 0, "{:?}", r.timeseries);
+    assert!(at(2).unwrap().errors > 0, "{:?}", r.timeseries);
+    assert_eq!(at(5).unwrap().errors, 0, "recovered: {:?}", r.timeseries);
+    assert_recovery_after_restart(r);
 }

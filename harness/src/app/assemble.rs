@@ -114,7 +114,9 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         generator: p.generator.clone(),
         machine: Some(super::machine::describe()),
         verdict: None,
+        recovery: None,
     };
+    report.recovery = crate::report::recovery::of_report(&report);
     if report.devices.failed > 0 {
         report.warnings.push(format!(
             "{} devices could not open a socket (first: {})",
@@ -418,7 +420,7 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
 fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
     let all: Vec<_> = devices
         .iter()
-        .filter_map(|d| d.handshake.as_ref())
+        .flat_map(|d| d.handshake.iter().chain(&d.rehandshakes))
         .collect();
     if all.is_empty() {
         return None;

@@ -59,12 +59,23 @@ pub struct DeviceTally {
     pub duplicates: u64,
     /// The DTLS handshake, when the device speaks DTLS.
     pub handshake: Option<HandshakeTally>,
+    /// Handshakes after the first, each made because the session was lost (the server closed it, or it
+    /// stopped answering: a restarted server no longer knows it), at most [`MAX_REHANDSHAKES`].
+    pub rehandshakes: Vec<HandshakeTally>,
     /// A few responses that broke per-request expectations, as observed.
     pub broken_examples: Vec<String>,
 }
 
 /// Examples of broken expectations kept per device.
 const EXAMPLES: usize = 3;
+
+/// Consecutive requests without an answer (timeout, unreachable) after which a DTLS device takes its
+/// session for lost and makes a new handshake.
+const LOST_AFTER: u32 = 2;
+/// New handshakes a device makes in a run at most, failed ones included.
+pub const MAX_REHANDSHAKES: usize = 20;
+/// Pause after a failed new handshake before the next.
+const REHANDSHAKE_BACKOFF: Duration = Duration::from_millis(250);
 
 const BATCH: usize = 128;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -167,24 +178,115 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
     let Some(settings) = &sh.dtls else {
         return Some(Link::Udp(sock));
     };
+    let (link, h) = dtls_handshake(sock, settings).await;
+    tally.handshake = Some(h);
+    link
+}
+
+async fn dtls_handshake(
+    sock: Arc<tokio::net::UdpSocket>,
+    settings: &ClientSettings,
+) -> (Option<Link>, HandshakeTally) {
     match dtls_client::handshake(sock, settings).await {
-        Ok(session) => {
-            tally.handshake = Some(HandshakeTally {
+        Ok(session) => (
+            Some(Link::Dtls(session.conn)),
+            HandshakeTally {
                 verdict: session.verdict,
                 detail: None,
                 elapsed: session.elapsed,
-            });
-            Some(Link::Dtls(session.conn))
-        }
-        Err(failed) => {
-            tally.handshake = Some(HandshakeTally {
+            },
+        ),
+        Err(failed) => (
+            None,
+            HandshakeTally {
                 verdict: failed.judgement.verdict,
                 detail: Some(failed.judgement.detail),
                 elapsed: failed.elapsed,
-            });
-            None
+            },
+        ),
+    }
+}
+
+/// Requests due while a device has no session fail at once as `session_closed`: counted (so every scheduled
+/// request is in the tally and the error window shows), never put on the wire.
+fn fail_due(
+    sh: &Shared,
+    pacer: &mut Pacer<'_>,
+    rec: &mut Recorder,
+    tally: &mut DeviceTally,
+    now: Instant,
+) {
+    while let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) {
+        let intended_at = sh.t0 + t;
+        let corrected = now.saturating_duration_since(intended_at);
+        tally.sent += 1;
+        rec.record(
+            Sample {
+                phase: sh.plan.phase_at(t) as u16,
+                outcome: Outcome::SessionClosed,
+                code: None,
+                corrected_us: corrected.as_micros() as u64,
+                uncorrected_us: 0,
+                send_lag_us: corrected.as_micros() as u64,
+                completed_ms: now.saturating_duration_since(sh.t0).as_millis() as u64,
+                retransmissions: 0,
+                broken: super::expect::check(&sh.plan.expect, None, corrected),
+            },
+            now,
+        );
+        pacer.on_sent(t);
+        pacer.on_completed(now.saturating_duration_since(sh.t0));
+    }
+}
+
+/// A new DTLS session for a device that lost its own: a fresh socket (a new source port, as a rebooted
+/// device would have) and a new handshake, retried after [`REHANDSHAKE_BACKOFF`] until one completes, the
+/// schedule or the run ends, or the device has made [`MAX_REHANDSHAKES`]. Requests due meanwhile fail as
+/// `session_closed`.
+async fn rehandshake(
+    sh: &Shared,
+    index: u32,
+    pacer: &mut Pacer<'_>,
+    rec: &mut Recorder,
+    tally: &mut DeviceTally,
+) -> Option<Link> {
+    let settings = sh.dtls.as_ref()?;
+    while tally.rehandshakes.len() < MAX_REHANDSHAKES && !pacer.is_done() {
+        let now = Instant::now();
+        fail_due(sh, pacer, rec, tally, now);
+        if now >= sh.hard_end || sh.cancel.is_cancelled() {
+            return None;
+        }
+        let attempt = async {
+            let sock = super::session::connect(local_ip(&sh.plan, index), sh.target).await;
+            match sock {
+                Ok(sock) => dtls_handshake(sock, settings).await,
+                Err(e) => (
+                    None,
+                    HandshakeTally {
+                        verdict: TrustVerdict::Other,
+                        detail: Some(e.to_string()),
+                        elapsed: Duration::ZERO,
+                    },
+                ),
+            }
+        };
+        let (link, h) = tokio::select! {
+            _ = sh.cancel.cancelled() => return None,
+            r = attempt => r,
+        };
+        tally.rehandshakes.push(h);
+        if link.is_some() {
+            fail_due(sh, pacer, rec, tally, Instant::now());
+            return link;
+        }
+        tokio::select! {
+            _ = sh.cancel.cancelled() => return None,
+            _ = tokio::time::sleep(REHANDSHAKE_BACKOFF) => {}
         }
     }
+    fail_due(sh, pacer, rec, tally, Instant::now());
+    None
 }
 
 /// Runs device `index` to the end of its schedule (or cancellation) and returns its tally.
@@ -209,9 +311,13 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         _ = sh.cancel.cancelled() => return tally,
         link = open_link(&sh, index, &mut tally) => link,
     };
-    let Some(link) = link else {
+    let Some(mut link) = link else {
         return tally;
     };
+    // The DTLS session is gone (closed by the server, or requests in a row unanswered): make a new one once
+    // nothing is in flight.
+    let mut lost_session = false;
+    let mut unanswered_in_row = 0u32;
 
     let seed = plan.seed ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut ep = ClientEndpoint::new(plan.transmission.clone(), seed);
@@ -232,7 +338,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
 
     loop {
         let now = Instant::now();
-        while in_flight.len() < nstart && !stopping {
+        while in_flight.len() < nstart && !stopping && !lost_session {
             let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) else {
                 break;
             };
@@ -267,7 +373,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 aborted_as = match (&link, e.kind()) {
                     (_, ErrorKind::ConnectionRefused) => Outcome::Unreachable,
                     (Link::Dtls(_), _) => {
-                        stopping = true;
+                        lost_session = true;
                         Outcome::SessionClosed
                     }
                     _ => Outcome::SendFailed,
@@ -290,6 +396,14 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             }
             if outcome == Outcome::Ok {
                 tally.ok += 1;
+            }
+            if matches!(link, Link::Dtls(_)) {
+                if matches!(outcome, Outcome::Timeout | Outcome::Unreachable) {
+                    unanswered_in_row += 1;
+                    lost_session |= unanswered_in_row >= LOST_AFTER;
+                } else if outcome != Outcome::SessionClosed {
+                    unanswered_in_row = 0;
+                }
             }
             let response = match &done.outcome {
                 ExchangeOutcome::Response { response, .. } => Some(response),
@@ -326,6 +440,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         if in_flight.is_empty() && (stopping || pacer.is_done()) {
             break;
         }
+        if lost_session && in_flight.is_empty() {
+            lost_session = false;
+            unanswered_in_row = 0;
+            rec.flush(Instant::now());
+            link.close().await;
+            match rehandshake(&sh, index, &mut pacer, &mut rec, &mut tally).await {
+                Some(new) => link = new,
+                None => break,
+            }
+            continue;
+        }
 
         let mut wake = sh.hard_end;
         if let Some(t) = ep.poll_timeout() {
@@ -353,7 +478,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 Err(_) if matches!(link, Link::Dtls(_)) => {
                     // Alert or close from the server: the session is gone.
                     aborted_as = Outcome::SessionClosed;
-                    stopping = true;
+                    lost_session = true;
                     ep.abort_all(Instant::now());
                 }
                 Err(_) => {}

@@ -152,6 +152,13 @@ pub fn render(r: &Report) -> String {
     for (code, n) in &r.total.codes {
         let _ = writeln!(s, "| code {code} | {n} |");
     }
+    if let Some(rec) = super::recovery::of_report(r) {
+        let _ = writeln!(
+            s,
+            "\n**Error window**: {}.",
+            super::recovery::describe(&rec)
+        );
+    }
 
     checks(s, r)
 }

@@ -9,6 +9,7 @@ pub mod html_compare;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod recovery;
 pub mod schema;
 pub mod svg;
 pub mod terminal;

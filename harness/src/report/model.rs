@@ -76,6 +76,10 @@ pub struct Report {
     /// other output states. Written with every report.json; absent only in reports of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::report::verdict::RunVerdict>,
+    /// The first window of errors in `timeseries` and when the devices got out of it (a server restart, a
+    /// network cut), from [`crate::report::recovery::of`]; absent when no second had an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<crate::report::recovery::Recovery>,
 }
 
 /// The machine a run's generator ran on.

@@ -183,6 +183,9 @@ fn requests(s: &mut String, r: &Report) {
         .collect();
     outcomes.extend(r.total.codes.iter().map(|(c, n)| format!("{c}: {n}")));
     let _ = writeln!(s, "  outcomes: {}", outcomes.join(", "));
+    if let Some(rec) = super::recovery::of_report(r) {
+        let _ = writeln!(s, "  error window: {}", super::recovery::describe(&rec));
+    }
     let _ = writeln!(
         s,
         "  latency from intended send time (above); from actual send: p50 {}, p99 {}; send lag p99 {}",

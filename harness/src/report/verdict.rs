@@ -75,6 +75,7 @@ impl From<&Verdict> for RunVerdict {
 pub fn stamped(r: &Report) -> Report {
     let mut r = r.clone();
     r.verdict = Some(RunVerdict::from(&of(&r)));
+    r.recovery = super::recovery::of_report(&r);
     r
 }
 
