@@ -56,7 +56,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             name: plan.name.clone(),
             file: plan.source.as_ref().map(|p| p.display().to_string()),
             seed: plan.seed,
-            request: describe_request(plan),
+            request: plan.request.describe(plan.request.mtype),
         },
         target: TargetInfo {
             url: plan.target.describe(),
@@ -496,21 +496,6 @@ fn accounting_check(
             Some(f) => format!("{mismatched} devices inconsistent, first {f}"),
         },
     })
-}
-
-fn describe_request(plan: &RunPlan) -> String {
-    let r = &plan.request;
-    let path: Vec<&str> = r
-        .path
-        .iter()
-        .map(|s| s.as_deref().unwrap_or("{token}"))
-        .collect();
-    format!(
-        "{} {} /{}",
-        r.mtype,
-        r.method.method_name().unwrap_or("?"),
-        path.join("/")
-    )
 }
 
 fn describe_pacing(p: Pacing) -> String {

@@ -36,7 +36,12 @@ pub async fn run_all(
     let mut out = Vec::with_capacity(plan.trust_cases.len());
     for case in &plan.trust_cases {
         let observed = run_one(plan, case, run_pki).await?;
-        out.push(judge(case, &observed, &request_line(plan)));
+        out.push(judge(
+            case,
+            &observed,
+            // A trust case sends its one request confirmable.
+            &plan.request.describe(MessageType::Con),
+        ));
     }
     Ok(out)
 }
@@ -204,21 +209,6 @@ fn describe(e: &Expect) -> String {
         parts.push(format!("response {c}"));
     }
     parts.join(", ")
-}
-
-/// The request a case sends over its session, as reports name it.
-fn request_line(plan: &RunPlan) -> String {
-    let r = &plan.request;
-    let path: Vec<&str> = r
-        .path
-        .iter()
-        .map(|s| s.as_deref().unwrap_or("{token}"))
-        .collect();
-    format!(
-        "CON {} /{}",
-        r.method.method_name().unwrap_or("?"),
-        path.join("/")
-    )
 }
 
 /// The layer that refused: no session is the handshake's refusal; a 4.xx or 5.xx answer over an open

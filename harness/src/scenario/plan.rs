@@ -138,6 +138,22 @@ pub struct RequestPlan {
     pub operation: String,
 }
 
+impl RequestPlan {
+    /// The request as reports name it, sent as `mtype`: `CON POST /api/v1/{token}/telemetry`.
+    pub fn describe(&self, mtype: MessageType) -> String {
+        let path: Vec<&str> = self
+            .path
+            .iter()
+            .map(|s| s.as_deref().unwrap_or("{token}"))
+            .collect();
+        format!(
+            "{mtype} {} /{}",
+            self.method.method_name().unwrap_or("?"),
+            path.join("/")
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phase {
     pub name: String,
