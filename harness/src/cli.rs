@@ -46,7 +46,8 @@ pub enum Command {
     /// scenarios, a shard missing or given twice, different N, a report that is not a shard's).
     Merge(MergeArgs),
     /// Act as a well-behaved device for `device_trust:` runs: connect over DTLS trusting only the CA file,
-    /// verify the server's name, send one telemetry POST. Exit 0 connected, 1 refused the server, 2 could not try.
+    /// verify the server's name, send one telemetry POST (with --cert/--key, presenting that client certificate).
+    /// Exit 0 connected, 1 the handshake failed (refused the server, or the server refused it), 2 could not try.
     Device {
         /// The CA certificate file the device trusts (PEM or DER).
         ca: PathBuf,
@@ -54,6 +55,12 @@ pub enum Command {
         host: String,
         /// The server's DTLS port.
         port: u16,
+        /// Present this client certificate (PEM or DER; chain leaf first) when the server asks for one.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The client certificate's private key.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
     },
 }
 

@@ -24,7 +24,16 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Compare(args) => compare(&args),
         Command::Report(args) => rerender(&args),
         Command::Merge(args) => merge(&args),
-        Command::Device { ca, host, port } => super::probe_device::run(&ca, &host, port).await,
+        Command::Device {
+            ca,
+            host,
+            port,
+            cert,
+            key,
+        } => {
+            let client = cert.as_deref().zip(key.as_deref());
+            super::probe_device::run(&ca, &host, port, client).await
+        }
     }
 }
 

@@ -10,8 +10,25 @@ use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::time::Duration;
 
-/// Connects to `host:port` trusting only the CA certificates in `ca`, and sends one POST.
-pub async fn run(ca: &Path, host: &str, port: u16) -> u8 {
+/// Connects to `host:port` trusting only the CA certificates in `ca` (presenting the certificate `client`,
+/// file and key, when given), and sends one POST.
+pub async fn run(ca: &Path, host: &str, port: u16, client: Option<(&Path, &Path)>) -> u8 {
+    let client_certificate = match client {
+        None => None,
+        Some((cert, key)) => {
+            let id = match crate::pki::read_identity(cert, key) {
+                Ok(id) => id,
+                Err(e) => return super::commands::fail(e),
+            };
+            match crate::transport::dtls::signing_key(&id.key) {
+                Ok(private_key) => Some(dtls::crypto::Certificate {
+                    certificate: id.chain,
+                    private_key,
+                }),
+                Err(e) => return super::commands::fail(format!("{}: {e}", key.display())),
+            }
+        }
+    };
     let certs = match crate::pki::read_certs(ca) {
         Ok(c) => c,
         Err(e) => return super::commands::fail(e),
@@ -29,7 +46,7 @@ pub async fn run(ca: &Path, host: &str, port: u16) -> u8 {
     let settings = ClientSettings {
         trust,
         server_name: host.to_string(),
-        client_certificate: None,
+        client_certificate,
         psk: None,
         cipher_suites: Vec::new(),
         curves: Vec::new(),
@@ -69,7 +86,7 @@ pub async fn run(ca: &Path, host: &str, port: u16) -> u8 {
         }
         Err(failed) => {
             eprintln!(
-                "refused the server: {} ({})",
+                "handshake failed: {} ({})",
                 failed.judgement.verdict, failed.judgement.detail
             );
             1

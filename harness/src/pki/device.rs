@@ -1,6 +1,9 @@
 //! The PKI for device-side trust tests (`device_trust:`): one CA the device is told to trust, and for each
 //! case the chain a rogue server presents (good, expired, wrong host, client-only EKU, CA as leaf, leaf
-//! under an unsent intermediate...). ECDSA P-256 keys, ECDSA-with-SHA-256 signatures, in memory.
+//! under an unsent intermediate, SHA-1 signed...), and for the two-way variant the certificates a device
+//! presents (valid, expired, from another CA). ECDSA P-256 keys, ECDSA-with-SHA-256 signatures (SHA-1 for
+//! `WeakSignature`, see `pki::weak`), in memory. The CA is generated, or is the user's own (a CA already
+//! flashed into a real device: [`DevicePki::with_ca`]), so the negative certificates chain to it.
 
 use super::PkiError;
 use super::Role;
@@ -30,12 +33,28 @@ pub enum DeviceCert {
     WrongKeyUsage,
     CaAsLeaf,
     IncompleteChain,
+    /// Signed by the trusted CA, for the host, with ECDSA-with-SHA1.
+    WeakSignature,
+}
+
+/// Which certificate the device presents to the harness (two-way variant, `client_auth: require`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientCert {
+    /// Signed by the CA the harness trusts for clients, in date, EKU clientAuth.
+    Valid,
+    /// Signed by that CA, validity ended yesterday.
+    Expired,
+    /// In date, signed by a CA the harness does not trust.
+    OtherCa,
 }
 
 /// The CA and every case's server identity, for the host names `hosts`.
 pub struct DevicePki {
     /// The CA certificate the device is told to trust (PEM).
     pub ca_pem: String,
+    /// The same, DER (the user's own bytes when the CA is theirs).
+    pub ca_der: Vec<u8>,
     ca: Made,
     unknown_ca: Made,
     intermediate: Made,
@@ -108,9 +127,7 @@ const CURRENT: (i64, i64) = (-1, 365);
 impl DevicePki {
     /// A fresh CA (and an unrelated one, and an intermediate under the CA) for server names `hosts`.
     pub fn generate(hosts: &[String]) -> Result<Self, PkiError> {
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or(OffsetDateTime::now_utc());
+        let now = now();
         let ca = make(
             "coap-harness device-trust CA",
             &[],
@@ -119,6 +136,30 @@ impl DevicePki {
             now,
             None,
         )?;
+        Self::around(ca, hosts, now)
+    }
+
+    /// The user's CA (`ca_der`, with its private key `ca_key`) as the trusted CA: every certificate the
+    /// trusted CA signs is signed by it. rcgen re-creates the CA from its certificate to issue with it;
+    /// the subject and subject key identifier are kept, so what it issues chains to the user's own
+    /// certificate. The unknown CA and the intermediate are still generated.
+    pub fn with_ca(hosts: &[String], ca_der: &[u8], ca_key: KeyPair) -> Result<Self, PkiError> {
+        let der = rustls::pki_types::CertificateDer::from(ca_der.to_vec());
+        let params = CertificateParams::from_ca_cert_der(&der).map_err(|e| PkiError::Generate {
+            role: Role::CaRoot,
+            reason: format!("the CA certificate cannot be used to issue: {e}"),
+        })?;
+        let cert = params.self_signed(&ca_key).map_err(|e| PkiError::Generate {
+            role: Role::CaRoot,
+            reason: format!("the CA key cannot sign: {e}"),
+        })?;
+        let mut pki = Self::around(Made { cert, key: ca_key }, hosts, now())?;
+        pki.ca_der = ca_der.to_vec();
+        pki.ca_pem = pem(ca_der);
+        Ok(pki)
+    }
+
+    fn around(ca: Made, hosts: &[String], now: OffsetDateTime) -> Result<Self, PkiError> {
         let unknown_ca = make(
             "coap-harness rogue CA (the device was not told to trust it)",
             &[],
@@ -137,6 +178,7 @@ impl DevicePki {
         )?;
         Ok(DevicePki {
             ca_pem: ca.cert.pem(),
+            ca_der: ca.cert.der().to_vec(),
             ca,
             unknown_ca,
             intermediate,
@@ -175,12 +217,79 @@ impl DevicePki {
             DeviceCert::IncompleteChain => {
                 leaf(hosts, Kind::Server, CURRENT, Some(&self.intermediate))?
             }
+            DeviceCert::WeakSignature => {
+                let made = leaf(hosts, Kind::Server, CURRENT, Some(&self.ca))?;
+                let der = super::weak::resign_sha1(made.cert.der(), &self.ca.key.serialize_der())
+                    .map_err(|reason| PkiError::Generate {
+                        role: Role::Server,
+                        reason,
+                    })?;
+                return Ok(Presented {
+                    chain: vec![der],
+                    key_der: made.key.serialize_der(),
+                });
+            }
         };
         Ok(Presented {
             chain: vec![made.cert.der().to_vec()],
             key_der: made.key.serialize_der(),
         })
     }
+
+    /// The certificate and key the device presents in a two-way case.
+    pub fn client(&self, which: ClientCert) -> Result<Presented, PkiError> {
+        let name = ["coap-harness test device".to_string()];
+        let (window, issuer) = match which {
+            ClientCert::Valid => (CURRENT, &self.ca),
+            ClientCert::Expired => ((-30, -1), &self.ca),
+            ClientCert::OtherCa => (CURRENT, &self.unknown_ca),
+        };
+        let made = make(
+            &name[0],
+            &name,
+            Kind::ClientOnly,
+            window,
+            self.now,
+            Some(issuer),
+        )
+        .map_err(|e| match e {
+            PkiError::Generate { reason, .. } => PkiError::Generate {
+                role: Role::Client,
+                reason,
+            },
+            e => e,
+        })?;
+        Ok(Presented {
+            chain: vec![made.cert.der().to_vec()],
+            key_der: made.key.serialize_der(),
+        })
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::now_utc())
+}
+
+/// A DER certificate as PEM.
+pub fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        s.push_str(std::str::from_utf8(line).unwrap_or_default());
+        s.push('\n');
+    }
+    s.push_str("-----END CERTIFICATE-----\n");
+    s
+}
+
+/// A PKCS#8 DER private key as PEM.
+pub fn key_pem(der: &[u8]) -> String {
+    pem(der)
+        .replace("BEGIN CERTIFICATE", "BEGIN PRIVATE KEY")
+        .replace("END CERTIFICATE", "END PRIVATE KEY")
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 //! SEC1, PKCS#1, bundles), `error`.
 
 pub mod device;
+pub mod weak;
 mod error;
 mod files;
 mod hosts;

@@ -16,6 +16,8 @@ pub fn check_name(c: &DeviceTrustResult) -> String {
 fn result(c: &DeviceTrustResult) -> &'static str {
     match (c.passed, c.verdict.as_str()) {
         (_, "no_connection") => "ERROR",
+        (false, "not_run") => "NOT RUN",
+        (true, "not_run") => "not run (expected)",
         (true, _) => "pass",
         (false, _) => "FAIL",
     }
@@ -28,8 +30,9 @@ pub fn markdown(s: &mut String, r: &Report) {
     }
     let _ = writeln!(
         s,
-        "## Device trust\n\nThe harness played a rogue DTLS server; each case presented one certificate to the device.\n\n\
-         | device | case | result | verdict | expected | alert sent by the device |\n|---|---|---|---|---|---|"
+        "## Device trust\n\nThe harness played a rogue DTLS server; each case presented one certificate to the device \
+         (`client_*` cases: the server demanded a client certificate and judged the device's).\n\n\
+         | device | case | result | verdict | expected | alert sent by the device, or the harness's reason |\n|---|---|---|---|---|---|"
     );
     for c in &r.device_trust {
         let _ = writeln!(
@@ -101,6 +104,12 @@ pub fn terminal(s: &mut String, r: &Report) {
                 c.exit.as_deref().unwrap_or("no command")
             );
         }
+        if c.verdict == "not_run" {
+            let _ = writeln!(
+                s,
+                "           this case was not run: the device was not tested for it"
+            );
+        }
     }
 }
 
@@ -141,10 +150,17 @@ pub fn junit(r: &Report) -> Option<TestSuite> {
     }
     let mut suite = TestSuite::new("device_trust");
     for c in &r.device_trust {
-        let status = if c.passed {
+        let status = if c.passed && c.verdict == "not_run" {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(format!(
+                "not run (expected): {}",
+                c.alert.as_deref().unwrap_or("")
+            ));
+            st
+        } else if c.passed {
             TestCaseStatus::success()
         } else {
-            let kind = if c.verdict == "no_connection" {
+            let kind = if c.verdict == "no_connection" || c.verdict == "not_run" {
                 NonSuccessKind::Error
             } else {
                 NonSuccessKind::Failure

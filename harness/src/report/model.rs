@@ -301,9 +301,11 @@ pub struct DeviceTrustResult {
     pub passed: bool,
     /// The expected verdict.
     pub expected: String,
-    /// `refused`, `accepted`, `connected_no_request` or `no_connection`.
+    /// `refused`, `accepted`, `connected_no_request`, `no_connection`, `client_cert_missing`,
+    /// `client_cert_rejected` (two-way cases: what the harness made of the device's certificate) or `not_run`.
     pub verdict: String,
-    /// How the device refused, as the server saw it (the alert it sent, when one arrived).
+    /// How the device refused, as the server saw it (the alert it sent, when one arrived); for
+    /// `client_cert_*` the harness's reason; for `not_run` why the case could not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     /// The certificate presented, in one line.

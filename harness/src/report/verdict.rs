@@ -131,6 +131,20 @@ pub fn of(r: &Report) -> Verdict {
             )
         });
     }
+    if let Some(c) = r
+        .device_trust
+        .iter()
+        .find(|c| c.verdict == "not_run" && !c.passed)
+    {
+        return Verdict::Fault(format!(
+            "device-trust case `{}` for `{}` was not run: {} (remove the case, or expect `{{{}: not_run}}` to \
+             document it)",
+            c.case,
+            c.device,
+            c.alert.as_deref().unwrap_or("no reason recorded"),
+            c.case
+        ));
+    }
     if let Some(c) = r.device_trust.iter().find(|c| c.verdict == "no_connection") {
         return Verdict::Fault(format!(
             "device `{}` never connected in case `{}` ({}): check the device command or address{}",

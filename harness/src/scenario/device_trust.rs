@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +24,24 @@ pub struct RawDeviceTrust {
     pub host: Option<String>,
     /// Case names, or `{name: expected}` to override a case's expected outcome.
     pub cases: Vec<RawCaseEntry>,
+    /// `require`: the rogue server also demands a client certificate and judges what the device presents
+    /// (the two-way variant, with the `client_*` cases); `none` (default): it asks for none.
+    pub client_auth: Option<String>,
+    /// The user's own CA (already flashed into a real device) instead of a generated one.
+    pub pki: Option<RawPki>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPki {
+    /// The CA certificate the device trusts (PEM or DER).
+    pub ca_cert: PathBuf,
+    /// Its private key (PEM or DER: PKCS#8, SEC1 or PKCS#1): every negative certificate that should chain
+    /// to the trusted CA is signed with it.
+    pub ca_key: PathBuf,
+    /// With `client_auth: require`: further CA certificates whose device certificates the harness accepts
+    /// (the CA that issued a real device's own certificate), beside `ca_cert`.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +62,10 @@ pub struct RawDevice {
     /// Expected outcomes for this device only, by case name (a known exception, documented).
     #[serde(default)]
     pub expect: BTreeMap<String, String>,
+    /// With `client_auth: require`: the command-line fragment that gives the device its certificate, with
+    /// `{cert}` and `{key}` (e.g. `-c {cert} -j {key}`). It fills `{client_cert}` in `command`, and is left
+    /// out (empty) in `client_no_cert`.
+    pub client_cert: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,10 +91,28 @@ pub enum DeviceCase {
     CaAsLeaf,
     /// A leaf under an intermediate CA, with the intermediate not sent.
     IncompleteChain,
+    /// Signed by the right CA, for the right host, with ECDSA-with-SHA1 (a collision-prone hash).
+    WeakSignature,
+    /// Two-way: the server (valid certificate) demands a client certificate; the device is given none.
+    ClientNoCert,
+    /// Two-way: the device is given an expired certificate from the CA the harness trusts.
+    ClientExpired,
+    /// Two-way: the device is given a certificate from a CA the harness does not trust.
+    ClientOtherCa,
+    /// Two-way: the device presents its valid certificate (a real device: its own).
+    ClientValid,
 }
 
 impl DeviceCase {
-    pub const ALL: [DeviceCase; 9] = [
+    /// The cases that judge the device's own certificate (need `client_auth: require`).
+    pub const CLIENT: [DeviceCase; 4] = [
+        DeviceCase::ClientNoCert,
+        DeviceCase::ClientExpired,
+        DeviceCase::ClientOtherCa,
+        DeviceCase::ClientValid,
+    ];
+
+    pub const ALL: [DeviceCase; 14] = [
         DeviceCase::Valid,
         DeviceCase::Expired,
         DeviceCase::NotYetValid,
@@ -81,7 +122,17 @@ impl DeviceCase {
         DeviceCase::WrongKeyUsage,
         DeviceCase::CaAsLeaf,
         DeviceCase::IncompleteChain,
+        DeviceCase::WeakSignature,
+        DeviceCase::ClientNoCert,
+        DeviceCase::ClientExpired,
+        DeviceCase::ClientOtherCa,
+        DeviceCase::ClientValid,
     ];
+
+    /// A two-way case (the device's certificate is judged; the server presents the valid one).
+    pub fn is_client(self) -> bool {
+        Self::CLIENT.contains(&self)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -94,6 +145,11 @@ impl DeviceCase {
             DeviceCase::WrongKeyUsage => "wrong_key_usage",
             DeviceCase::CaAsLeaf => "ca_as_leaf",
             DeviceCase::IncompleteChain => "incomplete_chain",
+            DeviceCase::WeakSignature => "weak_signature",
+            DeviceCase::ClientNoCert => "client_no_cert",
+            DeviceCase::ClientExpired => "client_expired",
+            DeviceCase::ClientOtherCa => "client_other_ca",
+            DeviceCase::ClientValid => "client_valid",
         }
     }
 
@@ -101,10 +157,14 @@ impl DeviceCase {
         Self::ALL.into_iter().find(|c| c.name() == s)
     }
 
-    /// What a correct device does.
+    /// What a correct device does (two-way cases: what the harness does with the device's certificate).
     pub fn default_expect(self) -> DeviceVerdict {
         match self {
-            DeviceCase::Valid => DeviceVerdict::Accepted,
+            DeviceCase::Valid | DeviceCase::ClientValid => DeviceVerdict::Accepted,
+            DeviceCase::ClientNoCert => DeviceVerdict::ClientCertMissing,
+            DeviceCase::ClientExpired | DeviceCase::ClientOtherCa => {
+                DeviceVerdict::ClientCertRejected
+            }
             _ => DeviceVerdict::Refused,
         }
     }
@@ -126,6 +186,21 @@ impl DeviceCase {
             }
             DeviceCase::IncompleteChain => {
                 "a leaf for the host under an intermediate CA, the intermediate not sent"
+            }
+            DeviceCase::WeakSignature => {
+                "signed by the trusted CA, for the host, with ECDSA-with-SHA1 (SHA-1 signatures are forgeable by collision)"
+            }
+            DeviceCase::ClientNoCert => {
+                "the good server certificate; the server demands a client certificate and the device has none"
+            }
+            DeviceCase::ClientExpired => {
+                "the good server certificate; the device presents a client certificate from the trusted CA that expired yesterday"
+            }
+            DeviceCase::ClientOtherCa => {
+                "the good server certificate; the device presents a client certificate from a CA the server does not trust"
+            }
+            DeviceCase::ClientValid => {
+                "the good server certificate; the device presents its valid client certificate"
             }
         }
     }
@@ -158,6 +233,15 @@ impl DeviceCase {
             DeviceCase::IncompleteChain => {
                 "the device did not build a path to its trust anchor (or has the intermediate installed): it may not check the issuer at all"
             }
+            DeviceCase::WeakSignature => {
+                "whoever can forge a SHA-1 collision (demonstrated publicly since 2017, SHAttered and Shambles) can get a certificate the device trusts for any name, from an innocent-looking one the CA signed"
+            }
+            DeviceCase::ClientNoCert
+            | DeviceCase::ClientExpired
+            | DeviceCase::ClientOtherCa
+            | DeviceCase::ClientValid => {
+                "nothing against the device: this case checks the device's own certificate, and a server accepting a bad one is the server's fault"
+            }
         }
     }
 }
@@ -179,6 +263,12 @@ pub enum DeviceVerdict {
     ConnectedNoRequest,
     /// The device never sent a ClientHello: a setup error, never a pass.
     NoConnection,
+    /// Two-way: the harness demanded a client certificate and the device sent none.
+    ClientCertMissing,
+    /// Two-way: the device sent a certificate and the harness refused it (expired, unknown issuer...).
+    ClientCertRejected,
+    /// The case could not be run (its certificate could not be made or presented); the reason is given.
+    NotRun,
 }
 
 impl DeviceVerdict {
@@ -188,6 +278,9 @@ impl DeviceVerdict {
             DeviceVerdict::Accepted => "accepted",
             DeviceVerdict::ConnectedNoRequest => "connected_no_request",
             DeviceVerdict::NoConnection => "no_connection",
+            DeviceVerdict::ClientCertMissing => "client_cert_missing",
+            DeviceVerdict::ClientCertRejected => "client_cert_rejected",
+            DeviceVerdict::NotRun => "not_run",
         }
     }
 
@@ -197,6 +290,9 @@ impl DeviceVerdict {
             DeviceVerdict::Accepted,
             DeviceVerdict::ConnectedNoRequest,
             DeviceVerdict::NoConnection,
+            DeviceVerdict::ClientCertMissing,
+            DeviceVerdict::ClientCertRejected,
+            DeviceVerdict::NotRun,
         ]
         .into_iter()
         .find(|v| v.name() == s)
@@ -222,6 +318,8 @@ pub enum Launch {
 pub struct DeviceSpec {
     pub name: String,
     pub launch: Launch,
+    /// Two-way: the fragment for `{client_cert}`, with `{cert}` and `{key}`.
+    pub client_cert: Option<String>,
     pub listen: SocketAddr,
     /// Expected outcome per case (defaults filled in).
     pub expect: BTreeMap<DeviceCase, DeviceVerdict>,
@@ -232,6 +330,18 @@ pub struct DeviceTrustPlan {
     pub host: String,
     pub devices: Vec<DeviceSpec>,
     pub cases: Vec<DeviceCase>,
+    /// The two-way variant: every case demands a client certificate.
+    pub require_client_cert: bool,
+    /// The user's CA instead of a generated one.
+    pub pki: Option<UserPki>,
+}
+
+/// `device_trust.pki`: files, read when the run starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserPki {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Default for a command's `timeout`.
@@ -258,13 +368,6 @@ fn bad(path: Vec<Step>, message: impl Into<String>) -> Invalid {
 }
 
 fn case_name(s: &str, path: Vec<Step>) -> Result<DeviceCase, Invalid> {
-    if s == "weak_signature" {
-        return Err(bad(
-            path,
-            "weak_signature is not available: rcgen (the PKI generator) cannot sign with SHA-1 or MD5, and the DTLS \
-             server signs only with ECDSA P-256 or Ed25519, so no weak-signature certificate can be made",
-        ));
-    }
     DeviceCase::parse(s).ok_or_else(|| {
         bad(
             path,
@@ -281,24 +384,38 @@ fn verdict_name(s: &str, path: Vec<Step>) -> Result<DeviceVerdict, Invalid> {
         Some(DeviceVerdict::NoConnection) | None => Err(bad(
             path,
             format!(
-                "unknown expected outcome `{s}`; use refused, accepted or connected_no_request"
+                "unknown expected outcome `{s}`; use refused, accepted, connected_no_request, \
+                 client_cert_missing, client_cert_rejected or not_run"
             ),
         )),
         Some(v) => Ok(v),
     }
 }
 
-/// Validates `device_trust:`.
-pub fn plan(raw: &RawDeviceTrust) -> Result<DeviceTrustPlan, Invalid> {
+/// Validates `device_trust:`; relative `pki` paths are taken from `base` (the scenario's folder).
+pub fn plan(raw: &RawDeviceTrust, base: &std::path::Path) -> Result<DeviceTrustPlan, Invalid> {
     const ROOT: &str = "device_trust";
     let mut cases = Vec::new();
     let mut overrides = BTreeMap::new();
     if raw.cases.is_empty() {
         return Err(bad(
             at(&[ROOT, "cases"], None, &[]),
-            "no cases: list some of valid, expired, not_yet_valid, wrong_host, self_signed, unknown_ca, wrong_key_usage, ca_as_leaf, incomplete_chain",
+            format!(
+                "no cases: list some of {}",
+                DeviceCase::ALL.map(DeviceCase::name).join(", ")
+            ),
         ));
     }
+    let require_client_cert = match raw.client_auth.as_deref() {
+        None | Some("none") => false,
+        Some("require") => true,
+        Some(other) => {
+            return Err(bad(
+                at(&[ROOT, "client_auth"], None, &[]),
+                format!("`{other}`: use `require` (judge the device's certificate) or `none`"),
+            ))
+        }
+    };
     for (i, c) in raw.cases.iter().enumerate() {
         let here = || at(&[ROOT, "cases"], Some(i), &[]);
         let case = match c {
@@ -317,6 +434,12 @@ pub fn plan(raw: &RawDeviceTrust) -> Result<DeviceTrustPlan, Invalid> {
         };
         if cases.contains(&case) {
             return Err(bad(here(), format!("case `{case}` is listed twice")));
+        }
+        if case.is_client() && !require_client_cert {
+            return Err(bad(
+                here(),
+                format!("case `{case}` judges the device's certificate: it needs `client_auth: require`"),
+            ));
         }
         cases.push(case);
     }
@@ -419,17 +542,81 @@ pub fn plan(raw: &RawDeviceTrust) -> Result<DeviceTrustPlan, Invalid> {
             }
             expect.insert(case, verdict_name(v, p)?);
         }
+        let client_cert = match (&launch, &d.client_cert, require_client_cert) {
+            (_, Some(_), false) => {
+                return Err(bad(
+                    with("client_cert"),
+                    "`client_cert` gives the device a certificate for `client_auth: require`, which is not set",
+                ))
+            }
+            (Launch::Command { template, .. }, Some(f), true) => {
+                if !(f.contains("{cert}") && f.contains("{key}")) {
+                    return Err(bad(
+                        with("client_cert"),
+                        "must name `{cert}` and `{key}`, e.g. \"-c {cert} -j {key}\"",
+                    ));
+                }
+                if !template.contains("{client_cert}") {
+                    return Err(bad(
+                        with("command"),
+                        "with `client_cert`, the command must place it: add `{client_cert}`",
+                    ));
+                }
+                Some(f.clone())
+            }
+            (Launch::Command { .. }, None, true) => {
+                return Err(bad(
+                    path.clone(),
+                    "`client_auth: require` needs `client_cert`, the fragment that gives the device its \
+                     certificate (e.g. \"-c {cert} -j {key}\"), placed in the command as `{client_cert}`",
+                ))
+            }
+            (Launch::Wait(_), Some(_), true) => {
+                return Err(bad(
+                    with("client_cert"),
+                    "a real device (`wait`) presents its own certificate; `client_cert` is for commands",
+                ))
+            }
+            (Launch::Wait(_), None, _) | (Launch::Command { .. }, None, false) => None,
+        };
+        if matches!(launch, Launch::Wait(_)) {
+            if let Some(c) = cases
+                .iter()
+                .find(|c| c.is_client() && **c != DeviceCase::ClientValid)
+            {
+                return Err(bad(
+                    at(&[ROOT, "cases"], None, &[]),
+                    format!(
+                        "case `{c}` hands the device a certificate, which a real device (`wait`) cannot take; \
+                         with a real device use `client_valid` (it checks the device's own certificate)"
+                    ),
+                ));
+            }
+        }
         devices.push(DeviceSpec {
             name,
             launch,
+            client_cert,
             listen,
             expect,
         });
+    }
+    if raw.pki.as_ref().is_some_and(|p| p.client_ca.is_some()) && !require_client_cert {
+        return Err(bad(
+            at(&[ROOT, "pki", "client_ca"], None, &[]),
+            "`client_ca` is for `client_auth: require`, which is not set",
+        ));
     }
     Ok(DeviceTrustPlan {
         host: raw.host.clone().unwrap_or_else(|| "localhost".into()),
         devices,
         cases,
+        require_client_cert,
+        pki: raw.pki.as_ref().map(|p| UserPki {
+            ca_cert: base.join(&p.ca_cert),
+            ca_key: base.join(&p.ca_key),
+            client_ca: p.client_ca.as_ref().map(|c| base.join(c)),
+        }),
     })
 }
 
@@ -439,7 +626,44 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<DeviceTrustPlan, String> {
         let raw: RawDeviceTrust = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
-        plan(&raw).map_err(|e| e.message)
+        plan(&raw, std::path::Path::new("/s")).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn two_way_and_user_pki() {
+        let p = parse(
+            "client_auth: require\n\
+             pki: { ca_cert: ca.pem, ca_key: ca.key }\n\
+             devices:\n\
+             - { name: a, command: 'c {client_cert} {uri}', client_cert: '-c {cert} -j {key}' }\n\
+             - { name: b, wait: 5s, listen: '127.0.0.1:5684' }\n\
+             cases: [valid, weak_signature, client_valid]\n",
+        )
+        .unwrap();
+        assert!(p.require_client_cert);
+        let pki = p.pki.unwrap();
+        assert_eq!(pki.ca_cert, PathBuf::from("/s/ca.pem"));
+        assert_eq!(pki.ca_key, PathBuf::from("/s/ca.key"));
+        assert_eq!(pki.client_ca, None);
+        assert_eq!(
+            p.devices[0].client_cert.as_deref(),
+            Some("-c {cert} -j {key}")
+        );
+        assert_eq!(p.devices[1].client_cert, None);
+        assert_eq!(p.devices[1].listen, "127.0.0.1:5684".parse::<SocketAddr>().unwrap());
+        let d = &p.devices[0];
+        assert_eq!(d.expect[&DeviceCase::WeakSignature], DeviceVerdict::Refused);
+        assert_eq!(d.expect[&DeviceCase::ClientValid], DeviceVerdict::Accepted);
+        let p = parse(
+            "client_auth: require\n\
+             device: { command: 'c {client_cert}', client_cert: '-c {cert} -j {key}' }\n\
+             cases: [client_no_cert, client_expired, { client_other_ca: accepted }]\n",
+        )
+        .unwrap();
+        let e = &p.devices[0].expect;
+        assert_eq!(e[&DeviceCase::ClientNoCert], DeviceVerdict::ClientCertMissing);
+        assert_eq!(e[&DeviceCase::ClientExpired], DeviceVerdict::ClientCertRejected);
+        assert_eq!(e[&DeviceCase::ClientOtherCa], DeviceVerdict::Accepted);
     }
 
     #[test]
@@ -473,7 +697,34 @@ mod tests {
                 "device: { command: x }\ncases: [nope]\n",
                 "unknown case `nope`",
             ),
-            ("device: { command: x }\ncases: [weak_signature]\n", "rcgen"),
+            (
+                "device: { command: x }\ncases: [client_valid]\n",
+                "needs `client_auth: require`",
+            ),
+            (
+                "client_auth: require\ndevice: { command: x }\ncases: [valid]\n",
+                "needs `client_cert`",
+            ),
+            (
+                "client_auth: require\ndevice: { command: x, client_cert: '-c {cert}' }\ncases: [valid]\n",
+                "must name `{cert}` and `{key}`",
+            ),
+            (
+                "client_auth: require\ndevice: { command: x, client_cert: '-c {cert} -j {key}' }\ncases: [valid]\n",
+                "add `{client_cert}`",
+            ),
+            (
+                "client_auth: require\ndevice: { wait: 5s }\ncases: [client_valid, client_expired]\n",
+                "real device",
+            ),
+            (
+                "client_auth: maybe\ndevice: { command: x }\ncases: [valid]\n",
+                "use `require`",
+            ),
+            (
+                "device: { command: x }\ncases: [valid]\npki: { ca_cert: a, ca_key: b, client_ca: c }\n",
+                "`client_ca` is for",
+            ),
             (
                 "device: { command: x }\ncases: [valid, valid]\n",
                 "listed twice",

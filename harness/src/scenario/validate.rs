@@ -124,7 +124,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
     };
     let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
     let device_trust = match &raw.device_trust {
-        Some(d) => Some(super::device_trust::plan(d)?),
+        Some(d) => Some(super::device_trust::plan(d, base)?),
         None => None,
     };
     if !phases.is_empty() {
