@@ -79,7 +79,8 @@ fn credentials(what: String) -> EngineError {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), EngineError> {
-    std::fs::write(path, text).map_err(|e| credentials(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, text)
+        .map_err(|e| credentials(format!("cannot write {}: {e}", path.display())))
 }
 
 fn setup(plan: &DeviceTrustPlan) -> Result<Setup, EngineError> {
@@ -95,9 +96,8 @@ fn setup(plan: &DeviceTrustPlan) -> Result<Setup, EngineError> {
         Some(user) => {
             let id = crate::pki::read_identity(&user.ca_cert, &user.ca_key)?;
             let der = id.chain[0].to_vec();
-            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
-                credentials(format!("{}: {e}", user.ca_cert.display()))
-            })?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| credentials(format!("{}: {e}", user.ca_cert.display())))?;
             if !cert.is_ca() {
                 return Err(credentials(format!(
                     "{}: not a CA certificate (no basicConstraints CA:TRUE): device_trust.pki.ca_cert must be \
@@ -313,7 +313,7 @@ async fn run_one(
         }
         DeviceVerdict::ClientCertRejected => Some(format!(
             "the harness refused the device's certificate: {}",
-            dtls.last_failure.as_deref().unwrap_or("no reason recorded")
+            client_cert_reason(dtls.last_failure.as_deref().unwrap_or("no reason recorded"))
         )),
         DeviceVerdict::Refused if dtls.last_alert.is_some() => dtls.last_alert.clone(),
         DeviceVerdict::Refused if failed == 0 => {
@@ -336,6 +336,21 @@ async fn run_one(
         output,
         elapsed,
     })
+}
+
+/// Why the server refused a device's certificate, in words that stay the same from run to run (the
+/// verifier's own message carries timestamps): the rustls/webpki error is recognised by its wording.
+fn client_cert_reason(failure: &str) -> String {
+    let f = failure.to_ascii_lowercase();
+    if f.contains("expired") {
+        "expired".into()
+    } else if f.contains("not valid yet") || f.contains("notvalidyet") {
+        "not yet valid".into()
+    } else if f.contains("unknownissuer") || f.contains("unknown issuer") {
+        "unknown issuer (not signed by a CA the harness trusts for devices)".into()
+    } else {
+        failure.to_string()
+    }
 }
 
 /// Waits (at most 2 s) until no handshake is in progress on the server.
@@ -432,7 +447,8 @@ fn judge(device: &DeviceSpec, case: DeviceCase, o: Observed) -> DeviceTrustResul
         .copied()
         .unwrap_or(case.default_expect());
     let passed = o.verdict == expected;
-    let attack = (o.verdict == DeviceVerdict::Accepted && case.default_expect() == DeviceVerdict::Refused)
+    let attack = (o.verdict == DeviceVerdict::Accepted
+        && case.default_expect() == DeviceVerdict::Refused)
         .then(|| case.attack().to_string());
     DeviceTrustResult {
         device: device.name.clone(),
@@ -454,6 +470,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_cert_reasons_are_stable() {
+        assert_eq!(
+            client_cert_reason("invalid peer certificate: certificate expired: verification time 1796186411 (UNIX), but certificate is not valid after 1796100011 (86400 seconds ago)"),
+            "expired"
+        );
+        assert!(
+            client_cert_reason("invalid peer certificate: UnknownIssuer")
+                .starts_with("unknown issuer")
+        );
+        assert_eq!(client_cert_reason("something else"), "something else");
+    }
+
+    #[test]
     fn fills_every_placeholder() {
         assert_eq!(
             fill(
@@ -469,12 +498,26 @@ mod tests {
         let files = Some((Path::new("/t/d.pem"), Path::new("/t/d.key")));
         let fragment = Some("-c {cert} -j {key}");
         assert_eq!(
-            fill("c {client_cert} -R {ca}", Path::new("/t/ca.pem"), "h", 1, fragment, files),
+            fill(
+                "c {client_cert} -R {ca}",
+                Path::new("/t/ca.pem"),
+                "h",
+                1,
+                fragment,
+                files
+            ),
             "c -c /t/d.pem -j /t/d.key -R /t/ca.pem"
         );
         // client_no_cert: the fragment is left out.
         assert_eq!(
-            fill("c {client_cert} -R {ca}", Path::new("/t/ca.pem"), "h", 1, fragment, None),
+            fill(
+                "c {client_cert} -R {ca}",
+                Path::new("/t/ca.pem"),
+                "h",
+                1,
+                fragment,
+                None
+            ),
             "c  -R /t/ca.pem"
         );
     }

@@ -149,10 +149,12 @@ impl DevicePki {
             role: Role::CaRoot,
             reason: format!("the CA certificate cannot be used to issue: {e}"),
         })?;
-        let cert = params.self_signed(&ca_key).map_err(|e| PkiError::Generate {
-            role: Role::CaRoot,
-            reason: format!("the CA key cannot sign: {e}"),
-        })?;
+        let cert = params
+            .self_signed(&ca_key)
+            .map_err(|e| PkiError::Generate {
+                role: Role::CaRoot,
+                reason: format!("the CA key cannot sign: {e}"),
+            })?;
         let mut pki = Self::around(Made { cert, key: ca_key }, hosts, now())?;
         pki.ca_der = ca_der.to_vec();
         pki.ca_pem = pem(ca_der);
@@ -221,9 +223,9 @@ impl DevicePki {
                 let made = leaf(hosts, Kind::Server, CURRENT, Some(&self.ca))?;
                 let der = super::weak::resign_sha1(made.cert.der(), &self.ca.key.serialize_der())
                     .map_err(|reason| PkiError::Generate {
-                        role: Role::Server,
-                        reason,
-                    })?;
+                    role: Role::Server,
+                    reason,
+                })?;
                 return Ok(Presented {
                     chain: vec![der],
                     key_der: made.key.serialize_der(),

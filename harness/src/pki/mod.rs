@@ -28,7 +28,6 @@
 //! SEC1, PKCS#1, bundles), `error`.
 
 pub mod device;
-pub mod weak;
 mod error;
 mod files;
 mod hosts;
@@ -36,6 +35,7 @@ mod issue;
 mod manifest;
 mod read;
 mod role;
+pub mod weak;
 
 pub use error::PkiError;
 pub use files::check_key_permissions;

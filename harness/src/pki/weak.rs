@@ -81,7 +81,10 @@ pub fn resign_sha1(cert: &[u8], issuer_pkcs8: &[u8]) -> Result<Vec<u8>, String> 
     let malformed = || "the certificate to re-sign is not DER X.509".to_string();
     let outer = tlv(cert).filter(|t| t.tag == 0x30).ok_or_else(malformed)?;
     let parts = elements(outer.content).ok_or_else(malformed)?;
-    let tbs = parts.first().filter(|t| t.tag == 0x30).ok_or_else(malformed)?;
+    let tbs = parts
+        .first()
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(malformed)?;
     let fields = elements(tbs.content).ok_or_else(malformed)?;
     // TBSCertificate: [0] version, serialNumber, signature AlgorithmIdentifier, issuer, ...
     let sig_index = if fields.first().is_some_and(|f| f.tag == 0xa0) {

@@ -650,7 +650,10 @@ mod tests {
             Some("-c {cert} -j {key}")
         );
         assert_eq!(p.devices[1].client_cert, None);
-        assert_eq!(p.devices[1].listen, "127.0.0.1:5684".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            p.devices[1].listen,
+            "127.0.0.1:5684".parse::<SocketAddr>().unwrap()
+        );
         let d = &p.devices[0];
         assert_eq!(d.expect[&DeviceCase::WeakSignature], DeviceVerdict::Refused);
         assert_eq!(d.expect[&DeviceCase::ClientValid], DeviceVerdict::Accepted);
@@ -661,8 +664,14 @@ mod tests {
         )
         .unwrap();
         let e = &p.devices[0].expect;
-        assert_eq!(e[&DeviceCase::ClientNoCert], DeviceVerdict::ClientCertMissing);
-        assert_eq!(e[&DeviceCase::ClientExpired], DeviceVerdict::ClientCertRejected);
+        assert_eq!(
+            e[&DeviceCase::ClientNoCert],
+            DeviceVerdict::ClientCertMissing
+        );
+        assert_eq!(
+            e[&DeviceCase::ClientExpired],
+            DeviceVerdict::ClientCertRejected
+        );
         assert_eq!(e[&DeviceCase::ClientOtherCa], DeviceVerdict::Accepted);
     }
 
