@@ -136,6 +136,23 @@ fn libcoap_clients_accept_what_they_were_measured_to_accept() {
         })
         .collect();
     assert_eq!(table(out.path()), want);
+    // They refuse the SHA-1 certificate for its signature, not as malformed: their own words.
+    let text = std::fs::read_to_string(out.path().join("report.json")).unwrap();
+    let r: coap_harness::report::Report = serde_json::from_str(&text).unwrap();
+    let output = |device: &str| {
+        r.device_trust
+            .iter()
+            .find(|c| c.device == device && c.case == "weak_signature")
+            .and_then(|c| c.output.clone())
+            .unwrap_or_default()
+    };
+    let openssl = output("coap-client-openssl");
+    assert!(
+        openssl.contains("CA signature digest algorithm too weak"),
+        "{openssl}"
+    );
+    let gnutls = output("coap-client-gnutls");
+    assert!(gnutls.contains("status 0x100"), "{gnutls}");
     let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(md.contains("## Device trust"), "{md}");
     assert!(

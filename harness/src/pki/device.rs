@@ -317,4 +317,66 @@ mod tests {
         );
         assert!(pki.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
     }
+
+    /// Issuer name and authority key identifier of `der`, and subject name and subject key identifier of
+    /// the CA `ca`: what a verifier matches to build the path.
+    fn links(der: &[u8], ca: &[u8]) -> ((String, Vec<u8>), (String, Vec<u8>)) {
+        use x509_parser::extensions::ParsedExtension;
+        let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+        let (_, a) = x509_parser::parse_x509_certificate(ca).unwrap();
+        let aki = c
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(k) => {
+                    k.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let ski = a
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        (
+            (c.issuer().to_string(), aki),
+            (a.subject().to_string(), ski),
+        )
+    }
+
+    #[test]
+    fn a_users_ca_signs_the_cases_and_the_device_certificates() {
+        // The user's CA, made elsewhere (here: a separate rcgen CA with its own key identifier).
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Flashed CA");
+        let user_ca = params.self_signed(&key).unwrap().der().to_vec();
+        let pki = DevicePki::with_ca(&["localhost".into()], &user_ca, key).unwrap();
+        assert_eq!(pki.ca_der, user_ca);
+        for which in [
+            DeviceCert::Valid,
+            DeviceCert::Expired,
+            DeviceCert::WeakSignature,
+        ] {
+            let leaf = &pki.presented(which).unwrap().chain[0];
+            let (issued, ca) = links(leaf, &user_ca);
+            assert_eq!(issued, ca, "{which:?}");
+        }
+        let valid = pki.client(ClientCert::Valid).unwrap();
+        assert_eq!(
+            links(&valid.chain[0], &user_ca).0,
+            links(&valid.chain[0], &user_ca).1
+        );
+        let other = pki.client(ClientCert::OtherCa).unwrap();
+        let (issued, ca) = links(&other.chain[0], &user_ca);
+        assert_ne!(issued.0, ca.0);
+        let expired = pki.client(ClientCert::Expired).unwrap();
+        let (_, c) = x509_parser::parse_x509_certificate(&expired.chain[0]).unwrap();
+        assert!(c.validity().not_after.timestamp() < OffsetDateTime::now_utc().unix_timestamp());
+    }
 }
