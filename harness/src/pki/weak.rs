@@ -169,6 +169,60 @@ mod tests {
         vk.verify_prehash(&digest, &sig).unwrap();
     }
 
+    /// OpenSSL, an independent verifier, checks the SHA-1 signature when allowed to (`-auth_level 0`) and
+    /// refuses it for its digest at level 1 (80 bits; TLS clients use 1 or more), which is what the
+    /// `weak_signature` case is about.
+    #[test]
+    fn openssl_verifies_the_sha1_signature_only_when_weak_digests_are_allowed() {
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: openssl CLI not installed");
+            return;
+        }
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "weak test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let der = resign_sha1(leaf.der(), &ca_key.serialize_der()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("leaf.pem"), crate::pki::device::pem(&der)).unwrap();
+        let verify = |level: &str| {
+            let o = std::process::Command::new("openssl")
+                .current_dir(dir.path())
+                .args([
+                    "verify",
+                    "-CAfile",
+                    "ca.pem",
+                    "-auth_level",
+                    level,
+                    "leaf.pem",
+                ])
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        let lenient = verify("0");
+        assert!(lenient.contains("leaf.pem: OK"), "{lenient}");
+        let strict = verify("1");
+        assert!(strict.contains("too weak"), "{strict}");
+    }
+
     #[test]
     fn rejects_a_key_that_cannot_sign_sha1() {
         let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
