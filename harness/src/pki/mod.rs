@@ -23,6 +23,9 @@
 //!
 //! Keys are unencrypted PKCS#8 PEM, created mode 0600; certificates and the manifest 0644.
 //!
+//! `device` is the separate in-memory PKI of `device_trust:` runs; `weak` re-signs a certificate with
+//! ECDSA-with-SHA1 for its `weak_signature` case.
+//!
 //! Files: `role` (names, issuers, verdicts), `hosts` (the SAN list), `issue` (rcgen), `manifest`, `files`
 //! (writing with modes), `read` (reading back users' and our certificates and keys: PEM or DER, PKCS#8,
 //! SEC1, PKCS#1, bundles), `error`.

@@ -49,7 +49,8 @@ pub struct RawPki {
 pub struct RawDevice {
     /// Names the device in the report; defaults to the command's first word.
     pub name: Option<String>,
-    /// A command template run per case with `sh -c`: `{ca}` `{host}` `{port}` `{uri}` are filled in.
+    /// A command template run per case with `sh -c`: `{ca}` `{host}` `{port}` `{uri}` are filled in, and
+    /// `{client_cert}` (two-way runs) with the `client_cert` fragment.
     pub command: Option<String>,
     /// How long the command may run per case (default 10s); it is killed after.
     #[serde(default, deserialize_with = "opt_duration")]
