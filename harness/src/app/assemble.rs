@@ -10,6 +10,7 @@ use crate::report::model::{
     TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
+use crate::scenario::plan::CertRef;
 use crate::scenario::{Pacing, RunPlan};
 use crate::server::DeviceSnapshot;
 use std::collections::BTreeMap;
@@ -471,17 +472,34 @@ fn accounting_check(
             (t, d.messages - earlier.get(t).copied().unwrap_or(0))
         })
         .collect();
+    // A device that posts without a token (ThingsBoard X.509) is, on the server, the device its own
+    // certificate registers: named after the certificate's file (`device-3`), as `--device-certs` names it.
+    let per_device_cert = plan
+        .dtls
+        .as_ref()
+        .and_then(|d| d.client.client_cert.as_ref())
+        .filter(|(c, _)| c.per_device() && !plan.request.path.iter().any(Option::is_none));
+    let key = |d: &DeviceTally| match per_device_cert {
+        Some((cert, _)) => match cert.for_device(plan.devices.global(d.index)) {
+            CertRef::File(p) | CertRef::PkiFile(p) => p
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            CertRef::Pki(_) => d.token.clone(),
+        },
+        None => d.token.clone(),
+    };
     let mut mismatched = 0u64;
     let mut first = None;
     for d in devices.iter().filter(|d| d.started) {
-        let got = seen.get(d.token.as_str()).copied().unwrap_or(0);
+        let name = key(d);
+        let got = seen.get(name.as_str()).copied().unwrap_or(0);
         // The server may count a message whose response was lost; it may never count fewer.
         if got < d.ok || got > d.sent {
             mismatched += 1;
             first.get_or_insert_with(|| {
                 format!(
-                    "{}: {} acknowledged, {} sent, server counted {got}",
-                    d.token, d.ok, d.sent
+                    "{name}: {} acknowledged, {} sent, server counted {got}",
+                    d.ok, d.sent
                 )
             });
         }

@@ -23,6 +23,9 @@
 //!
 //! Keys are unencrypted PKCS#8 PEM, created mode 0600; certificates and the manifest 0644.
 //!
+//! With `--devices N`, [`fleet::generate_devices`] also writes N device certificates signed by a device CA,
+//! the registered-devices folder `serve --device-certs` reads, and `devices.csv` (see [`fleet`]).
+//!
 //! Files: `role` (names, issuers, verdicts), `hosts` (the SAN list), `issue` (rcgen), `manifest`, `files`
 //! (writing with modes), `read` (reading back users' and our certificates and keys: PEM or DER, PKCS#8,
 //! SEC1, PKCS#1, bundles), `error`.
@@ -30,6 +33,7 @@
 pub mod device;
 mod error;
 mod files;
+pub mod fleet;
 mod hosts;
 mod issue;
 mod manifest;
