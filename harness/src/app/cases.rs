@@ -296,6 +296,9 @@ fn describe(e: &Expect) -> String {
     if let Some(c) = e.code {
         parts.push(format!("response {c}"));
     }
+    if let Some(a) = &e.alert {
+        parts.push(format!("alert {a}"));
+    }
     parts.join(", ")
 }
 
@@ -341,7 +344,12 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
         && e.refused_by.is_none_or(|r| r == refused)
         && e.verdict.is_none_or(|v| v == verdict)
         && e.insecure.is_none_or(|i| i == insecure)
-        && e.code.is_none_or(|c| Some(c) == o.code);
+        && e.code.is_none_or(|c| Some(c) == o.code)
+        && e.alert.as_deref().is_none_or(|a| {
+            o.alert
+                .as_ref()
+                .is_some_and(|seen| seen.description.to_string() == a)
+        });
     let mut observed = format!(
         "handshake {} ({verdict})",
         if o.verdict.connected() {

@@ -92,6 +92,8 @@ pub struct RawExpect {
     pub insecure: Option<bool>,
     /// The response code of the request sent over the session, e.g. `2.01`.
     pub code: Option<String>,
+    /// The TLS alert that ended a refused handshake (sent or received), e.g. `bad_certificate`.
+    pub alert: Option<String>,
 }
 
 // ---- plan ----
@@ -190,6 +192,8 @@ pub struct Expect {
     pub verdict: Option<TrustVerdict>,
     pub insecure: Option<bool>,
     pub code: Option<Code>,
+    /// The alert that must end the handshake, by its TLS name.
+    pub alert: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -613,12 +617,29 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
     if code.is_some() && !connect {
         return Err(bad(at("code"), "a failed handshake has no response code"));
     }
+    let alert = match raw.alert.as_deref() {
+        None => None,
+        Some(_) if connect => {
+            return Err(bad(
+                at("alert"),
+                "an alert ends a refused handshake: it needs handshake: fail (or refused_by: handshake)",
+            ))
+        }
+        Some(a) if a.is_empty() || !a.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+            return Err(bad(
+                at("alert"),
+                format!("`{a}`: expected a TLS alert name such as bad_certificate or handshake_failure"),
+            ))
+        }
+        Some(a) => Some(a.to_string()),
+    };
     Ok(Expect {
         connect,
         refused_by,
         verdict,
         insecure: raw.insecure,
         code,
+        alert,
     })
 }
 
@@ -751,6 +772,7 @@ mod tests {
                 verdict: Some("ok".into()),
                 insecure: None,
                 code: None,
+                alert: None,
             },
             &[],
         )
@@ -764,6 +786,7 @@ mod tests {
                 verdict: None,
                 insecure: None,
                 code: code.map(str::to_string),
+                alert: None,
             };
         let e = expect(&raw(None, Some("coap"), None), &[]).unwrap();
         assert!(e.connect);
