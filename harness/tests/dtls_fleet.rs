@@ -401,3 +401,46 @@ async fn x509_fleet_sharing_one_certificate_is_one_device_and_unregistered_is_40
     assert_eq!(r.total.outcomes.coap_error, r.total.sent);
     assert!(!matches!(verdict::of(r), Verdict::Passed));
 }
+
+/// The same fleet from a PKI folder made beforehand (`certs --devices 3`, here through the library): three
+/// devices run; a fourth has no certificate there, which validation says before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_fleet_from_a_certs_devices_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: tmp.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    coap_harness::pki::fleet::generate_devices(tmp.path(), 3, false).unwrap();
+    let yaml = X509_FLEET
+        .replace("pki: generate", &format!("pki: {}", tmp.path().display()))
+        .replace("count: 6", "count: 3");
+    let out = run(plan(&yaml)).await;
+    let posted = out
+        .server_devices
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.messages > 0)
+        .count();
+    assert_eq!(posted, 3);
+    assert_eq!(verdict::of(&out.report), Verdict::Passed);
+
+    let too_many = yaml.replace("count: 3", "count: 4");
+    let e = coap_harness::scenario::parse(
+        &too_many,
+        std::path::Path::new("x.yaml"),
+        std::path::Path::new("."),
+        "x",
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("x.yaml:")
+            && e.contains("dtls.client_cert")
+            && e.contains("device-3.pem does not exist"),
+        "{e}"
+    );
+}

@@ -338,6 +338,30 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
             ));
         }
     }
+    // A fleet with a certificate per device from a PKI folder: that folder must hold one for the last device.
+    if let (Some(PkiPlan::Dir(dir)), Some((cert, _))) = (
+        &pki,
+        dtls_plan
+            .as_ref()
+            .and_then(|d| d.client.client_cert.as_ref()),
+    ) {
+        if let CertRef::PkiFile(p) = cert.for_device(u64::from(raw.devices.count) - 1) {
+            if cert.per_device() && !dir.join(&p).exists() {
+                return Err(invalid(
+                    vec![key("dtls"), key("client_cert")],
+                    format!(
+                        "{} does not exist: {} holds fewer device certificates than devices.count ({}); \
+                         make them with coap-harness certs --out {} --devices {} --force",
+                        dir.join(&p).display(),
+                        dir.display(),
+                        raw.devices.count,
+                        dir.display(),
+                        raw.devices.count
+                    ),
+                ));
+            }
+        }
+    }
     Ok((dtls_plan, pki, cases))
 }
 
