@@ -348,7 +348,7 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
         && e.alert.as_deref().is_none_or(|a| {
             o.alert
                 .as_ref()
-                .is_some_and(|seen| seen.description.to_string() == a)
+                .is_some_and(|seen| seen.description == a)
         });
     let mut observed = format!(
         "handshake {} ({verdict})",
