@@ -345,11 +345,9 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
         && e.verdict.is_none_or(|v| v == verdict)
         && e.insecure.is_none_or(|i| i == insecure)
         && e.code.is_none_or(|c| Some(c) == o.code)
-        && e.alert.as_deref().is_none_or(|a| {
-            o.alert
-                .as_ref()
-                .is_some_and(|seen| seen.description == a)
-        });
+        && e.alert
+            .as_deref()
+            .is_none_or(|a| o.alert.as_ref().is_some_and(|seen| seen.description == a));
     let mut observed = format!(
         "handshake {} ({verdict})",
         if o.verdict.connected() {

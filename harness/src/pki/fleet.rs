@@ -158,13 +158,7 @@ fn existing(dir: &Path) -> Result<Option<u64>, PkiError> {
 /// size is [`PkiError::DevicesChanged`]. `devices.csv` is removed first and written last, so an interrupted
 /// run leaves a folder the next one regenerates rather than a mix that looks whole.
 pub fn generate_devices(dir: &Path, count: u64, force: bool) -> Result<Devices, PkiError> {
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| PkiError::io(dir, e))?
-            .join(dir)
-    };
+    let dir = std::path::absolute(dir).map_err(|e| PkiError::io(dir, e))?;
     if !force {
         match existing(&dir) {
             Ok(Some(n)) if n == count => {
