@@ -26,7 +26,8 @@ pub enum Command {
     /// Serve the ThingsBoard CoAP device API (the embedded target) until Ctrl-C.
     Serve(ServeArgs),
     /// Generate the test PKI: a root CA, server and client certificates, and the negative material for
-    /// trust cases (unknown CA, expired, not yet valid, wrong host, self-signed, rogue and expired clients).
+    /// trust cases (unknown CA, expired, not yet valid, wrong host, self-signed, rogue and expired clients);
+    /// with --devices N, N device certificates too.
     Certs(CertsArgs),
     /// Check a scenario file without running it.
     Validate {
@@ -160,6 +161,11 @@ pub struct CertsArgs {
     /// Regenerate even if a complete set exists.
     #[arg(long)]
     pub force: bool,
+    /// Also write N device certificates signed by a device CA (ThingsBoard X.509 devices): `devices/` (what
+    /// `serve --device-certs` registers), `device-ca.pem`, an unregistered and an expired device, and
+    /// `devices.csv` (columns token,psk_identity,psk_key,cert,key; row i is device i).
+    #[arg(long, value_name = "N")]
+    pub devices: Option<u64>,
 }
 
 #[derive(Debug, Args)]

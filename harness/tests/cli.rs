@@ -37,7 +37,11 @@ fn read_report(dir: &Path) -> Report {
 #[test]
 fn validate_accepts_the_shipped_scenarios() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    for name in ["smoke.yaml", "telemetry-plain.yaml"] {
+    for name in [
+        "smoke.yaml",
+        "telemetry-plain.yaml",
+        "thingsboard-x509.yaml",
+    ] {
         let o = harness(&["validate", root.join(name).to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains(": ok:"));

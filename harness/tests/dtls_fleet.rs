@@ -295,3 +295,152 @@ async fn fleet_with_the_wrong_ca_opens_no_session_and_says_why() {
         v => panic!("{v:?}"),
     }
 }
+
+/// A fleet of X.509 devices as ThingsBoard authenticates them: each device presents its own certificate
+/// (`{pki}/devices/device-{index}.pem`, as `certs --devices N` writes them) on the token-less device API, and
+/// the embedded server in ThingsBoard mode maps each certificate to its registered device.
+const X509_FLEET: &str = r#"
+target: embedded
+pki: generate
+devices:
+  count: 6
+request:
+  path: /api/v1/telemetry
+dtls:
+  ca: pki:ca
+  server_name: localhost
+  client_cert: "{pki}/devices/device-{index}.pem"
+embedded:
+  server:
+    client_auth: thingsboard
+    device_certs: "{pki}/devices"
+phases:
+  - duration: 1s
+    interval: 250ms
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_fleet_each_device_its_own_certificate_and_server_device() {
+    let p = plan(X509_FLEET);
+    let (cert, key) = p.dtls.as_ref().unwrap().client.client_cert.clone().unwrap();
+    assert!(cert.per_device() && key.per_device());
+    assert_eq!(key.to_string(), "{pki}/devices/device-{index}.key");
+    let out = run(p).await;
+    let r = &out.report;
+    assert_accounted(r);
+    let h = r.handshakes.as_ref().expect("handshakes recorded");
+    assert_eq!((h.attempted, h.ok, h.failed), (6, 6, 0), "{h:?}");
+    assert!(r.total.sent >= 6 * 3, "{}", r.total.sent);
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    // The server's own records: six distinct devices, each named by its certificate, each posted.
+    let mut server: Vec<(String, u64)> = out
+        .server_devices
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.messages > 0)
+        .map(|d| (d.token.clone(), d.messages))
+        .collect();
+    server.sort();
+    let names: Vec<&str> = server.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["device-0", "device-1", "device-2", "device-3", "device-4", "device-5"]
+    );
+    for d in &out.devices {
+        let (_, got) = &server[d.index as usize];
+        assert!(
+            *got >= d.ok && *got <= d.sent,
+            "device {}: {got} vs {d:?}",
+            d.index
+        );
+    }
+    let accounting = r
+        .checks
+        .iter()
+        .find(|c| c.name == "embedded server received every acknowledged message")
+        .expect("the accounting check");
+    assert!(accounting.passed, "{accounting:?}");
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}
+
+/// The contrast: the whole fleet presenting device 0's certificate is one device on the server, and a fleet
+/// whose certificates are not registered is refused at the CoAP layer (4.01) over sessions that opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_fleet_sharing_one_certificate_is_one_device_and_unregistered_is_401() {
+    let shared = X509_FLEET.replace("device-{index}.pem", "device-0.pem");
+    let out = run(plan(&shared)).await;
+    let posted: Vec<&str> = out
+        .server_devices
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.messages > 0)
+        .map(|d| d.token.as_str())
+        .collect();
+    assert_eq!(posted, ["device-0"]);
+    assert_eq!(out.report.total.outcomes.ok, out.report.total.sent);
+    let accounting = out
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == "embedded server received every acknowledged message")
+        .expect("the accounting check");
+    assert!(accounting.passed, "{accounting:?}");
+    assert!(
+        accounting.expected.contains("1 server devices (6 devices)"),
+        "{accounting:?}"
+    );
+
+    let unregistered = X509_FLEET.replace("    device_certs: \"{pki}/devices\"\n", "");
+    let out = run(plan(&unregistered)).await;
+    let r = &out.report;
+    let h = r.handshakes.as_ref().expect("handshakes recorded");
+    assert_eq!((h.ok, h.failed), (6, 0), "{h:?}");
+    assert_eq!(r.total.outcomes.ok, 0, "{:?}", r.total.outcomes);
+    assert_eq!(r.total.outcomes.coap_error, r.total.sent);
+    assert!(!matches!(verdict::of(r), Verdict::Passed));
+}
+
+/// The same fleet from a PKI folder made beforehand (`certs --devices 3`, here through the library): three
+/// devices run; a fourth has no certificate there, which validation says before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_fleet_from_a_certs_devices_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: tmp.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    coap_harness::pki::fleet::generate_devices(tmp.path(), 3, false).unwrap();
+    let yaml = X509_FLEET
+        .replace("pki: generate", &format!("pki: {}", tmp.path().display()))
+        .replace("count: 6", "count: 3");
+    let out = run(plan(&yaml)).await;
+    let posted = out
+        .server_devices
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.messages > 0)
+        .count();
+    assert_eq!(posted, 3);
+    assert_eq!(verdict::of(&out.report), Verdict::Passed);
+
+    let too_many = yaml.replace("count: 3", "count: 4");
+    let e = coap_harness::scenario::parse(
+        &too_many,
+        std::path::Path::new("x.yaml"),
+        std::path::Path::new("."),
+        "x",
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("x.yaml:")
+            && e.contains("dtls.client_cert")
+            && e.contains("device-3.pem does not exist"),
+        "{e}"
+    );
+}

@@ -655,3 +655,108 @@ fn openssl_finds_each_bad_certificate_otherwise_sound() {
         ],
     );
 }
+
+/// `certs --devices N`: N device certificates signed by the device CA (openssl verifies each against it; the
+/// expired one fails as expired), keys 0600, `devices.csv` in the CSV token-file format, and the rules for
+/// running it again.
+#[test]
+fn certs_devices_writes_the_fleet_and_its_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let certs = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+            .arg("certs")
+            .arg("--out")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = certs(&["--devices", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("generated 3 device certificates"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--device-certs"), "{stdout}");
+    let csv = fs::read_to_string(dir.join("devices.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("token,psk_identity,psk_key,cert,key"));
+    let dir = fs::canonicalize(dir).unwrap();
+    for i in 0..3 {
+        let cert = dir.join(format!("devices/device-{i}.pem"));
+        let key = dir.join(format!("devices/device-{i}.key"));
+        assert_eq!(
+            lines.next().unwrap(),
+            format!(",,,{},{}", cert.display(), key.display())
+        );
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&cert), 0o644);
+        assert!(fs::read_to_string(&cert)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+    assert_eq!(lines.next(), None);
+    for key in [
+        "device-ca.key",
+        "device-unregistered.key",
+        "devices/device-expired.key",
+    ] {
+        assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
+    }
+    if common_openssl() {
+        let verify = |cert: &str| {
+            let o = Command::new("openssl")
+                .args(["verify", "-CAfile"])
+                .arg(dir.join("device-ca.pem"))
+                .arg(dir.join(cert))
+                .output()
+                .unwrap();
+            (
+                o.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            )
+        };
+        for cert in [
+            "devices/device-0.pem",
+            "devices/device-2.pem",
+            "device-unregistered.pem",
+        ] {
+            let (ok, text) = verify(cert);
+            assert!(ok, "{cert}: {text}");
+        }
+        let (ok, text) = verify("devices/device-expired.pem");
+        assert!(!ok && text.contains("expired"), "{text}");
+        let (ok, _) = verify("client.pem");
+        assert!(
+            !ok,
+            "the root CA's client certificate is not the device CA's"
+        );
+    }
+    // Again with the same size: kept; another size needs --force; 0 is refused.
+    let again = certs(&["--devices", "3"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("kept the existing 3 device certificates")
+    );
+    let other = certs(&["--devices", "2"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("--force"));
+    let zero = certs(&["--devices", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+}
+
+fn common_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -26,29 +26,75 @@ struct Observed {
     server_saw: Option<String>,
     /// The address the case connected to.
     target: std::net::SocketAddr,
+    /// A session opened with a client certificate that does not chain to the server's `client_ca`: what the
+    /// server failed to check (ThingsBoard does no path validation), for the report to show.
+    finding: Option<String>,
+}
+
+/// The trust cases' results, and the findings the report must show beside them.
+pub struct CaseResults {
+    pub results: Vec<TrustCaseResult>,
+    /// One line per case whose server accepted more than it should have (`FINDING: ...`).
+    pub findings: Vec<String>,
+}
+
+/// The request a case sends: the plan's, on the case's own path when it has one.
+fn case_request(plan: &RunPlan, case: &TrustCase) -> crate::scenario::plan::RequestPlan {
+    let mut request = plan.request.clone();
+    if let Some(path) = &case.path {
+        request.path = path.clone();
+    }
+    request
 }
 
 /// Runs every case in order.
-pub async fn run_all(
-    plan: &RunPlan,
-    run_pki: Option<&RunPki>,
-) -> Result<Vec<TrustCaseResult>, EngineError> {
-    let mut out = Vec::with_capacity(plan.trust_cases.len());
+pub async fn run_all(plan: &RunPlan, run_pki: Option<&RunPki>) -> Result<CaseResults, EngineError> {
+    let mut out = CaseResults {
+        results: Vec::with_capacity(plan.trust_cases.len()),
+        findings: Vec::new(),
+    };
     for case in &plan.trust_cases {
-        let observed = run_one(plan, case, run_pki).await?;
-        out.push(judge(
+        let request = case_request(plan, case);
+        let observed = run_one(plan, case, &request, run_pki).await?;
+        if let Some(f) = &observed.finding {
+            out.findings
+                .push(format!("FINDING: trust case `{}`: {f}", case.name));
+        }
+        out.results.push(judge(
             case,
             &observed,
             // A trust case sends its one request confirmable.
-            &plan.request.describe(MessageType::Con),
+            &request.describe(MessageType::Con),
         ));
     }
     Ok(out)
 }
 
+/// Whether `leaf` chains to the certificates of `ca` as a client certificate (webpki path validation);
+/// `None` when `ca` cannot be loaded (a remote target's scenario need not name its client CA).
+fn chains_to(
+    leaf: &rustls::pki_types::CertificateDer<'static>,
+    ca: &crate::scenario::plan::CertRef,
+    run_pki: Option<&RunPki>,
+) -> Option<bool> {
+    let roots = prepare::roots(ca, run_pki).ok()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        crate::trust::provider(),
+    )
+    .build()
+    .ok()?;
+    Some(
+        verifier
+            .verify_client_cert(leaf, &[], rustls::pki_types::UnixTime::now())
+            .is_ok(),
+    )
+}
+
 async fn run_one(
     plan: &RunPlan,
     case: &TrustCase,
+    request: &crate::scenario::plan::RequestPlan,
     run_pki: Option<&RunPki>,
 ) -> Result<Observed, EngineError> {
     let settings =
@@ -67,11 +113,40 @@ async fn run_one(
         .map_err(|e| {
             EngineError::Credentials(format!("cannot open a UDP socket to {target}: {e}"))
         })?;
+    // The server asked for a certificate (ThingsBoard's mode, or a remote server such as ThingsBoard).
+    let asked = match &plan.target {
+        Target::Embedded { .. } => case.server.client_auth != crate::client_auth::ClientAuth::None,
+        Target::Remote { .. } => true,
+    };
+    let offered = settings
+        .client_certificate
+        .as_ref()
+        .and_then(|c| c.certificate.first().cloned());
     let mut observed = match dtls_client::handshake(sock, &settings).await {
         Ok(session) => {
             let link = Link::Dtls(session.conn);
-            let code = one_request(plan, &link).await;
+            let code = one_request(plan, request, &link).await;
             link.close().await;
+            let finding = match &offered {
+                Some(leaf)
+                    if asked
+                        && chains_to(leaf, &case.server.client_ca, run_pki) == Some(false) =>
+                {
+                    Some(format!(
+                        "the server completed the handshake with a client certificate that does not chain \
+                         to {} (no certificate path validation, as ThingsBoard); {}",
+                        case.server.client_ca,
+                        match code {
+                            Some(c) if c.0 >> 5 >= 4 => {
+                                format!("the device was refused only at the CoAP layer ({c})")
+                            }
+                            Some(c) => format!("and the device was served ({c})"),
+                            None => "and the request got no response".into(),
+                        }
+                    ))
+                }
+                _ => None,
+            };
             Observed {
                 verdict: session.verdict,
                 alert: None,
@@ -81,6 +156,7 @@ async fn run_one(
                 presented: session.presented,
                 server_saw: None,
                 target,
+                finding,
             }
         }
         Err(failed) => Observed {
@@ -92,6 +168,7 @@ async fn run_one(
             presented: failed.presented,
             server_saw: None,
             target,
+            finding: None,
         },
     };
     if let Some(s) = server {
@@ -161,13 +238,24 @@ async fn run_one(
     Ok(observed)
 }
 
-/// Sends the plan's request once as device 0 over `link` and returns the response code, if any.
-async fn one_request(plan: &RunPlan, link: &Link) -> Option<crate::coap::Code> {
+/// Sends `request` once as device 0 over `link` and returns the response code, if any.
+async fn one_request(
+    plan: &RunPlan,
+    request: &crate::scenario::plan::RequestPlan,
+    link: &Link,
+) -> Option<crate::coap::Code> {
     let token = plan.devices.tokens.token(0);
-    let mut msg = crate::engine::device::base_request(plan, &token);
-    msg.mtype = MessageType::Con;
+    let msg = crate::engine::device::request_to(
+        MessageType::Con,
+        request.method,
+        &request.path,
+        request.content_format,
+        &request.query,
+        &token,
+    );
+    let mut msg = msg;
     let mut rng = fastrand::Rng::with_seed(plan.seed);
-    plan.request.payload.render(
+    request.payload.render(
         &mut crate::scenario::template::RenderContext {
             index: 0,
             token: &token,
@@ -207,6 +295,9 @@ fn describe(e: &Expect) -> String {
     }
     if let Some(c) = e.code {
         parts.push(format!("response {c}"));
+    }
+    if let Some(a) = &e.alert {
+        parts.push(format!("alert {a}"));
     }
     parts.join(", ")
 }
@@ -253,7 +344,10 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
         && e.refused_by.is_none_or(|r| r == refused)
         && e.verdict.is_none_or(|v| v == verdict)
         && e.insecure.is_none_or(|i| i == insecure)
-        && e.code.is_none_or(|c| Some(c) == o.code);
+        && e.code.is_none_or(|c| Some(c) == o.code)
+        && e.alert
+            .as_deref()
+            .is_none_or(|a| o.alert.as_ref().is_some_and(|seen| seen.description == a));
     let mut observed = format!(
         "handshake {} ({verdict})",
         if o.verdict.connected() {
@@ -278,6 +372,9 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
     }
     if let Some(s) = &o.server_saw {
         observed.push_str(&format!(" (server: {s})"));
+    }
+    if let Some(f) = &o.finding {
+        observed.push_str(&format!("; FINDING: {f}"));
     }
     observed.push_str(&format!("; refused by {refused}"));
     TrustCaseResult {

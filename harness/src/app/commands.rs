@@ -168,7 +168,53 @@ fn certs(args: CertsArgs) -> u8 {
         hosts: args.hosts,
         force: args.force,
     };
-    match crate::pki::generate(&opts) {
+    let code = pki_roles(&opts);
+    match args.devices {
+        Some(n) if code == 0 => device_certs_out(&opts.out, n, opts.force),
+        _ => code,
+    }
+}
+
+/// `certs --devices N`: the fleet's device certificates beside the PKI.
+fn device_certs_out(out: &Path, n: u64, force: bool) -> u8 {
+    use crate::pki::fleet;
+    if n == 0 {
+        return fail("--devices must be at least 1");
+    }
+    match fleet::generate_devices(out, n, force) {
+        Ok(d) => {
+            let verb = if d.kept_existing {
+                "kept the existing"
+            } else {
+                "generated"
+            };
+            println!(
+                "{verb} {n} device certificates in {} (signed by {})",
+                d.dir.join(fleet::DEVICES_DIR).display(),
+                fleet::DEVICE_CA
+            );
+            println!(
+                "  registered devices: serve --client-auth thingsboard --device-certs {}",
+                d.dir.join(fleet::DEVICES_DIR).display()
+            );
+            println!(
+                "  credentials: {} ({})",
+                d.dir.join(fleet::DEVICES_CSV).display(),
+                fleet::CSV_HEADER
+            );
+            println!(
+                "  not registered: {}; expired (registered): {}",
+                fleet::UNREGISTERED,
+                fleet::EXPIRED
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn pki_roles(opts: &crate::pki::PkiOptions) -> u8 {
+    match crate::pki::generate(opts) {
         Ok(g) => {
             let verb = if g.kept_existing {
                 "kept the existing PKI (use --force to make a new one)"

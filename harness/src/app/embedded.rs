@@ -44,8 +44,14 @@ pub async fn start(
             let mut cfg =
                 DtlsServerConfig::new(loopback, prepare::identity(&id.cert, &id.key, run_pki)?);
             cfg.client_auth = id.client_auth;
-            if id.client_auth != ClientAuth::None {
+            // ThingsBoard's mode takes a certificate from any issuer in the handshake.
+            if !matches!(id.client_auth, ClientAuth::None | ClientAuth::Thingsboard) {
                 cfg.client_ca = prepare::certs(&id.client_ca, run_pki)?;
+            }
+            if let Some(r) = &id.device_certs {
+                let path = prepare::resolve(r, run_pki, false)?;
+                cfg.device_certs =
+                    super::commands::device_certs(&path).map_err(EngineError::Credentials)?;
             }
             Some(cfg)
         }

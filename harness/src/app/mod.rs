@@ -115,13 +115,17 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         )?)),
         None => None,
     };
+    let client_certs = prepare::device_certificates(&plan, run_pki.as_ref())?.map(Arc::from);
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
 
     let device_trust = match &plan.device_trust {
         Some(d) => device_trust::run_all(d).await?,
         None => Vec::new(),
     };
-    let trust_cases = cases::run_all(&plan, run_pki.as_ref()).await?;
+    let cases::CaseResults {
+        results: trust_cases,
+        findings,
+    } = cases::run_all(&plan, run_pki.as_ref()).await?;
 
     let server: Option<ServerHandle> = match &plan.target {
         Target::Embedded { .. } if !plan.phases.is_empty() || !plan.conformance.is_empty() => {
@@ -173,6 +177,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         plan.clone(),
         device_target,
         dtls,
+        client_certs,
         opts.progress,
         opts.cancel.child_token(),
         t0,
@@ -216,6 +221,8 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         generator,
     };
     let mut report = assemble::report(&plan, &parts);
+    // What a server accepted that it should not have: shown with the warnings, not only in the case's row.
+    report.warnings.extend(findings);
     if let (Some(f), Some(stats)) = (&plan.faults, &faults) {
         report
             .warnings

@@ -38,6 +38,9 @@ pub fn pki(plan: &RunPlan) -> Result<Option<RunPki>, EngineError> {
                 hosts: Vec::new(),
                 force: true,
             })?;
+            if let Some(n) = fleet_size(plan) {
+                pki::fleet::generate_devices(temp.path(), n, true)?;
+            }
             Ok(Some(RunPki {
                 manifest: generated.manifest,
                 _temp: Some(temp),
@@ -50,10 +53,52 @@ pub fn pki(plan: &RunPlan) -> Result<Option<RunPki>, EngineError> {
     }
 }
 
+/// How many device certificates a generated PKI needs (`certs --devices N`), when the plan names files in
+/// it (`{pki}/...`): one per scenario device when the fleet's certificate is per device, else one.
+fn fleet_size(plan: &RunPlan) -> Option<u64> {
+    let in_pki = |r: &CertRef| matches!(r, CertRef::PkiFile(_));
+    let clients = plan
+        .dtls
+        .iter()
+        .map(|d| &d.client)
+        .chain(plan.trust_cases.iter().map(|c| &c.client));
+    let refs: Vec<&CertRef> = clients
+        .flat_map(|t| t.client_cert.iter().flat_map(|(c, k)| [c, k]))
+        .collect();
+    let servers = plan
+        .dtls
+        .iter()
+        .map(|d| &d.server)
+        .chain(plan.trust_cases.iter().map(|c| &c.server));
+    let server_refs: Vec<&CertRef> = servers
+        .flat_map(|s| [Some(&s.client_ca), s.device_certs.as_ref()])
+        .flatten()
+        .collect();
+    if !refs.iter().chain(&server_refs).any(|r| in_pki(r)) {
+        return None;
+    }
+    let per_device = plan
+        .dtls
+        .as_ref()
+        .and_then(|d| d.client.client_cert.as_ref())
+        .is_some_and(|(c, _)| c.per_device());
+    Some(if per_device {
+        plan.devices.global(plan.devices.count.saturating_sub(1)) + 1
+    } else {
+        1
+    })
+}
+
 /// The file a reference stands for (`key` picks the role's key file).
 pub fn resolve(r: &CertRef, run_pki: Option<&RunPki>, key: bool) -> Result<PathBuf, EngineError> {
     match r {
         CertRef::File(p) => Ok(p.clone()),
+        CertRef::PkiFile(p) => Ok(run_pki
+            .ok_or_else(|| {
+                EngineError::Credentials(format!("{r} needs a PKI (pki: generate or pki: DIR)"))
+            })?
+            .dir()
+            .join(p)),
         CertRef::Pki(role) => {
             let m = &run_pki
                 .ok_or_else(|| {
@@ -139,7 +184,8 @@ pub fn client_settings(
     };
     let client_certificate = match &t.client_cert {
         None => None,
-        Some((cert, key)) => Some(identity(cert, key, run_pki)?),
+        // A per-device certificate (`{index}`): device 0's here; the engine gives each device its own.
+        Some((cert, key)) => Some(identity(&cert.for_device(0), &key.for_device(0), run_pki)?),
     };
     Ok(ClientSettings {
         trust,
@@ -150,4 +196,30 @@ pub fn client_settings(
         curves: t.curves.clone(),
         handshake_timeout: t.handshake_timeout,
     })
+}
+
+/// Each device's own client certificate when the fleet's is per device (`{index}` in `dtls.client_cert`),
+/// indexed by this run's device index; `None` when all devices share one (or none). Every file is read and
+/// checked before any socket opens.
+pub fn device_certificates(
+    plan: &RunPlan,
+    run_pki: Option<&RunPki>,
+) -> Result<Option<Vec<dtls::crypto::Certificate>>, EngineError> {
+    let Some((cert, key)) = plan
+        .dtls
+        .as_ref()
+        .and_then(|d| d.client.client_cert.as_ref())
+    else {
+        return Ok(None);
+    };
+    if !cert.per_device() {
+        return Ok(None);
+    }
+    (0..plan.devices.count)
+        .map(|i| {
+            let global = plan.devices.global(i);
+            identity(&cert.for_device(global), &key.for_device(global), run_pki)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

@@ -31,6 +31,23 @@ pub struct Shared {
     pub cancel: CancellationToken,
     /// DTLS settings when devices speak CoAP over DTLS.
     pub dtls: Option<Arc<ClientSettings>>,
+    /// Each device's own client certificate (by this run's device index), when the fleet's is per device.
+    pub client_certs: Option<Arc<[dtls::crypto::Certificate]>>,
+}
+
+impl Shared {
+    /// Device `index`'s DTLS settings: the shared ones, with its own client certificate when it has one.
+    fn dtls_for(&self, index: u32) -> Option<std::borrow::Cow<'_, ClientSettings>> {
+        let settings = self.dtls.as_deref()?;
+        Some(match self.client_certs.as_deref() {
+            Some(certs) => {
+                let mut own = settings.clone();
+                own.client_certificate = certs.get(index as usize).cloned();
+                std::borrow::Cow::Owned(own)
+            }
+            None => std::borrow::Cow::Borrowed(settings),
+        })
+    }
 }
 
 /// How a device's DTLS handshake went.
@@ -175,10 +192,10 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
         }
     };
     tally.started = true;
-    let Some(settings) = &sh.dtls else {
+    let Some(settings) = sh.dtls_for(index) else {
         return Some(Link::Udp(sock));
     };
-    let (link, h) = dtls_handshake(sock, settings).await;
+    let (link, h) = dtls_handshake(sock, &settings).await;
     tally.handshake = Some(h);
     link
 }
@@ -250,7 +267,8 @@ async fn rehandshake(
     rec: &mut Recorder,
     tally: &mut DeviceTally,
 ) -> Option<Link> {
-    let settings = sh.dtls.as_ref()?;
+    let settings = sh.dtls_for(index)?;
+    let settings = &*settings;
     while tally.rehandshakes.len() < MAX_REHANDSHAKES && !pacer.is_done() {
         let now = Instant::now();
         fail_due(sh, pacer, rec, tally, now);

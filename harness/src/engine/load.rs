@@ -23,6 +23,7 @@ pub async fn run(
     plan: Arc<RunPlan>,
     target: SocketAddr,
     dtls: Option<Arc<ClientSettings>>,
+    client_certs: Option<Arc<[dtls::crypto::Certificate]>>,
     progress_mode: ProgressMode,
     cancel: CancellationToken,
     t0: Instant,
@@ -46,6 +47,7 @@ pub async fn run(
         tx,
         cancel,
         dtls,
+        client_certs,
     });
     let stop_progress = CancellationToken::new();
     let watch = super::abort::spawn(

@@ -30,6 +30,16 @@ pub enum PkiError {
         existing: Vec<String>,
         requested: Vec<String>,
     },
+    /// The folder holds a complete set of another number of device certificates; regenerating it needs `force`.
+    #[error(
+        "{} lists {existing} devices, not {requested}; use --force to regenerate the device certificates",
+        csv.display()
+    )]
+    DevicesChanged {
+        csv: PathBuf,
+        existing: u64,
+        requested: u64,
+    },
     /// A `--host` is neither an IP literal nor a DNS name a certificate can carry.
     #[error("--host {host:?}: {reason}")]
     BadHost { host: String, reason: String },

@@ -25,6 +25,8 @@
 //!
 //! `device` is the separate in-memory PKI of `device_trust:` runs; `weak` re-signs a certificate with
 //! ECDSA-with-SHA1 for its `weak_signature` case.
+//! With `--devices N`, [`fleet::generate_devices`] also writes N device certificates signed by a device CA,
+//! the registered-devices folder `serve --device-certs` reads, and `devices.csv` (see [`fleet`]).
 //!
 //! Files: `role` (names, issuers, verdicts), `hosts` (the SAN list), `issue` (rcgen), `manifest`, `files`
 //! (writing with modes), `read` (reading back users' and our certificates and keys: PEM or DER, PKCS#8,
@@ -33,6 +35,7 @@
 pub mod device;
 mod error;
 mod files;
+pub mod fleet;
 mod hosts;
 mod issue;
 mod manifest;

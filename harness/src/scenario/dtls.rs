@@ -23,9 +23,12 @@ pub struct RawDtls {
     pub ca: Option<String>,
     /// The name (or IP address) the server's certificate must carry; defaults to the target host.
     pub server_name: Option<String>,
-    /// Client certificate for two-way DTLS: a PEM or DER file (leaf first) or `pki:ROLE`.
+    /// Client certificate for two-way DTLS: a PEM or DER file (leaf first), `pki:ROLE`, or a file in the PKI
+    /// folder as `{pki}/devices/device-0.pem`. In the top-level `dtls:` a path may hold `{index}`: each device
+    /// then presents its own certificate (`{pki}/devices/device-{index}.pem`, made by `certs --devices N`).
     pub client_cert: Option<String>,
-    /// Its private key (PEM or DER: PKCS#8, SEC1 or PKCS#1); for `pki:ROLE` certificates the role's key is used.
+    /// Its private key (PEM or DER: PKCS#8, SEC1 or PKCS#1); for `pki:ROLE` certificates the role's key is used,
+    /// for `{pki}/NAME.pem` the file `{pki}/NAME.key`.
     pub client_key: Option<String>,
     pub psk_identity: Option<String>,
     /// The pre-shared key: text, or `hex:0a1b...`.
@@ -50,8 +53,13 @@ pub struct RawServerIdentity {
     pub key: Option<String>,
     /// `none` (default), `want` or `require` a client certificate.
     pub client_auth: Option<String>,
-    /// CA that client certificates must chain to (default `pki:ca`).
+    /// CA that client certificates must chain to (default `pki:ca`). In `thingsboard` mode the handshake does
+    /// not check it (as ThingsBoard); a session opened with a certificate that does not chain to it is reported
+    /// as a finding.
     pub client_ca: Option<String>,
+    /// `thingsboard` mode: the registered device certificates, a PEM file or a folder of them (e.g.
+    /// `{pki}/devices`, made by `certs --devices N`); each is the device its file is named after.
+    pub device_certs: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +72,9 @@ pub struct RawTrustCase {
     /// Changes to the embedded server's identity for this case (embedded target only).
     #[serde(default)]
     pub server: RawServerIdentity,
+    /// The request path for this case instead of `request.path`, e.g. `/api/v1/telemetry` (no token: a
+    /// device authenticated by its certificate).
+    pub path: Option<String>,
     pub expect: RawExpect,
 }
 
@@ -81,14 +92,18 @@ pub struct RawExpect {
     pub insecure: Option<bool>,
     /// The response code of the request sent over the session, e.g. `2.01`.
     pub code: Option<String>,
+    /// The TLS alert that ended a refused handshake (sent or received), e.g. `bad_certificate`.
+    pub alert: Option<String>,
 }
 
 // ---- plan ----
 
-/// A certificate or key: from the run's PKI by role, or a file.
+/// A certificate or key: from the run's PKI by role, a file in the run's PKI folder, or a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CertRef {
     Pki(Role),
+    /// `{pki}/PATH`: PATH inside the PKI folder (e.g. `devices/device-0.pem`, made by `certs --devices N`).
+    PkiFile(PathBuf),
     File(PathBuf),
 }
 
@@ -96,8 +111,37 @@ impl std::fmt::Display for CertRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CertRef::Pki(r) => write!(f, "pki:{}", r.name()),
+            CertRef::PkiFile(p) => write!(f, "{{pki}}/{}", p.display()),
             CertRef::File(p) => write!(f, "{}", p.display()),
         }
+    }
+}
+
+/// The placeholder a per-device certificate path holds.
+pub const INDEX: &str = "{index}";
+
+impl CertRef {
+    /// Whether the path holds `{index}` (one file per device).
+    pub fn per_device(&self) -> bool {
+        match self {
+            CertRef::Pki(_) => false,
+            CertRef::PkiFile(p) | CertRef::File(p) => p.to_string_lossy().contains(INDEX),
+        }
+    }
+
+    /// The reference for the scenario's device `index`: `{index}` replaced by it.
+    pub fn for_device(&self, index: u64) -> CertRef {
+        let sub = |p: &Path| PathBuf::from(p.to_string_lossy().replace(INDEX, &index.to_string()));
+        match self {
+            CertRef::Pki(r) => CertRef::Pki(*r),
+            CertRef::PkiFile(p) => CertRef::PkiFile(sub(p)),
+            CertRef::File(p) => CertRef::File(sub(p)),
+        }
+    }
+
+    /// Whether it needs the run's PKI (`pki:ROLE` or `{pki}/...`).
+    pub fn needs_pki(&self) -> bool {
+        !matches!(self, CertRef::File(_))
     }
 }
 
@@ -116,7 +160,8 @@ pub struct ClientTrust {
     /// The CA to verify the server against; `None` disables verification (flagged insecure).
     pub ca: Option<CertRef>,
     pub server_name: Option<String>,
-    /// Certificate and key for two-way DTLS.
+    /// Certificate and key for two-way DTLS; paths holding `{index}` ([`CertRef::per_device`]) are each
+    /// device's own.
     pub client_cert: Option<(CertRef, CertRef)>,
     pub psk: Option<Psk>,
     pub cipher_suites: Vec<CipherSuiteId>,
@@ -135,6 +180,8 @@ pub struct ServerIdentity {
     pub key: CertRef,
     pub client_auth: ClientAuthMode,
     pub client_ca: CertRef,
+    /// Registered device certificates (`thingsboard` mode): a PEM file or a folder of them.
+    pub device_certs: Option<CertRef>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +192,8 @@ pub struct Expect {
     pub verdict: Option<TrustVerdict>,
     pub insecure: Option<bool>,
     pub code: Option<Code>,
+    /// The alert that must end the handshake, by its TLS name.
+    pub alert: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +201,8 @@ pub struct TrustCase {
     pub name: String,
     pub client: ClientTrust,
     pub server: ServerIdentity,
+    /// The case's own request path (segments; `None` is the token), instead of the plan's.
+    pub path: Option<Vec<Option<String>>>,
     pub expect: Expect,
 }
 
@@ -176,8 +227,38 @@ fn bad(path: Vec<Step>, message: impl Into<String>) -> Invalid {
     }
 }
 
-/// Parses `pki:ROLE` or a file path (relative to the scenario's folder).
+/// Parses `pki:ROLE`, `{pki}/PATH` or a file path (relative to the scenario's folder). `{index}` is refused
+/// here; [`client_trust`] allows it in the fleet's own certificate.
 pub fn cert_ref(text: &str, base: &Path, at: Vec<Step>) -> Result<CertRef, Invalid> {
+    if text.contains(INDEX) {
+        return Err(bad(
+            at,
+            format!("`{text}`: {INDEX} stands for the device, so it is allowed only in the top-level `dtls:` client_cert and client_key"),
+        ));
+    }
+    any_ref(text, base, at)
+}
+
+fn any_ref(text: &str, base: &Path, at: Vec<Step>) -> Result<CertRef, Invalid> {
+    if let Some(rest) = text.strip_prefix("{pki}") {
+        let rel = rest.trim_start_matches('/');
+        if rel.is_empty() || !rest.starts_with('/') {
+            return Err(bad(
+                at,
+                format!("`{text}`: expected {{pki}}/PATH, a file in the PKI folder"),
+            ));
+        }
+        if Path::new(rel)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(bad(
+                at,
+                format!("`{text}`: a path inside the PKI folder cannot leave it (no `..`)"),
+            ));
+        }
+        return Ok(CertRef::PkiFile(PathBuf::from(rel)));
+    }
     match text.strip_prefix("pki:") {
         Some(name) => Role::ALL
             .into_iter()
@@ -203,8 +284,10 @@ fn key_for(
     at: Vec<Step>,
 ) -> Result<CertRef, Invalid> {
     match (key_text, cert) {
+        (Some(k), _) if cert.per_device() => any_ref(k, base, at),
         (Some(k), _) => cert_ref(k, base, at),
         (None, CertRef::Pki(r)) => Ok(CertRef::Pki(*r)),
+        (None, CertRef::PkiFile(p)) => Ok(CertRef::PkiFile(crate::pki::fleet::key_of(p))),
         (None, CertRef::File(p)) => Err(bad(
             at,
             format!("a key file is needed for the certificate {}", p.display()),
@@ -282,6 +365,17 @@ pub fn client_trust(
     };
     let client_cert = match (raw.client_cert.as_deref(), base_trust) {
         (Some("none"), _) => None,
+        (Some(t), None) if t.contains(INDEX) => {
+            let cert = any_ref(t, base, at("client_cert"))?;
+            let key = key_for(&cert, raw.client_key.as_deref(), base, at("client_key"))?;
+            if !key.per_device() {
+                return Err(bad(
+                    at("client_key"),
+                    format!("each device has its own certificate ({INDEX}), so its key path needs {INDEX} too"),
+                ));
+            }
+            Some((cert, key))
+        }
         (Some(t), _) => {
             let cert = cert_ref(t, base, at("client_cert"))?;
             let key = key_for(&cert, raw.client_key.as_deref(), base, at("client_key"))?;
@@ -296,6 +390,8 @@ pub fn client_trust(
             crate::pki::read_certs(p).map_err(|e| bad(at("ca"), e.to_string()))?;
         }
         if let Some((cert, key)) = &client_cert {
+            // Per device: the first device's files stand for all.
+            let (cert, key) = &(cert.for_device(0), key.for_device(0));
             if let CertRef::File(p) = cert {
                 crate::pki::read_certs(p).map_err(|e| bad(at("client_cert"), e.to_string()))?;
             }
@@ -412,11 +508,36 @@ pub fn server_identity(
         (None, Some(b)) => b.client_ca.clone(),
         (None, None) => CertRef::Pki(Role::CaRoot),
     };
+    let device_certs = match (raw.device_certs.as_deref(), base_identity) {
+        (Some(t), _) => {
+            let r = cert_ref(t, base, at("device_certs"))?;
+            if matches!(r, CertRef::Pki(_)) {
+                return Err(bad(
+                    at("device_certs"),
+                    format!("`{t}`: registered devices are a PEM file or a folder, e.g. {{pki}}/devices (certs --devices N)"),
+                ));
+            }
+            Some(r)
+        }
+        // A case that changes the mode away from thingsboard leaves the registered devices behind.
+        (None, Some(b)) => b
+            .device_certs
+            .clone()
+            .filter(|_| client_auth == ClientAuthMode::Thingsboard),
+        (None, None) => None,
+    };
+    if raw.device_certs.is_some() && client_auth != ClientAuthMode::Thingsboard {
+        return Err(bad(
+            at("device_certs"),
+            "registered device certificates need `client_auth: thingsboard`",
+        ));
+    }
     Ok(ServerIdentity {
         cert,
         key,
         client_auth,
         client_ca,
+        device_certs,
     })
 }
 
@@ -496,12 +617,29 @@ pub fn expect(raw: &RawExpect, path: &[Step]) -> Result<Expect, Invalid> {
     if code.is_some() && !connect {
         return Err(bad(at("code"), "a failed handshake has no response code"));
     }
+    let alert = match raw.alert.as_deref() {
+        None => None,
+        Some(_) if connect => {
+            return Err(bad(
+                at("alert"),
+                "an alert ends a refused handshake: it needs handshake: fail (or refused_by: handshake)",
+            ))
+        }
+        Some(a) if a.is_empty() || !a.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+            return Err(bad(
+                at("alert"),
+                format!("`{a}`: expected a TLS alert name such as bad_certificate or handshake_failure"),
+            ))
+        }
+        Some(a) => Some(a.to_string()),
+    };
     Ok(Expect {
         connect,
         refused_by,
         verdict,
         insecure: raw.insecure,
         code,
+        alert,
     })
 }
 
@@ -634,6 +772,7 @@ mod tests {
                 verdict: Some("ok".into()),
                 insecure: None,
                 code: None,
+                alert: None,
             },
             &[],
         )
@@ -647,6 +786,7 @@ mod tests {
                 verdict: None,
                 insecure: None,
                 code: code.map(str::to_string),
+                alert: None,
             };
         let e = expect(&raw(None, Some("coap"), None), &[]).unwrap();
         assert!(e.connect);

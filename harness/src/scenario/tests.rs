@@ -1,4 +1,5 @@
 use super::*;
+use crate::scenario::plan::CertRef;
 
 const GOOD: &str = r#"
 name: t
@@ -240,4 +241,132 @@ fn connect_rate_too_slow_for_the_phases_is_refused() {
         err.contains("connect_rate") && err.contains("positive"),
         "{err}"
     );
+}
+
+const X509: &str = r#"
+target: embedded
+pki: generate
+devices:
+  count: 2
+dtls:
+  ca: pki:ca
+  client_cert: "{pki}/devices/device-{index}.pem"
+embedded:
+  server:
+    client_auth: thingsboard
+    device_certs: "{pki}/devices"
+trust_cases:
+  - name: registered
+    client: { client_cert: "{pki}/devices/device-0.pem" }
+    path: /api/v1/telemetry
+    expect: { handshake: ok, code: "2.01" }
+  - name: expired
+    client: { client_cert: "{pki}/devices/device-expired.pem" }
+    expect: { handshake: fail, alert: bad_certificate }
+"#;
+
+#[test]
+fn x509_devices_per_device_certificates_case_paths_and_alerts() {
+    let plan = parse_str(X509).unwrap();
+    let (cert, key) = plan
+        .dtls
+        .as_ref()
+        .unwrap()
+        .client
+        .client_cert
+        .clone()
+        .unwrap();
+    assert_eq!(
+        cert.for_device(7),
+        CertRef::PkiFile("devices/device-7.pem".into())
+    );
+    assert_eq!(
+        key.for_device(7),
+        CertRef::PkiFile("devices/device-7.key".into())
+    );
+    let server = &plan.dtls.as_ref().unwrap().server;
+    assert_eq!(
+        server.device_certs,
+        Some(CertRef::PkiFile("devices".into()))
+    );
+    let case = &plan.trust_cases[0];
+    assert_eq!(
+        case.path,
+        Some(vec![
+            Some("api".to_string()),
+            Some("v1".to_string()),
+            Some("telemetry".to_string())
+        ])
+    );
+    assert_eq!(plan.trust_cases[1].path, None);
+    assert_eq!(
+        plan.trust_cases[1].expect.alert.as_deref(),
+        Some("bad_certificate")
+    );
+    // Inherited by the cases; a case that leaves thingsboard mode leaves the registered devices behind.
+    assert_eq!(case.server.device_certs, server.device_certs);
+}
+
+#[test]
+fn rejects_bad_x509_values_with_their_location() {
+    for (from, to, want) in [
+        (
+            "    path: /api/v1/telemetry",
+            "    path: api/v1/telemetry",
+            "s.yaml:16:5: trust_cases[0].path: `api/v1/telemetry` must start with /",
+        ),
+        (
+            "    path: /api/v1/telemetry",
+            "    path: /api/v1/{device}/telemetry",
+            "s.yaml:16:5: trust_cases[0].path: segment `{device}`: only a whole `{token}` segment is replaced",
+        ),
+        (
+            "{pki}/devices/device-0.pem\" }",
+            "{pki}/devices/device-{index}.pem\" }",
+            "s.yaml:15:5: trust_cases[0].client.client_cert: `{pki}/devices/device-{index}.pem`: {index} stands for the device",
+        ),
+        (
+            "expect: { handshake: fail, alert: bad_certificate }",
+            "expect: { handshake: ok, alert: bad_certificate }",
+            "s.yaml:20:5: trust_cases[1].expect.alert: an alert ends a refused handshake",
+        ),
+        (
+            "expect: { handshake: fail, alert: bad_certificate }",
+            "expect: { handshake: fail, alert: Bad-Cert }",
+            "s.yaml:20:5: trust_cases[1].expect.alert: `Bad-Cert`: expected a TLS alert name",
+        ),
+        (
+            "    client_auth: thingsboard",
+            "    client_auth: want",
+            "s.yaml:12:5: embedded.server.device_certs: registered device certificates need `client_auth: thingsboard`",
+        ),
+        (
+            "    device_certs: \"{pki}/devices\"",
+            "    device_certs: \"{pki}/../devices\"",
+            "s.yaml:12:5: embedded.server.device_certs: `{pki}/../devices`: a path inside the PKI folder cannot leave it",
+        ),
+        (
+            "client_cert: \"{pki}/devices/device-{index}.pem\"",
+            "client_cert: \"{pki}/devices/device-{index}.pem\"\n  client_key: \"{pki}/devices/device-0.key\"",
+            "s.yaml:9:3: dtls.client_key: each device has its own certificate ({index}), so its key path needs {index} too",
+        ),
+        (
+            "pki: generate\n",
+            "",
+            "s.yaml: pki: pki:ca is used, so the scenario needs",
+        ),
+        (
+            "pki: generate\n",
+            "pki: generate\nrequest: { path: /api/v1/telemetry }\n",
+            "",
+        ),
+    ] {
+        assert!(X509.contains(from), "{from}");
+        if want.is_empty() {
+            assert!(parse_str(&X509.replace(from, to)).is_ok());
+            continue;
+        }
+        let e = err(&X509.replace(from, to));
+        assert!(e.starts_with(want), "{to}:\n  got  {e}\n  want {want}");
+    }
 }

@@ -280,7 +280,8 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
         let server_changes = c.server.cert.is_some()
             || c.server.key.is_some()
             || c.server.client_auth.is_some()
-            || c.server.client_ca.is_some();
+            || c.server.client_ca.is_some()
+            || c.server.device_certs.is_some();
         if server_changes && !matches!(target, Target::Embedded { .. }) {
             return Err(invalid(
                 with("server"),
@@ -291,6 +292,12 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
             name: c.name.clone(),
             client: dtls::client_trust(&c.client, Some(&d.client), base, &with("client"))?,
             server: dtls::server_identity(&c.server, Some(&d.server), base, &with("server"))?,
+            path: c
+                .path
+                .as_deref()
+                .map(parse_path)
+                .transpose()
+                .map_err(|m| invalid(with("path"), m))?,
             expect: dtls::expect(&c.expect, &with("expect"))?,
         });
     }
@@ -312,6 +319,7 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
         refs.extend(d.client.client_cert.iter().flat_map(|(c, k)| [c, k]));
         if embedded {
             refs.extend([&d.server.cert, &d.server.key, &d.server.client_ca]);
+            refs.extend(d.server.device_certs.iter());
         }
     }
     for c in &cases {
@@ -319,14 +327,39 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
         refs.extend(c.client.client_cert.iter().flat_map(|(c, k)| [c, k]));
         if embedded {
             refs.extend([&c.server.cert, &c.server.key, &c.server.client_ca]);
+            refs.extend(c.server.device_certs.iter());
         }
     }
     if pki.is_none() {
-        if let Some(r) = refs.iter().find(|r| matches!(r, CertRef::Pki(_))) {
+        if let Some(r) = refs.iter().find(|r| r.needs_pki()) {
             return Err(invalid(
                 vec![key("pki")],
                 format!("{r} is used, so the scenario needs `pki: generate` (a fresh PKI for the run) or `pki: DIR` (made by coap-harness certs)"),
             ));
+        }
+    }
+    // A fleet with a certificate per device from a PKI folder: that folder must hold one for the last device.
+    if let (Some(PkiPlan::Dir(dir)), Some((cert, _))) = (
+        &pki,
+        dtls_plan
+            .as_ref()
+            .and_then(|d| d.client.client_cert.as_ref()),
+    ) {
+        if let CertRef::PkiFile(p) = cert.for_device(u64::from(raw.devices.count) - 1) {
+            if cert.per_device() && !dir.join(&p).exists() {
+                return Err(invalid(
+                    vec![key("dtls"), key("client_cert")],
+                    format!(
+                        "{} does not exist: {} holds fewer device certificates than devices.count ({}); \
+                         make them with coap-harness certs --out {} --devices {} --force",
+                        dir.join(&p).display(),
+                        dir.display(),
+                        raw.devices.count,
+                        dir.display(),
+                        raw.devices.count
+                    ),
+                ));
+            }
         }
     }
     Ok((dtls_plan, pki, cases))
@@ -414,24 +447,7 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
 fn request_plan(raw: &RawScenario) -> Result<RequestPlan, Invalid> {
     let r = &raw.request;
     let at = |k: &str| vec![key("request"), key(k)];
-    if !r.path.starts_with('/') {
-        return Err(invalid(
-            at("path"),
-            format!("`{}` must start with /", r.path),
-        ));
-    }
-    let path: Vec<Option<String>> = r
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| (s != "{token}").then(|| s.to_string()))
-        .collect();
-    if let Some(seg) = path.iter().flatten().find(|s| s.contains(['{', '}'])) {
-        return Err(invalid(
-            at("path"),
-            format!("segment `{seg}`: only a whole `{{token}}` segment is replaced"),
-        ));
-    }
+    let path = parse_path(&r.path).map_err(|m| invalid(at("path"), m))?;
     if let Some(q) = r.query.iter().find(|q| q.is_empty()) {
         return Err(invalid(at("query"), format!("empty query option `{q}`")));
     }
@@ -452,6 +468,24 @@ fn request_plan(raw: &RawScenario) -> Result<RequestPlan, Invalid> {
         payload,
         operation,
     })
+}
+
+/// A request path as Uri-Path segments, `None` standing for the device's token (`{token}`).
+fn parse_path(text: &str) -> Result<Vec<Option<String>>, String> {
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` must start with /"));
+    }
+    let path: Vec<Option<String>> = text
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| (s != "{token}").then(|| s.to_string()))
+        .collect();
+    if let Some(seg) = path.iter().flatten().find(|s| s.contains(['{', '}'])) {
+        return Err(format!(
+            "segment `{seg}`: only a whole `{{token}}` segment is replaced"
+        ));
+    }
+    Ok(path)
 }
 
 fn transmission(raw: &RawScenario) -> Result<TransmissionParams, Invalid> {

@@ -1,12 +1,14 @@
 //! Trust verdicts checked against independent peers, in one test binary: the openssl-CLI PKI judged by
 //! `openssl s_client` and by our client (`trust_oracle`), refusals observed against `openssl s_server`
 //! (`dtls_openssl_refusals`), `serve --coaps` with openssl-made keys judged by libcoap's clients
-//! (`serve_openssl_keys`), and the layer that refused (`trust_layers`).
+//! (`serve_openssl_keys`), the layer that refused (`trust_layers`), and ThingsBoard's X.509 device
+//! authentication (`thingsboard_x509`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod dtls_openssl_refusals;
 mod serve_openssl_keys;
+mod thingsboard_x509;
 mod trust_layers;
 mod trust_oracle;
