@@ -320,17 +320,13 @@ async fn run(args: RunArgs) -> u8 {
     // SIGINT, SIGTERM, SIGHUP: stop the load and report what was measured (from here on, planning included).
     let cancel = CancellationToken::new();
     crate::signals::stop_run_on_signal(cancel.clone());
-    let overrides = Overrides {
-        target: args.target,
-        devices: args.devices,
-        duration: args.duration,
-        shard: args.shard,
-        start_at: args.start_at,
+    let overrides = overrides(&args);
+    let Some(plan) = plan_for(args.scenario.as_deref(), &args.overrides, overrides) else {
+        return 2;
     };
-    let plan = match scenario::load(&args.scenario, &overrides) {
-        Ok(p) => Arc::new(p),
-        Err(e) => return fail(e),
-    };
+    if args.overrides.print_scenario {
+        return 0;
+    }
     let out = match claim_out(args.out, &plan.name, args.force) {
         Ok(dir) => dir,
         Err(e) => return fail(e),
@@ -417,6 +413,74 @@ async fn run(args: RunArgs) -> u8 {
         verdict::Verdict::Fault(why) => eprintln!("error: {why}"),
     }
     v.code()
+}
+
+/// The overrides `run` was given, with the flags read from the environment noted.
+fn overrides(args: &RunArgs) -> Overrides {
+    let a = &args.overrides;
+    Overrides {
+        target: a.target.clone(),
+        ca: a.ca.clone(),
+        insecure: a.insecure,
+        client_cert: a.client_cert.clone(),
+        client_key: a.client_key.clone(),
+        psk_identity: a.psk_identity.clone(),
+        psk_key: a.psk_key.clone(),
+        token: a.token.clone(),
+        token_file: a.token_file.clone(),
+        rate: a.rate,
+        devices: a.devices,
+        duration: a.duration,
+        total_duration: a.total_duration,
+        seed: a.seed,
+        vars: a.vars.clone(),
+        shard: args.shard,
+        start_at: args.start_at,
+        from_env: a.from_env.clone(),
+    }
+}
+
+/// The validated plan of the scenario file, or of the built-in telemetry scenario without one (ad-hoc mode,
+/// which needs at least a target); with --print-scenario, the effective scenario is printed too. Errors are
+/// printed; `None` then means exit 2.
+fn plan_for(
+    file: Option<&Path>,
+    args: &crate::cli::OverrideArgs,
+    overrides: Overrides,
+) -> Option<Arc<scenario::RunPlan>> {
+    if file.is_none() && args.target.is_none() && !args.print_scenario {
+        fail(
+            "give a scenario file, or --target (e.g. coaps://HOST:5684, or `embedded` for the built-in server) \
+             to run the built-in telemetry scenario; --print-scenario shows it",
+        );
+        return None;
+    }
+    if args.print_scenario {
+        return match scenario::builtin::print(file, &overrides) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                // Nothing runs; the caller returns 0 before using the plan.
+                scenario::builtin::load(&Overrides::default())
+                    .ok()
+                    .map(Arc::new)
+            }
+            Err(e) => {
+                fail(e);
+                None
+            }
+        };
+    }
+    let plan = match file {
+        Some(f) => scenario::load(f, &overrides),
+        None => scenario::builtin::load(&overrides),
+    };
+    match plan {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            fail(e);
+            None
+        }
+    }
 }
 
 fn merge(args: &MergeArgs) -> u8 {

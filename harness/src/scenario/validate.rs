@@ -7,7 +7,7 @@ use super::plan::{
     CertRef, DevicePlan, DtlsPlan, Pacing, Phase, PkiPlan, RequestPlan, RunPlan, Target,
     TokenSource, TrustCase,
 };
-use super::raw::{Ramp, RawScenario};
+use super::raw::{Ramp, RawScenario, RawToken};
 use super::template::PayloadTemplate;
 use crate::coap::{MessageType, TransmissionParams};
 use crate::token::TokenPattern;
@@ -61,7 +61,20 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
                 "give either `token` or `token_file`, not both",
             ))
         }
-        (Some(p), None) => TokenSource::Pattern(p.clone()),
+        (Some(RawToken::Pattern(p)), None) => TokenSource::Pattern(p.clone()),
+        (Some(RawToken::Literal(t)), None) if d.count == 1 => {
+            TokenSource::List(Arc::from(vec![t.clone()]))
+        }
+        (Some(RawToken::Literal(t)), None) => {
+            return Err(invalid(
+                vec![key("devices"), key("token")],
+                format!(
+                    "token pattern `{t}` has no {{index}} placeholder, so the {} devices would share one token: \
+                     write a pattern such as `{t}-{{index}}`, list the tokens in token_file, or run 1 device",
+                    d.count
+                ),
+            ))
+        }
         (None, None) => TokenSource::Pattern(TokenPattern::parse("dev-{index:05}").expect("valid")),
         (None, Some(file)) => {
             let path = base.join(file);
