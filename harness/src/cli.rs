@@ -129,13 +129,20 @@ pub struct RunArgs {
 /// given by its environment variable. Applied before validation: a bad value is an error naming the flag (or
 /// the variable), exit 2, before any load.
 #[derive(Debug, Default, Args)]
-#[command(next_help_heading = "Scenario overrides (each also from its COAP_HARNESS_* environment variable)")]
+#[command(
+    next_help_heading = "Scenario overrides (each also from its COAP_HARNESS_* environment variable)"
+)]
 pub struct OverrideArgs {
     /// The target: `embedded`, coap://host[:port] or coaps://host[:port].
     #[arg(long, env = "COAP_HARNESS_TARGET", value_name = "URL")]
     pub target: Option<String>,
     /// The CA certificate (PEM or DER) that the server's certificate must chain to (`dtls.ca`).
-    #[arg(long, env = "COAP_HARNESS_CA", value_name = "FILE", conflicts_with = "insecure")]
+    #[arg(
+        long,
+        env = "COAP_HARNESS_CA",
+        value_name = "FILE",
+        conflicts_with = "insecure"
+    )]
     pub ca: Option<PathBuf>,
     /// Do not verify the server (`dtls.ca: none`): the report flags the run insecure.
     #[arg(long, env = "COAP_HARNESS_INSECURE")]
@@ -144,16 +151,37 @@ pub struct OverrideArgs {
     #[arg(long, env = "COAP_HARNESS_CLIENT_CERT", value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
     /// Its private key (`dtls.client_key`).
-    #[arg(long, env = "COAP_HARNESS_CLIENT_KEY", value_name = "FILE", requires = "client_cert")]
+    #[arg(
+        long,
+        env = "COAP_HARNESS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
     pub client_key: Option<PathBuf>,
     /// DTLS pre-shared key identity (`dtls.psk_identity`).
-    #[arg(long, env = "COAP_HARNESS_PSK_IDENTITY", value_name = "ID", requires = "psk_key")]
+    #[arg(
+        long,
+        env = "COAP_HARNESS_PSK_IDENTITY",
+        value_name = "ID",
+        requires = "psk_key"
+    )]
     pub psk_identity: Option<String>,
     /// The pre-shared key: text, or `hex:0a1b...` (`dtls.psk_key`).
-    #[arg(long, env = "COAP_HARNESS_PSK_KEY", value_name = "KEY", requires = "psk_identity", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COAP_HARNESS_PSK_KEY",
+        value_name = "KEY",
+        requires = "psk_identity",
+        hide_env_values = true
+    )]
     pub psk_key: Option<String>,
     /// Device access token: a pattern such as `dev-{index:05}`, or one literal token (for one device).
-    #[arg(long, env = "COAP_HARNESS_TOKEN", conflicts_with = "token_file", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COAP_HARNESS_TOKEN",
+        conflicts_with = "token_file",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// File of access tokens, one per line, or CSV with the header `token,psk_identity,psk_key,cert,key`.
     #[arg(long, env = "COAP_HARNESS_TOKEN_FILE", value_name = "FILE")]
@@ -216,7 +244,9 @@ impl Cli {
         if let (Command::Run(run), Some(("run", m))) = (&mut cli.command, matches.subcommand()) {
             run.overrides.from_env = OverrideArgs::FLAGS
                 .iter()
-                .filter(|(id, _)| m.value_source(id) == Some(clap::parser::ValueSource::EnvVariable))
+                .filter(|(id, _)| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::EnvVariable)
+                })
                 .map(|(_, flag)| *flag)
                 .collect();
         }

@@ -64,7 +64,9 @@ pub struct Overrides {
 pub fn env_name(flag: &str) -> String {
     format!(
         "COAP_HARNESS_{}",
-        flag.trim_start_matches('-').replace('-', "_").to_uppercase()
+        flag.trim_start_matches('-')
+            .replace('-', "_")
+            .to_uppercase()
     )
 }
 
@@ -119,7 +121,10 @@ impl Overrides {
         );
         add("rate", self.rate.map(|r| r.to_string()));
         add("devices", self.devices.map(|d| d.to_string()));
-        add("duration", self.duration.map(|d| format!("{}ms", d.as_millis())));
+        add(
+            "duration",
+            self.duration.map(|d| format!("{}ms", d.as_millis())),
+        );
         add(
             "total-duration",
             self.total_duration.map(|d| format!("{}ms", d.as_millis())),
@@ -333,8 +338,14 @@ pub(super) fn blame(path: &[Step], steady: Option<usize>, o: &Overrides) -> Opti
             (o.client_cert.is_some(), "--client-cert"),
         ]),
         ("dtls", Some("psk_identity" | "psk_key")) => first_set(&[
-            (o.psk_identity.is_some() && key(1) == Some("psk_identity"), "--psk-identity"),
-            (o.psk_key.is_some() && key(1) == Some("psk_key"), "--psk-key"),
+            (
+                o.psk_identity.is_some() && key(1) == Some("psk_identity"),
+                "--psk-identity",
+            ),
+            (
+                o.psk_key.is_some() && key(1) == Some("psk_key"),
+                "--psk-key",
+            ),
             (o.psk_identity.is_some(), "--psk-identity"),
             (o.psk_key.is_some(), "--psk-key"),
         ]),

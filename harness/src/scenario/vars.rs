@@ -98,9 +98,9 @@ pub fn substitute(
                 column: col,
                 message,
             };
-            let close = body
-                .find('}')
-                .ok_or_else(|| at("`${` is not closed by `}` (write `$${` for a literal `${`)".into()))?;
+            let close = body.find('}').ok_or_else(|| {
+                at("`${` is not closed by `}` (write `$${` for a literal `${`)".into())
+            })?;
             let name = &body[..close];
             let (value, origin) = match name.strip_prefix("ENV:") {
                 Some(var) if valid_name(var) => (
@@ -262,7 +262,11 @@ mod tests {
         assert!(e.message.contains("-e MISSING=VALUE"), "{}", e.message);
         let e = substitute("b: x ${ENV:NOPE_NOT_SET}\n", &[], &env).unwrap_err();
         assert_eq!((e.line, e.column), (1, 6));
-        assert!(e.message.contains("NOPE_NOT_SET is not set"), "{}", e.message);
+        assert!(
+            e.message.contains("NOPE_NOT_SET is not set"),
+            "{}",
+            e.message
+        );
         let e = substitute("b: ${HOST\n", &vars(), &env).unwrap_err();
         assert!(e.message.contains("not closed"), "{}", e.message);
         let e = substitute("b: ${a-b}\n", &vars(), &env).unwrap_err();
