@@ -283,8 +283,9 @@ pub struct ServeArgs {
     /// UDP address to serve plain CoAP on.
     #[arg(long, default_value = "127.0.0.1:5683")]
     pub coap: SocketAddr,
-    /// Also serve CoAP over DTLS on this address (needs --cert and --key).
-    #[arg(long, requires_all = ["cert", "key"])]
+    /// Also serve CoAP over DTLS on this address (needs --cert and --key, or PSK identities from a --tokens
+    /// CSV file: the listener then speaks PSK).
+    #[arg(long)]
     pub coaps: Option<SocketAddr>,
     /// Server certificate (PEM, leaf first) for --coaps.
     #[arg(long)]
@@ -303,7 +304,8 @@ pub struct ServeArgs {
     /// folder of them (`*.pem`, `*.crt`). Their sessions post on `/api/v1/{feature}`; others get 4.01 there.
     #[arg(long, requires = "coaps")]
     pub device_certs: Option<PathBuf>,
-    /// File of accepted access tokens, one per line.
+    /// File of accepted access tokens, one per line, or CSV with the header `token,psk_identity,psk_key,cert,key`
+    /// (its tokens accepted, its PSK identities served on --coaps).
     #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]
     pub tokens: Option<PathBuf>,
     /// Accept every access token.

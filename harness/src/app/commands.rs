@@ -184,14 +184,37 @@ fn certs(args: CertsArgs) -> u8 {
     }
 }
 
-fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerConfig>, String> {
+fn dtls_listener(
+    args: &ServeArgs,
+    psk: Vec<crate::transport::dtls::Psk>,
+) -> Result<Option<crate::server::DtlsServerConfig>, String> {
     use super::prepare;
     use crate::scenario::plan::CertRef;
     let Some(addr) = args.coaps else {
+        if !psk.is_empty() {
+            eprintln!(
+                "warning: --tokens gives PSK identities, but without --coaps nothing speaks DTLS"
+            );
+        }
         return Ok(None);
     };
+    if !psk.is_empty() {
+        if args.cert.is_some() || args.client_ca.is_some() || args.device_certs.is_some() {
+            return Err(
+                "--tokens gives PSK identities: the DTLS listener then speaks PSK, and cannot also present \
+                 --cert or ask for client certificates (the DTLS stack does one or the other)"
+                    .into(),
+            );
+        }
+        let mut cfg = crate::server::DtlsServerConfig::psk_only(addr, psk)
+            .map_err(|e| format!("--coaps: {e}"))?;
+        cfg.client_auth = ClientAuth::None;
+        return Ok(Some(cfg));
+    }
     let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
-        return Err("--coaps needs --cert and --key".into());
+        return Err(
+            "--coaps needs --cert and --key (or PSK identities from a --tokens CSV file)".into(),
+        );
     };
     let identity = prepare::identity(
         &CertRef::File(cert.clone()),
@@ -513,14 +536,41 @@ fn merge(args: &MergeArgs) -> u8 {
     v.code()
 }
 
+/// `serve --tokens FILE`: a plain token list, or a CSV token file (its tokens, and its PSK identities).
+fn serve_tokens(file: &Path) -> Result<(TokenPolicy, Vec<crate::transport::dtls::Psk>), String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("--tokens {}: {e}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    match scenario::credentials::parse(&text, dir) {
+        Ok(read) if read.credentials.is_some() => {
+            let psk = read
+                .credentials
+                .iter()
+                .flatten()
+                .filter_map(|c| c.psk.clone())
+                .collect();
+            let tokens = read.tokens.into_iter().filter(|t| !t.is_empty()).collect();
+            Ok((TokenPolicy::List(tokens), psk))
+        }
+        Ok(_) => TokenPolicy::from_file(file)
+            .map(|t| (t, Vec::new()))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("--tokens {}: {e}", file.display())),
+    }
+}
+
 async fn serve(args: ServeArgs) -> u8 {
     let mut stop = match crate::signals::Listener::install() {
         Ok(l) => l,
         Err(e) => return fail(format_args!("cannot handle stop signals: {e}")),
     };
+    let mut psk = Vec::new();
     let tokens = if let Some(file) = &args.tokens {
-        match TokenPolicy::from_file(file) {
-            Ok(t) => t,
+        match serve_tokens(file) {
+            Ok((t, p)) => {
+                psk = p;
+                t
+            }
             Err(e) => return fail(e),
         }
     } else if args.any_token {
@@ -535,7 +585,7 @@ async fn serve(args: ServeArgs) -> u8 {
         }
     };
     let describe = tokens.to_string();
-    let dtls = match dtls_listener(&args) {
+    let dtls = match dtls_listener(&args, psk) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };

@@ -47,6 +47,12 @@ pub async fn start(
             if id.client_auth != ClientAuth::None {
                 cfg.client_ca = prepare::certs(&id.client_ca, run_pki)?;
             }
+            // Devices with PSKs (the scenario's, or their own from a CSV token file): the server knows them
+            // all and speaks PSK.
+            cfg.psk = plan.devices.psks();
+            if let Some(p) = plan.dtls.as_ref().and_then(|d| d.client.psk.clone()) {
+                cfg.psk.push(p);
+            }
             Some(cfg)
         }
     };

@@ -178,9 +178,30 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
     let Some(settings) = &sh.dtls else {
         return Some(Link::Udp(sock));
     };
-    let (link, h) = dtls_handshake(sock, settings).await;
+    let (link, h) = dtls_handshake(sock, &own_settings(sh, index, settings)).await;
     tally.handshake = Some(h);
     link
+}
+
+/// Device `index`'s DTLS settings: the run's, with the device's own PSK when a CSV token file gives one.
+fn own_settings<'a>(
+    sh: &Shared,
+    index: u32,
+    settings: &'a ClientSettings,
+) -> std::borrow::Cow<'a, ClientSettings> {
+    match sh
+        .plan
+        .devices
+        .credentials(index)
+        .and_then(|c| c.psk.as_ref())
+    {
+        Some(psk) => {
+            let mut own = settings.clone();
+            own.psk = Some(psk.clone());
+            std::borrow::Cow::Owned(own)
+        }
+        None => std::borrow::Cow::Borrowed(settings),
+    }
 }
 
 async fn dtls_handshake(
@@ -260,7 +281,7 @@ async fn rehandshake(
         let attempt = async {
             let sock = super::session::connect(local_ip(&sh.plan, index), sh.target).await;
             match sock {
-                Ok(sock) => dtls_handshake(sock, settings).await,
+                Ok(sock) => dtls_handshake(sock, &own_settings(sh, index, settings)).await,
                 Err(e) => (
                     None,
                     HandshakeTally {

@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod checks;
 pub mod conformance;
+pub mod credentials;
 pub mod depth;
 pub mod device_trust;
 pub mod dtls;

@@ -9,7 +9,8 @@
 //!   `dtls:` section's fields, creating the section when the target is `coaps://` and the scenario has none.
 //!   PSK flags without `--ca` drop the scenario's CA (a PSK session has no certificate to verify).
 //! - `--token` (a pattern with `{index}`, or one literal token for one device) and `--token-file` replace
-//!   `devices.token` / `devices.token_file`, whichever the scenario used.
+//!   `devices.token` / `devices.token_file`, whichever the scenario used. With a `coaps://` `--target` and no
+//!   `dtls:` section, `--token-file` alone may say how devices authenticate (a CSV file's per-device PSKs).
 //! - `--devices N`: `devices.count`; phase device counts above N are lowered to N.
 //! - `--rate R` and `--duration D`: the steady phase's pacing (`rate: R`, the total requests per second across
 //!   its devices) and duration. The steady phase is the longest phase that does not ramp (the first of equal
@@ -242,7 +243,10 @@ fn scale(phases: &mut [RawPhase], total: Duration) {
 fn dtls(raw: &mut RawScenario, o: &Overrides) -> Result<(), (&'static str, String)> {
     let coaps = raw.target.starts_with("coaps://");
     let Some(flag) = o.dtls_flag() else {
-        if coaps && raw.dtls.is_none() && o.target.is_some() {
+        if coaps && raw.dtls.is_none() && o.target.is_some() && o.token_file.is_some() {
+            // The token file may give every device its own PSK; `validate` says what is missing if not.
+            raw.dtls = Some(Default::default());
+        } else if coaps && raw.dtls.is_none() && o.target.is_some() {
             return Err((
                 "--target",
                 format!(
@@ -331,6 +335,8 @@ pub(super) fn blame(path: &[Step], steady: Option<usize>, o: &Overrides) -> Opti
             (o.ca.is_some(), "--ca"),
             (o.insecure, "--insecure"),
             (o.psk_identity.is_some(), "--psk-identity"),
+            (o.token_file.is_some(), "--token-file"),
+            (o.target.is_some(), "--target"),
         ]),
         ("dtls", Some("client_cert")) => first_set(&[(o.client_cert.is_some(), "--client-cert")]),
         ("dtls", Some("client_key")) => first_set(&[
