@@ -15,12 +15,16 @@ log() { printf '\n==> %s\n' "$*"; }
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
+#   check-jsonschema (PyPI)     validates ci/github and ci/gitlab against its vendored github-workflows and
+#                               gitlab-ci schemas (tests/ci_templates.rs, which also replays their commands)
+#   zip, unzip                  the GitLab template's baseline artifact, replayed in tests/ci_templates.rs
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v coap-client-notls >/dev/null 2>&1 && command -v coap-server-notls >/dev/null 2>&1 || missing+=(libcoap3-bin)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+command -v zip >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || missing+=(zip unzip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -30,6 +34,10 @@ fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "installing kubernetes-validate (PyPI)"
   python3 -m pip install -q kubernetes-validate
+fi
+if ! command -v check-jsonschema >/dev/null 2>&1; then
+  log "installing check-jsonschema (PyPI)"
+  python3 -m pip install -q check-jsonschema
 fi
 
 log "cargo fmt --check"
