@@ -159,7 +159,9 @@ fn override_errors_name_the_flag_or_the_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "three.yaml", THREE_PHASES);
     let out = dir.path().join("out");
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // (flags, environment, the error's start)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["--duration", "0s"], &[], "error: --duration: phases[1].duration: must be more than 0"),
         (&[], &[("COAP_HARNESS_DURATION", "0s")], "error: COAP_HARNESS_DURATION: phases[1].duration: must be more than 0"),
         (&[], &[("COAP_HARNESS_DEVICES", "0")], "error: COAP_HARNESS_DEVICES: devices.count: must be at least 1"),
