@@ -32,6 +32,9 @@ pub enum Command {
     Validate {
         /// The scenario YAML file.
         scenario: PathBuf,
+        /// Set a scenario variable for `${KEY}` (as `run -e`). Repeatable.
+        #[arg(short = 'e', long = "var", value_name = "KEY=VALUE", value_parser = scenario::vars::parse_var)]
+        vars: Vec<(String, String)>,
     },
     /// Compare a run's report.json with a baseline's and print a Markdown table; exit 1 when a figure
     /// regressed past the bound, 2 when a file is not a readable report.

@@ -20,7 +20,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Run(args) => run(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Certs(args) => certs(args),
-        Command::Validate { scenario } => validate(&scenario),
+        Command::Validate { scenario, vars } => validate(&scenario, vars),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => rerender(&args),
         Command::Merge(args) => merge(&args),
@@ -33,8 +33,12 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> u8 {
     2
 }
 
-fn validate(file: &Path) -> u8 {
-    match scenario::load(file, &Overrides::default()) {
+fn validate(file: &Path, vars: Vec<(String, String)>) -> u8 {
+    let overrides = Overrides {
+        vars,
+        ..Default::default()
+    };
+    match scenario::load(file, &overrides) {
         Ok(plan) => {
             println!(
                 "{}: ok: scenario `{}`, target {}, {} devices, {} phases, {} ({} in {})",
