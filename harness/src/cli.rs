@@ -209,7 +209,8 @@ pub struct OverrideArgs {
     #[arg(short = 'e', long = "var", value_name = "KEY=VALUE", value_parser = scenario::vars::parse_var)]
     pub vars: Vec<(String, String)>,
     /// Print the effective scenario (the file or the built-in one, with variables and overrides applied) as
-    /// YAML and exit without running. The printed scenario validates and runs as the same plan.
+    /// YAML and exit without running. The printed scenario validates and runs as the same plan (paths the
+    /// file gave relative to its folder stay relative: save it next to it).
     #[arg(long)]
     pub print_scenario: bool,
     /// The flags whose value came from their environment variable (set by [`Cli::parse_args`]).

@@ -348,12 +348,11 @@ async fn run(args: RunArgs) -> u8 {
     let cancel = CancellationToken::new();
     crate::signals::stop_run_on_signal(cancel.clone());
     let overrides = overrides(&args);
-    let Some(plan) = plan_for(args.scenario.as_deref(), &args.overrides, overrides) else {
-        return 2;
+    let plan = match plan_for(args.scenario.as_deref(), &args.overrides, overrides) {
+        Planned::Run(plan) => plan,
+        Planned::Printed => return 0,
+        Planned::Failed => return 2,
     };
-    if args.overrides.print_scenario {
-        return 0;
-    }
     let out = match claim_out(args.out, &plan.name, args.force) {
         Ok(dir) => dir,
         Err(e) => return fail(e),
@@ -467,33 +466,34 @@ fn overrides(args: &RunArgs) -> Overrides {
     }
 }
 
+/// What `run` does after planning.
+enum Planned {
+    Run(Arc<scenario::RunPlan>),
+    /// `--print-scenario`: printed, nothing to run.
+    Printed,
+    /// An error was printed: exit 2.
+    Failed,
+}
+
 /// The validated plan of the scenario file, or of the built-in telemetry scenario without one (ad-hoc mode,
-/// which needs at least a target); with --print-scenario, the effective scenario is printed too. Errors are
-/// printed; `None` then means exit 2.
-fn plan_for(
-    file: Option<&Path>,
-    args: &crate::cli::OverrideArgs,
-    overrides: Overrides,
-) -> Option<Arc<scenario::RunPlan>> {
+/// which needs at least a target); with --print-scenario, the effective scenario printed instead.
+fn plan_for(file: Option<&Path>, args: &crate::cli::OverrideArgs, overrides: Overrides) -> Planned {
     if file.is_none() && args.target.is_none() && !args.print_scenario {
         fail(
             "give a scenario file, or --target (e.g. coaps://HOST:5684, or `embedded` for the built-in server) \
              to run the built-in telemetry scenario; --print-scenario shows it",
         );
-        return None;
+        return Planned::Failed;
     }
     if args.print_scenario {
         return match scenario::builtin::print(file, &overrides) {
             Ok(yaml) => {
                 print!("{yaml}");
-                // Nothing runs; the caller returns 0 before using the plan.
-                scenario::builtin::load(&Overrides::default())
-                    .ok()
-                    .map(Arc::new)
+                Planned::Printed
             }
             Err(e) => {
                 fail(e);
-                None
+                Planned::Failed
             }
         };
     }
@@ -502,10 +502,10 @@ fn plan_for(
         None => scenario::builtin::load(&overrides),
     };
     match plan {
-        Ok(p) => Some(Arc::new(p)),
+        Ok(p) => Planned::Run(Arc::new(p)),
         Err(e) => {
             fail(e);
-            None
+            Planned::Failed
         }
     }
 }
