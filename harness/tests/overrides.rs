@@ -61,12 +61,21 @@ struct Served {
 }
 
 fn serve(tokens: &Path, pki: Option<&coap_harness::pki::Manifest>) -> Served {
+    serve_with(tokens, pki, &[])
+}
+
+fn serve_with(
+    tokens: &Path,
+    pki: Option<&coap_harness::pki::Manifest>,
+    extra: &[&std::ffi::OsStr],
+) -> Served {
     use coap_harness::pki::Role;
     let plain = common::free_udp_port();
     let mut c = cmd();
     c.args(["serve", "--coap", &format!("127.0.0.1:{plain}")])
         .arg("--tokens")
-        .arg(tokens);
+        .arg(tokens)
+        .args(extra);
     let secure = pki.map(|m| {
         let port = common::free_udp_port();
         c.args(["--coaps", &format!("127.0.0.1:{port}")])
@@ -531,4 +540,208 @@ fn command_line_paths_are_relative_to_the_working_folder() {
     let r = read_report(&out);
     assert_eq!(r.total.sent, r.total.outcomes.ok);
     let _: PathBuf = out;
+}
+
+/// `--client-cert/--client-key` for two-way DTLS against `serve --coaps --client-auth require`; without them
+/// the server refuses the handshake.
+#[test]
+fn client_certificate_flags_for_two_way_dtls() {
+    use coap_harness::pki::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let m = pki(&dir.path().join("pki"));
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, "t-0\nt-1\n").unwrap();
+    let ca = m.cert_path(Role::CaRoot);
+    let served = serve_with(
+        &tokens,
+        Some(&m),
+        &[
+            "--client-auth".as_ref(),
+            "require".as_ref(),
+            "--client-ca".as_ref(),
+            ca.as_os_str(),
+        ],
+    );
+    let target = format!("coaps://127.0.0.1:{}", served.secure.unwrap());
+    let out = dir.path().join("two-way");
+    let client = m.cert_path(Role::Client);
+    let key = m.key_path(Role::Client);
+    let o = harness(
+        &[
+            "run",
+            "--quiet",
+            "--target",
+            &target,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--client-cert",
+            client.to_str().unwrap(),
+            "--token",
+            "t-{index}",
+            "--devices",
+            "2",
+            "--rate",
+            "8",
+            "--duration",
+            "1s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("COAP_HARNESS_CLIENT_KEY", key.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let r = read_report(&out);
+    assert!(
+        r.security
+            .client_cert
+            .as_deref()
+            .is_some_and(|c| c.ends_with("client.pem")),
+        "{:?}",
+        r.security
+    );
+    assert!(
+        r.total.sent >= 4 && r.total.sent == r.total.outcomes.ok,
+        "{:?}",
+        r.total
+    );
+
+    let out = dir.path().join("one-way");
+    let o = harness(
+        &[
+            "run",
+            "--quiet",
+            "--target",
+            &target,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--token",
+            "t-{index}",
+            "--devices",
+            "2",
+            "--duration",
+            "500ms",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let hs = read_report(&out).handshakes.expect("handshakes");
+    assert_eq!(hs.ok, 0, "{hs:?}");
+    // A key without its certificate is refused by clap, exit 2.
+    let o = harness(
+        &[
+            "run",
+            "--target",
+            &target,
+            "--client-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `--psk-identity/--psk-key` (the key from COAP_HARNESS_PSK_KEY) against `serve --coaps` with a CSV of PSK
+/// identities; the wrong key is refused in the handshake.
+#[test]
+fn psk_flags_against_a_psk_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("psk.csv");
+    std::fs::write(
+        &csv,
+        "token,psk_identity,psk_key\nA1b2,meter-1,hex:00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let secure = common::free_udp_port();
+    let served = serve_with(
+        &csv,
+        None,
+        &["--coaps".as_ref(), format!("127.0.0.1:{secure}").as_ref()],
+    );
+    let _ = served.plain;
+    let target = format!("coaps://127.0.0.1:{secure}");
+    let out = dir.path().join("psk");
+    let o = harness(
+        &[
+            "run",
+            "--quiet",
+            "--target",
+            &target,
+            "--psk-identity",
+            "meter-1",
+            "--token",
+            "A1b2",
+            "--devices",
+            "1",
+            "--rate",
+            "5",
+            "--duration",
+            "1s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[(
+            "COAP_HARNESS_PSK_KEY",
+            "hex:00112233445566778899aabbccddeeff",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let r = read_report(&out);
+    assert_eq!(r.security.verification, "psk");
+    assert!(
+        r.total.sent >= 3 && r.total.sent == r.total.outcomes.ok,
+        "{:?}",
+        r.total
+    );
+    // The printed scenario keeps the key out: a reference to the variable it came from.
+    let o = harness(
+        &[
+            "run",
+            "--print-scenario",
+            "--target",
+            &target,
+            "--psk-identity",
+            "meter-1",
+            "--token",
+            "A1b2",
+            "--devices",
+            "1",
+        ],
+        &[(
+            "COAP_HARNESS_PSK_KEY",
+            "hex:00112233445566778899aabbccddeeff",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("${ENV:COAP_HARNESS_PSK_KEY}") && !stdout(&o).contains("aabbcc"),
+        "{}",
+        stdout(&o)
+    );
+
+    let out = dir.path().join("wrong");
+    let o = harness(
+        &[
+            "run",
+            "--quiet",
+            "--target",
+            &target,
+            "--psk-identity",
+            "meter-1",
+            "--psk-key",
+            "not-the-key",
+            "--token",
+            "A1b2",
+            "--devices",
+            "1",
+            "--duration",
+            "500ms",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(read_report(&out).handshakes.expect("handshakes").ok, 0);
 }
