@@ -101,8 +101,6 @@ pub struct RunArgs {
     /// The scenario YAML file. Without one, the built-in telemetry scenario runs (ad-hoc mode: give at
     /// least --target; see --print-scenario).
     pub scenario: Option<PathBuf>,
-    #[command(flatten)]
-    pub overrides: OverrideArgs,
     /// Report folder (default: a new reports/<scenario>-<UTC timestamp>/, with -2, -3... when two runs start
     /// in the same second). Checked writable before any load; one that already holds a report is refused
     /// unless --force.
@@ -126,6 +124,9 @@ pub struct RunArgs {
     /// machines start together. At most 5s in the past and 24h ahead.
     #[arg(long, value_name = "TIME", value_parser = scenario::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    // Kept last: its help heading applies to it alone.
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
 }
 
 /// What `run` may change in a scenario (or in the built-in one) from the command line; each flag can also be
