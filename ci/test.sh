@@ -15,12 +15,16 @@ log() { printf '\n==> %s\n' "$*"; }
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
+#   check-jsonschema (PyPI)     validates ci/github and ci/gitlab against its vendored github-workflows and
+#                               gitlab-ci schemas (tests/ci_templates.rs, which also replays their commands)
+#   zip, unzip                  the GitLab template's baseline artifact, replayed in tests/ci_templates.rs
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v coap-client-notls >/dev/null 2>&1 && command -v coap-server-notls >/dev/null 2>&1 || missing+=(libcoap3-bin)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+command -v zip >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || missing+=(zip unzip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -31,6 +35,10 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "installing kubernetes-validate (PyPI)"
   python3 -m pip install -q kubernetes-validate
 fi
+if ! command -v check-jsonschema >/dev/null 2>&1; then
+  log "installing check-jsonschema (PyPI)"
+  python3 -m pip install -q check-jsonschema
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -40,8 +48,9 @@ cargo clippy --all-targets -- -D warnings
 
 log "cargo test"
 # --workspace includes the in-tree DTLS fork (dtls/, FORK.md): its own 62 unit tests run in under 1 s.
-# CI=true makes a missing peer a failure instead of a skip.
-CI="${CI:-true}" cargo test --workspace
+# CI=true makes a missing peer a failure instead of a skip. COAP_HARNESS_IMAGE_BUILD=1: tests/containerfile.rs
+# replays ci/k8s/Containerfile's release build as written (a few minutes), not only its dependency stage.
+CI="${CI:-true}" COAP_HARNESS_IMAGE_BUILD="${COAP_HARNESS_IMAGE_BUILD:-1}" cargo test --workspace
 
 log "main job: scenarios/smoke.yaml against the embedded server"
 # `cargo test` has just built the binary (the CLI tests run it): use it as is, with no second compile.

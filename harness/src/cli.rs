@@ -33,6 +33,9 @@ pub enum Command {
     Validate {
         /// The scenario YAML file.
         scenario: PathBuf,
+        /// Set a scenario variable for `${KEY}` (as `run -e`). Repeatable.
+        #[arg(short = 'e', long = "var", value_name = "KEY=VALUE", value_parser = scenario::vars::parse_var)]
+        vars: Vec<(String, String)>,
     },
     /// Compare a run's report.json with a baseline's and print a Markdown table; exit 1 when a figure
     /// regressed past the bound, 2 when a file is not a readable report.
@@ -103,17 +106,9 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario YAML file.
-    pub scenario: PathBuf,
-    /// Replace the scenario's target (`embedded` or coap://host:port).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Replace the number of devices.
-    #[arg(long)]
-    pub devices: Option<u32>,
-    /// Replace the last phase's duration (e.g. 30s, 2m).
-    #[arg(long, value_parser = scenario::raw::parse_duration)]
-    pub duration: Option<Duration>,
+    /// The scenario YAML file. Without one, the built-in telemetry scenario runs (ad-hoc mode: give at
+    /// least --target; see --print-scenario).
+    pub scenario: Option<PathBuf>,
     /// Report folder (default: a new reports/<scenario>-<UTC timestamp>/, with -2, -3... when two runs start
     /// in the same second). Checked writable before any load; one that already holds a report is refused
     /// unless --force.
@@ -137,6 +132,139 @@ pub struct RunArgs {
     /// machines start together. At most 5s in the past and 24h ahead.
     #[arg(long, value_name = "TIME", value_parser = scenario::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    // Kept last: its help heading applies to it alone.
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+/// What `run` may change in a scenario (or in the built-in one) from the command line; each flag can also be
+/// given by its environment variable. Applied before validation: a bad value is an error naming the flag (or
+/// the variable), exit 2, before any load.
+#[derive(Debug, Default, Args)]
+#[command(
+    next_help_heading = "Scenario overrides (each also from its COAP_HARNESS_* environment variable)"
+)]
+pub struct OverrideArgs {
+    /// The target: `embedded`, coap://host[:port] or coaps://host[:port].
+    #[arg(long, env = "COAP_HARNESS_TARGET", value_name = "URL")]
+    pub target: Option<String>,
+    /// The CA certificate (PEM or DER) that the server's certificate must chain to (`dtls.ca`).
+    #[arg(
+        long,
+        env = "COAP_HARNESS_CA",
+        value_name = "FILE",
+        conflicts_with = "insecure"
+    )]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the server (`dtls.ca: none`): the report flags the run insecure.
+    #[arg(long, env = "COAP_HARNESS_INSECURE")]
+    pub insecure: bool,
+    /// Client certificate for two-way DTLS (`dtls.client_cert`; PEM or DER, leaf first).
+    #[arg(long, env = "COAP_HARNESS_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (`dtls.client_key`).
+    #[arg(
+        long,
+        env = "COAP_HARNESS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+    /// DTLS pre-shared key identity (`dtls.psk_identity`).
+    #[arg(
+        long,
+        env = "COAP_HARNESS_PSK_IDENTITY",
+        value_name = "ID",
+        requires = "psk_key"
+    )]
+    pub psk_identity: Option<String>,
+    /// The pre-shared key: text, or `hex:0a1b...` (`dtls.psk_key`).
+    #[arg(
+        long,
+        env = "COAP_HARNESS_PSK_KEY",
+        value_name = "KEY",
+        requires = "psk_identity",
+        hide_env_values = true
+    )]
+    pub psk_key: Option<String>,
+    /// Device access token: a pattern such as `dev-{index:05}`, or one literal token (for one device).
+    #[arg(
+        long,
+        env = "COAP_HARNESS_TOKEN",
+        conflicts_with = "token_file",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File of access tokens, one per line, or CSV with the header `token,psk_identity,psk_key,cert,key`.
+    #[arg(long, env = "COAP_HARNESS_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Total requests per second of the steady phase (the longest phase that does not ramp), e.g. 200 or 10k/s.
+    #[arg(long, env = "COAP_HARNESS_RATE", value_parser = scenario::raw::parse_rate)]
+    pub rate: Option<f64>,
+    /// Number of devices (phase device counts above it are lowered to it).
+    #[arg(long, env = "COAP_HARNESS_DEVICES")]
+    pub devices: Option<u32>,
+    /// Duration of the steady phase (the longest phase that does not ramp), e.g. 30s, 2m; other phases keep theirs.
+    #[arg(long, env = "COAP_HARNESS_DURATION", value_parser = scenario::raw::parse_duration, conflicts_with = "total_duration")]
+    pub duration: Option<Duration>,
+    /// Scale every phase so that together they last this long (e.g. 30s).
+    #[arg(long, env = "COAP_HARNESS_TOTAL_DURATION", value_parser = scenario::raw::parse_duration)]
+    pub total_duration: Option<Duration>,
+    /// Seed for every random choice.
+    #[arg(long, env = "COAP_HARNESS_SEED")]
+    pub seed: Option<u64>,
+    /// Set a scenario variable: `${KEY}` in the scenario's values becomes VALUE (`${ENV:NAME}` reads the
+    /// environment variable NAME). Repeatable.
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE", value_parser = scenario::vars::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Print the effective scenario (the file or the built-in one, with variables and overrides applied) as
+    /// YAML and exit without running. The printed scenario validates and runs as the same plan (paths the
+    /// file gave relative to its folder stay relative: save it next to it).
+    #[arg(long)]
+    pub print_scenario: bool,
+    /// The flags whose value came from their environment variable (set by [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub from_env: Vec<&'static str>,
+}
+
+impl OverrideArgs {
+    /// Each override's argument id and flag.
+    pub const FLAGS: &'static [(&'static str, &'static str)] = &[
+        ("target", "--target"),
+        ("ca", "--ca"),
+        ("insecure", "--insecure"),
+        ("client_cert", "--client-cert"),
+        ("client_key", "--client-key"),
+        ("psk_identity", "--psk-identity"),
+        ("psk_key", "--psk-key"),
+        ("token", "--token"),
+        ("token_file", "--token-file"),
+        ("rate", "--rate"),
+        ("devices", "--devices"),
+        ("duration", "--duration"),
+        ("total_duration", "--total-duration"),
+        ("seed", "--seed"),
+    ];
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting on bad ones, as clap does), noting which overrides were read
+    /// from their environment variable so that errors can name the variable.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let (Command::Run(run), Some(("run", m))) = (&mut cli.command, matches.subcommand()) {
+            run.overrides.from_env = OverrideArgs::FLAGS
+                .iter()
+                .filter(|(id, _)| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::EnvVariable)
+                })
+                .map(|(_, flag)| *flag)
+                .collect();
+        }
+        cli
+    }
 }
 
 #[derive(Debug, Args)]
@@ -173,8 +301,9 @@ pub struct ServeArgs {
     /// UDP address to serve plain CoAP on.
     #[arg(long, default_value = "127.0.0.1:5683")]
     pub coap: SocketAddr,
-    /// Also serve CoAP over DTLS on this address (needs --cert and --key).
-    #[arg(long, requires_all = ["cert", "key"])]
+    /// Also serve CoAP over DTLS on this address (needs --cert and --key, or PSK identities from a --tokens
+    /// CSV file: the listener then speaks PSK).
+    #[arg(long)]
     pub coaps: Option<SocketAddr>,
     /// Server certificate (PEM, leaf first) for --coaps.
     #[arg(long)]
@@ -193,7 +322,8 @@ pub struct ServeArgs {
     /// folder of them (`*.pem`, `*.crt`). Their sessions post on `/api/v1/{feature}`; others get 4.01 there.
     #[arg(long, requires = "coaps")]
     pub device_certs: Option<PathBuf>,
-    /// File of accepted access tokens, one per line.
+    /// File of accepted access tokens, one per line, or CSV with the header `token,psk_identity,psk_key,cert,key`
+    /// (its tokens accepted, its PSK identities served on --coaps).
     #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]
     pub tokens: Option<PathBuf>,
     /// Accept every access token.

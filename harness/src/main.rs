@@ -1,6 +1,5 @@
 //! The `coap-harness` binary: parse the command line, build the runtime, run, exit with the code.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// Thousands of device tasks and DTLS sessions allocate small buffers on every core; mimalloc keeps that off
@@ -9,7 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = coap_harness::cli::Cli::parse();
+    let cli = coap_harness::cli::Cli::parse_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -162,6 +162,8 @@ fn job_args_are_flags_the_cli_accepts() {
     .collect();
     let key = run
         .scenario
+        .as_deref()
+        .expect("the Job names a scenario file")
         .strip_prefix(scenario_mount["mountPath"].as_str().unwrap())
         .expect("the scenario is read from the ConfigMap's mount");
     let text = config[0]["data"][key.to_str().unwrap()]

@@ -389,7 +389,15 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
         };
     };
     let c = &d.client;
-    let load_insecure = !plan.phases.is_empty() && c.ca.is_none() && c.psk.is_none();
+    // Devices with their own PSKs (a CSV token file) verify the server by the key, as a scenario PSK does.
+    let own_psk = plan.devices.count > 0
+        && (0..plan.devices.count).all(|i| {
+            plan.devices
+                .credentials(i)
+                .is_some_and(|cr| cr.psk.is_some())
+        });
+    let psk = c.psk.is_some() || own_psk;
+    let load_insecure = !plan.phases.is_empty() && c.ca.is_none() && !psk;
     let handshake_insecure = devices.iter().any(|d| {
         d.handshake
             .as_ref()
@@ -397,10 +405,10 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
     });
     Security {
         transport: "dtls".into(),
-        verification: match (&c.ca, &c.psk) {
-            (_, Some(_)) => "psk",
-            (Some(_), None) => "certificate",
-            (None, None) => "disabled",
+        verification: match (&c.ca, psk) {
+            (_, true) => "psk",
+            (Some(_), false) => "certificate",
+            (None, false) => "disabled",
         }
         .into(),
         insecure: load_insecure || handshake_insecure,
@@ -408,7 +416,7 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
         server_name: c.server_name.clone(),
         client_cert: c.client_cert.as_ref().map(|(cert, _)| cert.to_string()),
         cipher_suites: if c.cipher_suites.is_empty() {
-            crate::transport::dtls::default_cipher_suites(c.psk.is_some())
+            crate::transport::dtls::default_cipher_suites(psk)
         } else {
             c.cipher_suites.clone()
         }

@@ -20,7 +20,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Run(args) => run(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Certs(args) => certs(args),
-        Command::Validate { scenario } => validate(&scenario),
+        Command::Validate { scenario, vars } => validate(&scenario, vars),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => rerender(&args),
         Command::Merge(args) => merge(&args),
@@ -42,8 +42,12 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> u8 {
     2
 }
 
-fn validate(file: &Path) -> u8 {
-    match scenario::load(file, &Overrides::default()) {
+fn validate(file: &Path, vars: Vec<(String, String)>) -> u8 {
+    let overrides = Overrides {
+        vars,
+        ..Default::default()
+    };
+    match scenario::load(file, &overrides) {
         Ok(plan) => {
             println!(
                 "{}: ok: scenario `{}`, target {}, {} devices, {} phases, {} ({} in {})",
@@ -239,14 +243,37 @@ fn pki_roles(opts: &crate::pki::PkiOptions) -> u8 {
     }
 }
 
-fn dtls_listener(args: &ServeArgs) -> Result<Option<crate::server::DtlsServerConfig>, String> {
+fn dtls_listener(
+    args: &ServeArgs,
+    psk: Vec<crate::transport::dtls::Psk>,
+) -> Result<Option<crate::server::DtlsServerConfig>, String> {
     use super::prepare;
     use crate::scenario::plan::CertRef;
     let Some(addr) = args.coaps else {
+        if !psk.is_empty() {
+            eprintln!(
+                "warning: --tokens gives PSK identities, but without --coaps nothing speaks DTLS"
+            );
+        }
         return Ok(None);
     };
+    if !psk.is_empty() {
+        if args.cert.is_some() || args.client_ca.is_some() || args.device_certs.is_some() {
+            return Err(
+                "--tokens gives PSK identities: the DTLS listener then speaks PSK, and cannot also present \
+                 --cert or ask for client certificates (the DTLS stack does one or the other)"
+                    .into(),
+            );
+        }
+        let mut cfg = crate::server::DtlsServerConfig::psk_only(addr, psk)
+            .map_err(|e| format!("--coaps: {e}"))?;
+        cfg.client_auth = ClientAuth::None;
+        return Ok(Some(cfg));
+    }
     let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
-        return Err("--coaps needs --cert and --key".into());
+        return Err(
+            "--coaps needs --cert and --key (or PSK identities from a --tokens CSV file)".into(),
+        );
     };
     let identity = prepare::identity(
         &CertRef::File(cert.clone()),
@@ -375,16 +402,11 @@ async fn run(args: RunArgs) -> u8 {
     // SIGINT, SIGTERM, SIGHUP: stop the load and report what was measured (from here on, planning included).
     let cancel = CancellationToken::new();
     crate::signals::stop_run_on_signal(cancel.clone());
-    let overrides = Overrides {
-        target: args.target,
-        devices: args.devices,
-        duration: args.duration,
-        shard: args.shard,
-        start_at: args.start_at,
-    };
-    let plan = match scenario::load(&args.scenario, &overrides) {
-        Ok(p) => Arc::new(p),
-        Err(e) => return fail(e),
+    let overrides = overrides(&args);
+    let plan = match plan_for(args.scenario.as_deref(), &args.overrides, overrides) {
+        Planned::Run(plan) => plan,
+        Planned::Printed => return 0,
+        Planned::Failed => return 2,
     };
     let out = match claim_out(args.out, &plan.name, args.force) {
         Ok(dir) => dir,
@@ -474,6 +496,75 @@ async fn run(args: RunArgs) -> u8 {
     v.code()
 }
 
+/// The overrides `run` was given, with the flags read from the environment noted.
+fn overrides(args: &RunArgs) -> Overrides {
+    let a = &args.overrides;
+    Overrides {
+        target: a.target.clone(),
+        ca: a.ca.clone(),
+        insecure: a.insecure,
+        client_cert: a.client_cert.clone(),
+        client_key: a.client_key.clone(),
+        psk_identity: a.psk_identity.clone(),
+        psk_key: a.psk_key.clone(),
+        token: a.token.clone(),
+        token_file: a.token_file.clone(),
+        rate: a.rate,
+        devices: a.devices,
+        duration: a.duration,
+        total_duration: a.total_duration,
+        seed: a.seed,
+        vars: a.vars.clone(),
+        shard: args.shard,
+        start_at: args.start_at,
+        from_env: a.from_env.clone(),
+    }
+}
+
+/// What `run` does after planning.
+enum Planned {
+    Run(Arc<scenario::RunPlan>),
+    /// `--print-scenario`: printed, nothing to run.
+    Printed,
+    /// An error was printed: exit 2.
+    Failed,
+}
+
+/// The validated plan of the scenario file, or of the built-in telemetry scenario without one (ad-hoc mode,
+/// which needs at least a target); with --print-scenario, the effective scenario printed instead.
+fn plan_for(file: Option<&Path>, args: &crate::cli::OverrideArgs, overrides: Overrides) -> Planned {
+    if file.is_none() && args.target.is_none() && !args.print_scenario {
+        fail(
+            "give a scenario file, or --target (e.g. coaps://HOST:5684, or `embedded` for the built-in server) \
+             to run the built-in telemetry scenario; --print-scenario shows it",
+        );
+        return Planned::Failed;
+    }
+    if args.print_scenario {
+        return match scenario::builtin::print(file, &overrides) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                Planned::Printed
+            }
+            Err(e) => {
+                fail(e);
+                Planned::Failed
+            }
+        };
+    }
+    let plan = match file {
+        Some(f) => scenario::load(f, &overrides),
+        None => scenario::builtin::load(&overrides),
+    };
+    match plan {
+        Ok(p) => Planned::Run(Arc::new(p)),
+        Err(e) => {
+            fail(e);
+            Planned::Failed
+        }
+    }
+}
+
 fn merge(args: &MergeArgs) -> u8 {
     use crate::merge;
     let merged = match merge::inputs(&args.reports, &args.out)
@@ -504,14 +595,41 @@ fn merge(args: &MergeArgs) -> u8 {
     v.code()
 }
 
+/// `serve --tokens FILE`: a plain token list, or a CSV token file (its tokens, and its PSK identities).
+fn serve_tokens(file: &Path) -> Result<(TokenPolicy, Vec<crate::transport::dtls::Psk>), String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("--tokens {}: {e}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    match scenario::credentials::parse(&text, dir) {
+        Ok(read) if read.credentials.is_some() => {
+            let psk = read
+                .credentials
+                .iter()
+                .flatten()
+                .filter_map(|c| c.psk.clone())
+                .collect();
+            let tokens = read.tokens.into_iter().filter(|t| !t.is_empty()).collect();
+            Ok((TokenPolicy::List(tokens), psk))
+        }
+        Ok(_) => TokenPolicy::from_file(file)
+            .map(|t| (t, Vec::new()))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("--tokens {}: {e}", file.display())),
+    }
+}
+
 async fn serve(args: ServeArgs) -> u8 {
     let mut stop = match crate::signals::Listener::install() {
         Ok(l) => l,
         Err(e) => return fail(format_args!("cannot handle stop signals: {e}")),
     };
+    let mut psk = Vec::new();
     let tokens = if let Some(file) = &args.tokens {
-        match TokenPolicy::from_file(file) {
-            Ok(t) => t,
+        match serve_tokens(file) {
+            Ok((t, p)) => {
+                psk = p;
+                t
+            }
             Err(e) => return fail(e),
         }
     } else if args.any_token {
@@ -526,7 +644,7 @@ async fn serve(args: ServeArgs) -> u8 {
         }
     };
     let describe = tokens.to_string();
-    let dtls = match dtls_listener(&args) {
+    let dtls = match dtls_listener(&args, psk) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };

@@ -53,6 +53,12 @@ pub async fn start(
                 cfg.device_certs =
                     super::commands::device_certs(&path).map_err(EngineError::Credentials)?;
             }
+            // Devices with PSKs (the scenario's, or their own from a CSV token file): the server knows them
+            // all and speaks PSK.
+            cfg.psk = plan.devices.psks();
+            if let Some(p) = plan.dtls.as_ref().and_then(|d| d.client.psk.clone()) {
+                cfg.psk.push(p);
+            }
             Some(cfg)
         }
     };

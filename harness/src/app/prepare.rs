@@ -198,27 +198,46 @@ pub fn client_settings(
     })
 }
 
-/// Each device's own client certificate when the fleet's is per device (`{index}` in `dtls.client_cert`),
-/// indexed by this run's device index; `None` when all devices share one (or none). Every file is read and
-/// checked before any socket opens.
+/// Each device's own client certificate, when devices have their own: from a per-device pattern in the
+/// scenario's `dtls.client_cert` (`{index}`), or from the `cert,key` columns of a CSV token file (a device
+/// with empty cells keeps the scenario's certificate, or none). `None` when every device shares the
+/// scenario's. Read before any socket opens, so a bad file is an error before load.
 pub fn device_certificates(
     plan: &RunPlan,
     run_pki: Option<&RunPki>,
-) -> Result<Option<Vec<dtls::crypto::Certificate>>, EngineError> {
-    let Some((cert, key)) = plan
+) -> Result<Option<Vec<Option<dtls::crypto::Certificate>>>, EngineError> {
+    let fleet = plan
         .dtls
         .as_ref()
-        .and_then(|d| d.client.client_cert.as_ref())
-    else {
-        return Ok(None);
-    };
-    if !cert.per_device() {
+        .and_then(|d| d.client.client_cert.as_ref());
+    let csv = (0..plan.devices.count).any(|i| {
+        plan.devices
+            .credentials(i)
+            .is_some_and(|c| c.cert.is_some())
+    });
+    let per_device = fleet.is_some_and(|(cert, _)| cert.per_device());
+    if !csv && !per_device {
         return Ok(None);
     }
+    let shared = match fleet {
+        Some((cert, key)) if !per_device => Some(identity(cert, key, run_pki)?),
+        _ => None,
+    };
     (0..plan.devices.count)
         .map(|i| {
-            let global = plan.devices.global(i);
-            identity(&cert.for_device(global), &key.for_device(global), run_pki)
+            if let Some(c) = plan.devices.credentials(i) {
+                if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+                    let (cert, key) = (CertRef::File(cert.clone()), CertRef::File(key.clone()));
+                    return identity(&cert, &key, run_pki).map(Some);
+                }
+            }
+            match fleet {
+                Some((cert, key)) if per_device => {
+                    let global = plan.devices.global(i);
+                    identity(&cert.for_device(global), &key.for_device(global), run_pki).map(Some)
+                }
+                _ => Ok(shared.clone()),
+            }
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)

@@ -32,21 +32,31 @@ pub struct Shared {
     /// DTLS settings when devices speak CoAP over DTLS.
     pub dtls: Option<Arc<ClientSettings>>,
     /// Each device's own client certificate (by this run's device index), when the fleet's is per device.
-    pub client_certs: Option<Arc<[dtls::crypto::Certificate]>>,
+    pub client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
 }
 
 impl Shared {
     /// Device `index`'s DTLS settings: the shared ones, with its own client certificate when it has one.
+    /// Device `index`'s DTLS settings: the fleet's, with the device's own client certificate (per-device
+    /// certificates) and its own PSK (a CSV token file) when it has them.
     fn dtls_for(&self, index: u32) -> Option<std::borrow::Cow<'_, ClientSettings>> {
         let settings = self.dtls.as_deref()?;
-        Some(match self.client_certs.as_deref() {
-            Some(certs) => {
-                let mut own = settings.clone();
-                own.client_certificate = certs.get(index as usize).cloned();
-                std::borrow::Cow::Owned(own)
-            }
-            None => std::borrow::Cow::Borrowed(settings),
-        })
+        let psk = self
+            .plan
+            .devices
+            .credentials(index)
+            .and_then(|c| c.psk.as_ref());
+        if self.client_certs.is_none() && psk.is_none() {
+            return Some(std::borrow::Cow::Borrowed(settings));
+        }
+        let mut own = settings.clone();
+        if let Some(certs) = self.client_certs.as_deref() {
+            own.client_certificate = certs.get(index as usize).cloned().flatten();
+        }
+        if let Some(psk) = psk {
+            own.psk = Some(psk.clone());
+        }
+        Some(std::borrow::Cow::Owned(own))
     }
 }
 

@@ -23,7 +23,7 @@ pub async fn run(
     plan: Arc<RunPlan>,
     target: SocketAddr,
     dtls: Option<Arc<ClientSettings>>,
-    client_certs: Option<Arc<[dtls::crypto::Certificate]>>,
+    client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
     progress_mode: ProgressMode,
     cancel: CancellationToken,
     t0: Instant,

@@ -2,40 +2,29 @@
 //! low/high args: `raw` mirrors the file (unknown fields rejected), `validate` checks rules across fields.
 //! Every error names the file, line, column and field.
 
+pub mod builtin;
 pub mod checks;
 pub mod conformance;
+pub mod credentials;
 pub mod depth;
 pub mod device_trust;
 pub mod dtls;
 pub mod faults;
 pub mod locate;
+pub mod overrides;
 pub mod plan;
 pub mod raw;
 pub mod shard;
 pub mod size;
 pub mod template;
 pub mod validate;
+pub mod vars;
 
+pub use overrides::Overrides;
 pub use plan::{Pacing, Phase, RunPlan, Target};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Command-line overrides applied to the file before validation, so they are validated too.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    /// Replaces `target`.
-    pub target: Option<String>,
-    /// Replaces `devices.count` (phase device counts above it are capped to it).
-    pub devices: Option<u32>,
-    /// Replaces the last phase's duration.
-    pub duration: Option<Duration>,
-    /// Run only this shard of the scenario (`--shard K/N`).
-    pub shard: Option<shard::Shard>,
-    /// Begin the load phases at this time (`--start-at`).
-    pub start_at: Option<std::time::SystemTime>,
-}
 
 /// Why a scenario cannot be used.
 #[derive(Debug)]
@@ -61,8 +50,9 @@ pub enum ScenarioError {
         field: String,
         message: String,
     },
-    /// A command-line flag (`--shard`, `--start-at`) does not fit the scenario or the clock.
-    Flag { flag: &'static str, message: String },
+    /// A command-line flag (or its `COAP_HARNESS_*` environment variable, then named instead) does not fit
+    /// the scenario or the clock.
+    Flag { flag: String, message: String },
 }
 
 impl fmt::Display for ScenarioError {
@@ -127,7 +117,8 @@ pub fn load(file: &Path, overrides: &Overrides) -> Result<RunPlan, ScenarioError
     Ok(plan)
 }
 
-/// Parses and validates scenario text; `file` is only used to name it in errors.
+/// Parses and validates scenario text; `file` is only used to name it in errors. `-e` variables and
+/// `${ENV:NAME}` are substituted first, then the overrides applied before validation.
 pub fn parse(
     text: &str,
     file: &Path,
@@ -136,12 +127,36 @@ pub fn parse(
     overrides: &Overrides,
 ) -> Result<RunPlan, ScenarioError> {
     // A UTF-8 byte-order mark (some Windows editors write one) is not part of the YAML.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    depth::check(text).map_err(|d| ScenarioError::Parse {
-        file: file.to_path_buf(),
-        line: Some(d.line),
-        column: Some(d.column),
-        message: d.message,
+    let written = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let sub = vars::substitute(written, &overrides.vars, &|name| std::env::var(name).ok())
+        .map_err(|e| ScenarioError::Parse {
+            file: file.to_path_buf(),
+            line: Some(e.line),
+            column: Some(e.column),
+            message: e.message,
+        })?;
+    let text = sub.text.as_str();
+    // Where an error on a line holding a substituted value is, in the file as written, and which variable
+    // gave the value.
+    let place = |line: Option<usize>, column: Option<usize>, message: String| {
+        let Some(l) = line else {
+            return (line, column, message);
+        };
+        let column = column.map(|c| sub.original_column(l, c));
+        let message = match column.and_then(|c| sub.at(l, c)).or_else(|| sub.on_line(l)) {
+            Some(s) => format!("{message} (the value came from {})", s.origin),
+            None => message,
+        };
+        (line, column, message)
+    };
+    depth::check(text).map_err(|d| {
+        let (line, column, message) = place(Some(d.line), Some(d.column), d.message);
+        ScenarioError::Parse {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
     })?;
     let mut raw: raw::RawScenario = serde_yaml::from_str(text).map_err(|e| {
         let loc = e.location();
@@ -155,6 +170,7 @@ pub fn parse(
         if let Some((l, c, m)) = line.and_then(|l| pin_value(text, l, &message)) {
             (line, column, message) = (Some(l), Some(c), m);
         }
+        let (line, column, message) = place(line, column, message);
         ScenarioError::Parse {
             file: file.to_path_buf(),
             line,
@@ -162,25 +178,30 @@ pub fn parse(
             message,
         }
     })?;
-    apply(&mut raw, overrides);
+    overrides::apply(&mut raw, overrides).map_err(|(flag, message)| ScenarioError::Flag {
+        flag: overrides.name(flag),
+        message,
+    })?;
+    let steady = overrides::steady_phase(&raw.phases);
     let plan = validate::validate(raw, base, default_name).map_err(|inv| {
         let field = locate::render(&inv.path);
-        if let Some(flag) = blame_flag(&inv.path, overrides) {
+        if let Some(flag) = overrides::blame(&inv.path, steady, overrides) {
             return ScenarioError::Flag {
-                flag,
+                flag: overrides.name(flag),
                 message: format!("{field}: {}", inv.message),
             };
         }
         let at = locate::locate(text, &inv.path);
+        let (line, column, message) = place(at.map(|a| a.0), at.map(|a| a.1), inv.message);
         ScenarioError::Invalid {
             file: file.to_path_buf(),
-            line: at.map(|a| a.0),
-            column: at.map(|a| a.1),
+            line,
+            column,
             field,
-            message: inv.message,
+            message,
         }
     })?;
-    flags(plan, text, overrides)
+    flags(plan, written, overrides)
 }
 
 /// Applies `--shard` and `--start-at` to a validated plan.
@@ -188,7 +209,7 @@ fn flags(mut plan: RunPlan, text: &str, o: &Overrides) -> Result<RunPlan, Scenar
     if let Some(at) = o.start_at {
         shard::check_start_at(at, std::time::SystemTime::now()).map_err(|message| {
             ScenarioError::Flag {
-                flag: "--start-at",
+                flag: o.name("--start-at"),
                 message,
             }
         })?;
@@ -197,7 +218,7 @@ fn flags(mut plan: RunPlan, text: &str, o: &Overrides) -> Result<RunPlan, Scenar
     if let Some(s) = o.shard {
         plan = shard::split(plan, s, shard::scenario_hash(text, o)).map_err(|message| {
             ScenarioError::Flag {
-                flag: "--shard",
+                flag: o.name("--shard"),
                 message,
             }
         })?;
@@ -240,52 +261,6 @@ fn pin_value(text: &str, from_line: usize, message: &str) -> Option<(usize, usiz
         }
     }
     None
-}
-
-/// The command-line flag whose value a broken rule came from, if any: the error names the flag, not a line
-/// of the file that the flag overrode.
-fn blame_flag(path: &[locate::Step], o: &Overrides) -> Option<&'static str> {
-    use locate::Step;
-    let first = match path.first() {
-        Some(Step::Key(k)) => k.as_str(),
-        _ => return None,
-    };
-    let second = match path.get(1) {
-        Some(Step::Key(k)) => Some(k.as_str()),
-        _ => None,
-    };
-    let last = path.last();
-    match first {
-        "target" if o.target.is_some() => Some("--target"),
-        "devices" if o.devices.is_some() && second == Some("count") => Some("--devices"),
-        "phases"
-            if o.duration.is_some() && matches!(last, Some(Step::Key(k)) if k == "duration") =>
-        {
-            Some("--duration")
-        }
-        "phases"
-            if o.devices.is_some()
-                && matches!(last, Some(Step::Key(k)) if k == "rate" || k == "devices") =>
-        {
-            Some("--devices")
-        }
-        _ => None,
-    }
-}
-
-fn apply(raw: &mut raw::RawScenario, o: &Overrides) {
-    if let Some(t) = &o.target {
-        raw.target = t.clone();
-    }
-    if let Some(n) = o.devices {
-        raw.devices.count = n;
-        for p in &mut raw.phases {
-            p.devices = p.devices.map(|d| d.min(n));
-        }
-    }
-    if let (Some(d), Some(last)) = (o.duration, raw.phases.last_mut()) {
-        last.duration = d;
-    }
 }
 
 #[cfg(test)]

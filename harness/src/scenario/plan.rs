@@ -95,6 +95,19 @@ pub struct DevicePlan {
     pub stride: u32,
     /// New sessions per second in this run (devices connect in index order), when paced.
     pub connect_rate: Option<f64>,
+    /// Each scenario device's own DTLS credentials, by scenario index, when a CSV token file gives them.
+    pub credentials: Option<Arc<[DeviceCredentials]>>,
+}
+
+/// One device's own DTLS credentials (a CSV token file's `psk_identity,psk_key,cert,key` columns; its `token`
+/// column is in [`DevicePlan::tokens`]). What a device has replaces the scenario's `dtls:` PSK or client
+/// certificate for that device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCredentials {
+    pub psk: Option<crate::transport::dtls::Psk>,
+    /// Client certificate file (PEM or DER, leaf first) and its key file.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl DevicePlan {
@@ -106,6 +119,20 @@ impl DevicePlan {
     /// The token of this run's device `index`.
     pub fn token(&self, index: u32) -> String {
         self.tokens.token(self.global(index))
+    }
+
+    /// The own credentials of this run's device `index`, when the token file gives them.
+    pub fn credentials(&self, index: u32) -> Option<&DeviceCredentials> {
+        self.credentials.as_ref()?.get(self.global(index) as usize)
+    }
+
+    /// Every PSK identity and key the token file gives (for a server that must know them all).
+    pub fn psks(&self) -> Vec<crate::transport::dtls::Psk> {
+        self.credentials
+            .iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|c| c.psk.clone())
+            .collect()
     }
 }
 

@@ -86,10 +86,12 @@ pub struct RawEmbedded {
 #[serde(deny_unknown_fields)]
 pub struct RawDevices {
     pub count: u32,
-    /// Token pattern such as `dev-{index:05}`.
-    #[serde(default, deserialize_with = "opt_pattern")]
-    pub token: Option<TokenPattern>,
-    /// File with one token per line (instead of `token`).
+    /// Token pattern such as `dev-{index:05}`, or one literal token (a real device's access token) when
+    /// `count` is 1.
+    #[serde(default, deserialize_with = "opt_token")]
+    pub token: Option<RawToken>,
+    /// File with one token per line, or a CSV file with the header `token,psk_identity,psk_key,cert,key`
+    /// giving each device its own credentials (instead of `token`).
     pub token_file: Option<PathBuf>,
     /// Local addresses to bind device sockets to, spread round-robin.
     #[serde(default)]
@@ -232,9 +234,30 @@ fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     }
 }
 
-fn opt_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenPattern>, D::Error> {
+/// `devices.token`: a pattern with an `{index}` placeholder, or one literal token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawToken {
+    Pattern(TokenPattern),
+    /// A token without a placeholder: only one device can have it (checked in `validate`).
+    Literal(String),
+}
+
+impl RawToken {
+    /// A pattern, or a literal (text without `{index}`); characters that cannot stand in a path are refused.
+    pub fn parse(s: &str) -> Result<Self, crate::token::TokenPatternError> {
+        match TokenPattern::parse(s) {
+            Ok(p) => Ok(RawToken::Pattern(p)),
+            Err(crate::token::TokenPatternError::NoPlaceholder(_)) if !s.is_empty() => {
+                Ok(RawToken::Literal(s.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn opt_token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawToken>, D::Error> {
     let s = String::deserialize(d)?;
-    TokenPattern::parse(&s)
+    RawToken::parse(&s)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

@@ -170,15 +170,7 @@ pub fn scenario_hash(text: &str, overrides: &super::Overrides) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(text.as_bytes());
-    if let Some(t) = &overrides.target {
-        h.update(format!("\n--target={t}").as_bytes());
-    }
-    if let Some(d) = overrides.devices {
-        h.update(format!("\n--devices={d}").as_bytes());
-    }
-    if let Some(d) = overrides.duration {
-        h.update(format!("\n--duration={}ms", d.as_millis()).as_bytes());
-    }
+    h.update(overrides.fingerprint().as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 

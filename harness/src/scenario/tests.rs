@@ -1,5 +1,6 @@
 use super::*;
 use crate::scenario::plan::CertRef;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 name: t

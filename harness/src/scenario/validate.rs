@@ -7,7 +7,7 @@ use super::plan::{
     CertRef, DevicePlan, DtlsPlan, Pacing, Phase, PkiPlan, RequestPlan, RunPlan, Target,
     TokenSource, TrustCase,
 };
-use super::raw::{Ramp, RawScenario};
+use super::raw::{Ramp, RawScenario, RawToken};
 use super::template::PayloadTemplate;
 use crate::coap::{MessageType, TransmissionParams};
 use crate::token::TokenPattern;
@@ -54,6 +54,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             "must be at least 1 (got 0)",
         ));
     }
+    let mut credentials: Option<Arc<[super::plan::DeviceCredentials]>> = None;
     let tokens = match (&d.token, &d.token_file) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -61,21 +62,32 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
                 "give either `token` or `token_file`, not both",
             ))
         }
-        (Some(p), None) => TokenSource::Pattern(p.clone()),
+        (Some(RawToken::Pattern(p)), None) => TokenSource::Pattern(p.clone()),
+        (Some(RawToken::Literal(t)), None) if d.count == 1 => {
+            TokenSource::List(Arc::from(vec![t.clone()]))
+        }
+        (Some(RawToken::Literal(t)), None) => {
+            return Err(invalid(
+                vec![key("devices"), key("token")],
+                format!(
+                    "token pattern `{t}` has no {{index}} placeholder, so the {} devices would share one token: \
+                     write a pattern such as `{t}-{{index}}`, list the tokens in token_file, or run 1 device",
+                    d.count
+                ),
+            ))
+        }
         (None, None) => TokenSource::Pattern(TokenPattern::parse("dev-{index:05}").expect("valid")),
         (None, Some(file)) => {
             let path = base.join(file);
             let at = || vec![key("devices"), key("token_file")];
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| invalid(at(), format!("cannot read {}: {e}", path.display())))?;
-            let list: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let read = super::credentials::parse(&text, dir)
+                .map_err(|e| invalid(at(), format!("{}: {e}", path.display())))?;
+            let list = read.tokens;
             let mut seen = std::collections::HashMap::with_capacity(list.len());
-            for (i, t) in list.iter().enumerate() {
+            for (i, t) in list.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
                 if let Some(first) = seen.insert(t.as_str(), i) {
                     return Err(invalid(
                         at(),
@@ -99,6 +111,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
                     ),
                 ));
             }
+            credentials = read.credentials.map(Arc::from);
             TokenSource::List(Arc::from(list))
         }
     };
@@ -122,7 +135,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
     } else {
         phases(&raw)?
     };
-    let (dtls, pki, trust_cases) = security(&raw, &target, base)?;
+    let (dtls, pki, trust_cases) = security(&raw, &target, base, credentials.as_deref())?;
     let device_trust = match &raw.device_trust {
         Some(d) => Some(super::device_trust::plan(d, base)?),
         None => None,
@@ -164,6 +177,7 @@ pub fn validate(raw: RawScenario, base: &Path, default_name: &str) -> Result<Run
             offset: 0,
             stride: 1,
             connect_rate: d.connect_rate,
+            credentials,
         },
         request,
         transmission,
@@ -230,8 +244,31 @@ fn phase_thresholds(
 
 type Security = (Option<DtlsPlan>, Option<PkiPlan>, Vec<TrustCase>);
 
-/// `dtls:`, `pki:`, `embedded.server` and `trust_cases:`, and how they fit the target.
-fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security, Invalid> {
+/// `dtls:`, `pki:`, `embedded.server` and `trust_cases:`, and how they fit the target and the devices' own
+/// credentials (a CSV token file's).
+fn security(
+    raw: &RawScenario,
+    target: &Target,
+    base: &Path,
+    devices: Option<&[super::plan::DeviceCredentials]>,
+) -> Result<Security, Invalid> {
+    let own = devices.unwrap_or_default();
+    let own_psk = own.iter().any(|c| c.psk.is_some());
+    let own_certs = own.iter().any(|c| c.cert.is_some());
+    if (own_psk || own_certs) && raw.dtls.is_none() {
+        return Err(invalid(
+            vec![key("devices"), key("token_file")],
+            "gives devices DTLS credentials (psk_identity/psk_key or cert/key), but the scenario has no `dtls:` \
+             section: add one (and a coaps:// or embedded target)",
+        ));
+    }
+    for c in own {
+        let at = || vec![key("devices"), key("token_file")];
+        if let (Some(cert), Some(k)) = (&c.cert, &c.key) {
+            crate::pki::read_certs(cert).map_err(|e| invalid(at(), e.to_string()))?;
+            crate::pki::read_key(k).map_err(|e| invalid(at(), e.to_string()))?;
+        }
+    }
     let secure_target = matches!(target, Target::Remote { secure: true, .. });
     let dtls_plan = match &raw.dtls {
         None if secure_target => {
@@ -248,7 +285,13 @@ fn security(raw: &RawScenario, target: &Target, base: &Path) -> Result<Security,
             ))
         }
         Some(d) => {
-            let client = dtls::client_trust(d, None, base, &[key("dtls")])?;
+            // Every device with its own PSK: no certificate to verify, so no CA is needed.
+            let all_psk = !own.is_empty() && own.iter().all(|c| c.psk.is_some());
+            let mut d = d.clone();
+            if all_psk && d.ca.is_none() && d.psk_identity.is_none() {
+                d.ca = Some("none".into());
+            }
+            let client = dtls::client_trust(&d, None, base, &[key("dtls")])?;
             let server = dtls::server_identity(
                 &raw.embedded.server,
                 None,

@@ -77,6 +77,7 @@ pub fn require(bin: &str) -> bool {
     let from = match bin {
         "chromium" => "apt-get install chromium",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate",
+        "check-jsonschema" => "python3 -m pip install check-jsonschema",
         _ => "apt-get install libcoap3-bin",
     };
     if std::env::var_os("CI").is_some() {

@@ -77,6 +77,10 @@ pub struct DtlsServerConfig {
     /// certificate and the device it names. A session whose certificate is listed posts as that device on
     /// `/api/v1/{feature}`; another certificate gets 4.01 there (see [`DtlsServerConfig::device_cert`]).
     pub device_certs: Vec<([u8; 32], String)>,
+    /// Pre-shared keys by client identity. When any is given the listener speaks PSK (the DTLS stack cannot
+    /// offer a certificate and PSKs on one listener): each client's key is looked up by the identity it sends;
+    /// an unknown identity fails the handshake. `certificate` is then not presented.
+    pub psk: Vec<crate::transport::dtls::Psk>,
 }
 
 impl DtlsServerConfig {
@@ -115,7 +119,75 @@ impl DtlsServerConfig {
             max_sessions: Self::DEFAULT_MAX_SESSIONS,
             max_handshakes: Self::DEFAULT_MAX_HANDSHAKES,
             device_certs: Vec::new(),
+            psk: Vec::new(),
         }
+    }
+
+    /// A listener on `bind` that speaks only PSK, knowing these identities (no certificate is presented).
+    pub fn psk_only(
+        bind: SocketAddr,
+        psk: Vec<crate::transport::dtls::Psk>,
+    ) -> Result<Self, ServerError> {
+        // The crate's config needs no certificate in PSK mode; this one is never presented.
+        let placeholder = rcgen::KeyPair::generate()
+            .ok()
+            .and_then(|k| ::dtls::crypto::CryptoPrivateKey::from_key_pair(&k).ok())
+            .ok_or_else(|| ServerError::DtlsConfig {
+                addr: bind,
+                reason: "cannot make a key pair".into(),
+            })?;
+        let mut cfg = Self::new(
+            bind,
+            Certificate {
+                certificate: Vec::new(),
+                private_key: placeholder,
+            },
+        );
+        cfg.psk = psk;
+        Ok(cfg)
+    }
+
+    /// The PSK suites a PSK listener offers by default: AES-128-CCM-8 (RFC 7252 §9.1.3.1's mandatory one)
+    /// and AES-128-GCM.
+    pub const DEFAULT_PSK_CIPHER_SUITES: [CipherSuiteId; 2] = [
+        CipherSuiteId::Tls_Psk_With_Aes_128_Ccm_8,
+        CipherSuiteId::Tls_Psk_With_Aes_128_Gcm_Sha256,
+    ];
+
+    /// The crate's configuration of a PSK listener: many identities, each with its own key.
+    fn psk_config(&self) -> Result<Config, ServerError> {
+        let mut keys = std::collections::HashMap::with_capacity(self.psk.len());
+        for p in &self.psk {
+            if p.key.is_empty() {
+                return Err(ServerError::DtlsConfig {
+                    addr: self.bind,
+                    reason: format!(
+                        "PSK identity `{}` has an empty key",
+                        String::from_utf8_lossy(&p.identity)
+                    ),
+                });
+            }
+            keys.insert(p.identity.clone(), p.key.clone());
+        }
+        let keys = std::sync::Arc::new(keys);
+        let cipher_suites = if self.cipher_suites.is_empty() {
+            Self::DEFAULT_PSK_CIPHER_SUITES.to_vec()
+        } else {
+            self.cipher_suites.clone()
+        };
+        Ok(Config {
+            cipher_suites,
+            psk: Some(std::sync::Arc::new(move |identity: &[u8]| {
+                let key = keys.get(identity).cloned();
+                let identity = String::from_utf8_lossy(identity).into_owned();
+                Box::pin(async move {
+                    key.ok_or_else(|| {
+                        ::dtls::Error::Other(format!("unknown PSK identity `{identity}`"))
+                    })
+                })
+            })),
+            ..Config::default()
+        })
     }
 
     /// The entry of [`DtlsServerConfig::device_certs`] registering the DER certificate `der` as `device`.
@@ -130,6 +202,9 @@ impl DtlsServerConfig {
             addr: self.bind,
             reason,
         };
+        if !self.psk.is_empty() {
+            return self.psk_config();
+        }
         if self.certificate.certificate.is_empty() {
             return Err(invalid("the certificate chain is empty".into()));
         }
@@ -229,6 +304,7 @@ impl fmt::Debug for DtlsServerConfig {
             .field("max_sessions", &self.max_sessions)
             .field("max_handshakes", &self.max_handshakes)
             .field("device_certs", &self.device_certs.len())
+            .field("psk_identities", &self.psk.len())
             .finish()
     }
 }
