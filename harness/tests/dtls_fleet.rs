@@ -444,3 +444,42 @@ async fn x509_fleet_from_a_certs_devices_folder() {
         "{e}"
     );
 }
+
+/// The same fleet with each device's certificate from the `cert,key` columns of the `devices.csv` that
+/// `certs --devices 3` writes (the token file's CSV form), not from an `{index}` pattern: three devices, each
+/// its own registered device on the server, every request 2.01.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_fleet_from_a_devices_csv_token_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: tmp.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    coap_harness::pki::fleet::generate_devices(tmp.path(), 3, false).unwrap();
+    let csv = tmp.path().join("devices.csv");
+    let yaml = X509_FLEET
+        .replace("pki: generate", &format!("pki: {}", tmp.path().display()))
+        .replace(
+            "  count: 6\n",
+            &format!("  count: 3\n  token_file: {}\n", csv.display()),
+        )
+        .replace("  client_cert: \"{pki}/devices/device-{index}.pem\"\n", "");
+    let p = plan(&yaml);
+    assert!(p.dtls.as_ref().unwrap().client.client_cert.is_none());
+    let out = run(p).await;
+    let mut posted: Vec<&str> = out
+        .server_devices
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.messages > 0)
+        .map(|d| d.token.as_str())
+        .collect();
+    posted.sort();
+    assert_eq!(posted, ["device-0", "device-1", "device-2"]);
+    let h = out.report.handshakes.as_ref().expect("handshakes recorded");
+    assert_eq!((h.ok, h.failed), (3, 0), "{h:?}");
+    assert_eq!(out.report.total.outcomes.ok, out.report.total.sent);
+    assert_eq!(verdict::of(&out.report), Verdict::Passed);
+}

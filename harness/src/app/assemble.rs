@@ -480,24 +480,37 @@ fn accounting_check(
             (t, d.messages - earlier.get(t).copied().unwrap_or(0))
         })
         .collect();
-    // A device that posts without a token (ThingsBoard X.509) is, on the server, the device its own
-    // certificate registers: named after the certificate's file (`device-3`), as `--device-certs` names it.
     // A device that posts without a token (ThingsBoard X.509) is, on the server, the device its certificate
-    // registers: named after the certificate's file (`device-3`), as `--device-certs` names it. Devices that
-    // share one certificate are one device there, and are counted together.
-    let cert = plan
+    // registers: named after the certificate's file (`device-3`), as `--device-certs` names it; the
+    // certificate is the device's own from a CSV token file, or the scenario's (`{index}` or shared).
+    // Devices that share one certificate are one device there, and are counted together.
+    let tokenless = !plan.request.path.iter().any(Option::is_none);
+    let fleet_cert = plan
         .dtls
         .as_ref()
-        .and_then(|d| d.client.client_cert.as_ref())
-        .filter(|_| !plan.request.path.iter().any(Option::is_none));
-    let key = |d: &DeviceTally| match cert {
-        Some((cert, _)) => match cert.for_device(plan.devices.global(d.index)) {
-            CertRef::File(p) | CertRef::PkiFile(p) => p
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-            CertRef::Pki(role) => role.cert_file().trim_end_matches(".pem").to_string(),
-        },
-        None => d.token.clone(),
+        .and_then(|d| d.client.client_cert.as_ref());
+    let stem = |p: &std::path::Path| {
+        p.file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    };
+    let key = |d: &DeviceTally| {
+        if !tokenless {
+            return d.token.clone();
+        }
+        if let Some(p) = plan
+            .devices
+            .credentials(d.index)
+            .and_then(|c| c.cert.as_deref())
+        {
+            return stem(p);
+        }
+        match fleet_cert {
+            Some((cert, _)) => match cert.for_device(plan.devices.global(d.index)) {
+                CertRef::File(p) | CertRef::PkiFile(p) => stem(&p),
+                CertRef::Pki(role) => role.cert_file().trim_end_matches(".pem").to_string(),
+            },
+            None => d.token.clone(),
+        }
     };
     let mut identities: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for d in devices.iter().filter(|d| d.started) {
