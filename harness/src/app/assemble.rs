@@ -149,6 +149,9 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         report.warnings.extend(generator_warnings(plan, &report));
     }
     report.warnings.extend(resource_warnings(&report));
+    report
+        .warnings
+        .extend(crate::report::lag::send_lag_warning(&report.total));
     if let Some(h) = &report.handshakes {
         if h.failed > 0 {
             report.warnings.push(format!(

@@ -31,6 +31,8 @@ pub struct Shared {
     pub cancel: CancellationToken,
     /// DTLS settings when devices speak CoAP over DTLS.
     pub dtls: Option<Arc<ClientSettings>>,
+    /// Wakes devices when a send is due, closer to the slot than tokio's 1 ms timer.
+    pub alarms: super::alarm::Alarms,
 }
 
 /// How a device's DTLS handshake went.
@@ -335,6 +337,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let mut stopping = false;
     let mut aborted_as = Outcome::Unfinished;
     let mut buf = vec![0u8; 2048];
+    let mut send_alarm = sh.alarms.alarm();
 
     loop {
         let now = Instant::now();
@@ -456,15 +459,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         if let Some(t) = ep.poll_timeout() {
             wake = wake.min(t);
         }
-        if in_flight.len() < nstart {
-            if let Some(t) = pacer.next() {
-                wake = wake.min(sh.t0 + t);
-            }
-        }
         if let Some(t) = rec.deadline() {
             wake = wake.min(t);
         }
+        // The next send, when one may go out: woken by the precise alarm, the rest by tokio's timer.
+        let send_at = pacer
+            .next()
+            .filter(|_| in_flight.len() < nstart && !stopping && !lost_session)
+            .map(|t| sh.t0 + t)
+            .filter(|at| *at < wake);
         tokio::select! {
+            _ = send_alarm.until(send_at.unwrap_or(wake)), if send_at.is_some() => {}
             _ = sh.cancel.cancelled(), if !stopping => {
                 stopping = true;
                 ep.abort_all(Instant::now());

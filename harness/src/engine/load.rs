@@ -46,6 +46,7 @@ pub async fn run(
         tx,
         cancel,
         dtls,
+        alarms: super::alarm::Alarms::start(),
     });
     let stop_progress = CancellationToken::new();
     let watch = super::abort::spawn(
