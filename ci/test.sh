@@ -15,6 +15,7 @@ log() { printf '\n==> %s\n' "$*"; }
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
+#   hdrhistogram, prometheus_client (PyPI)  independent readers of latency.hlog and of /metrics
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
@@ -30,6 +31,12 @@ fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "installing kubernetes-validate (PyPI)"
   python3 -m pip install -q kubernetes-validate
+fi
+# Independent readers of the report's files: HdrHistogram's Python port reads latency.hlog, and the
+# Prometheus client's parser reads the /metrics exposition.
+if ! python3 -c 'import hdrh, prometheus_client' >/dev/null 2>&1; then
+  log "installing hdrhistogram and prometheus_client (PyPI)"
+  python3 -m pip install -q hdrhistogram prometheus_client
 fi
 
 log "cargo fmt --check"

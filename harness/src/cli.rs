@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// machines start together. At most 5s in the past and 24h ahead.
     #[arg(long, value_name = "TIME", value_parser = scenario::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Print the final report (report.json's content) as JSON on stdout, for scripts; the terminal summary
+    /// and the files written go to stderr, so stdout holds the JSON alone.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

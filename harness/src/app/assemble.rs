@@ -115,6 +115,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         machine: Some(super::machine::describe()),
         verdict: None,
         recovery: None,
+        latency_per_second: Report::latency_per_second(agg),
     };
     report.recovery = crate::report::recovery::of_report(&report);
     if report.devices.failed > 0 {

@@ -381,11 +381,19 @@ async fn run(args: RunArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    print!("{}", report::terminal::render(&output.report));
+    // With --json, stdout holds the report alone; what a person reads goes to stderr.
+    let say = |text: &str| {
+        if args.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    };
+    say(&report::terminal::render(&output.report));
     match report::write_all(&output.report, &out) {
         Ok(paths) => {
             for p in paths {
-                println!("  wrote {}", p.display());
+                say(&format!("  wrote {}\n", p.display()));
             }
         }
         Err(e) => {
@@ -402,7 +410,13 @@ async fn run(args: RunArgs) -> u8 {
                 file.display()
             ));
         }
-        println!("  wrote {}", file.display());
+        say(&format!("  wrote {}\n", file.display()));
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&verdict::stamped(&output.report)) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(format_args!("cannot print the report as JSON: {e}")),
+        }
     }
     let v = verdict::of(&output.report);
     if let (Some(s), verdict::Verdict::Failed(why)) = (shard, &v) {

@@ -5,6 +5,7 @@
 use super::outcome::{Outcome, OutcomeCounts};
 use super::sample::{Batch, Sample};
 use crate::coap::Code;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -118,6 +119,23 @@ pub struct Aggregate {
     pub phases: Vec<PhaseAgg>,
     pub total: PhaseAgg,
     pub series: Vec<SecondPoint>,
+    /// Each second's corrected latency histogram (2 significant digits), HdrHistogram V2 + DEFLATE: one per
+    /// point of `series`, empty seconds included. Responses that completed after their second was closed
+    /// are counted in `series` but not in these.
+    pub intervals: Vec<Vec<u8>>,
+}
+
+/// A second's histogram: 2 significant digits keep an hour-long run's intervals small.
+fn second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("valid bounds")
+}
+
+fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut out)
+        .expect("serializing into memory does not fail");
+    out
 }
 
 /// Seconds still open to late batches before they are finalised into the series.
@@ -128,6 +146,7 @@ pub struct Collector {
     phases: Vec<PhaseAgg>,
     open: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
     series: Vec<SecondPoint>,
+    intervals: Vec<Vec<u8>>,
     /// Seconds below this are closed: `series[t]` exists for each.
     closed_before: u64,
     live: Arc<Mutex<Live>>,
@@ -139,6 +158,7 @@ impl Collector {
             phases: vec![PhaseAgg::default(); phases.max(1)],
             open: BTreeMap::new(),
             series: Vec::new(),
+            intervals: Vec::new(),
             closed_before: 0,
             live: Arc::default(),
         }
@@ -176,13 +196,10 @@ impl Collector {
                 }
                 continue;
             }
-            let slot = self.open.entry(sec).or_insert_with(|| {
-                (
-                    0,
-                    0,
-                    Histogram::new_with_bounds(1, MAX_US, 2).expect("valid bounds"),
-                )
-            });
+            let slot = self
+                .open
+                .entry(sec)
+                .or_insert_with(|| (0, 0, second_histogram()));
             slot.0 += 1;
             if s.outcome == Outcome::Ok {
                 ok += 1;
@@ -217,10 +234,7 @@ impl Collector {
             // Fill silent seconds so the series has one point per second.
             let next = self.series.last().map_or(0, |p| p.t + 1);
             for gap in next..t {
-                self.series.push(SecondPoint {
-                    t: gap,
-                    ..Default::default()
-                });
+                self.push_empty(gap);
             }
             let point = SecondPoint {
                 t,
@@ -231,7 +245,17 @@ impl Collector {
             };
             self.live.lock().expect("live lock").last = Some(point.clone());
             self.series.push(point);
+            self.intervals.push(encode(&h));
         }
+    }
+
+    /// A second without completions.
+    fn push_empty(&mut self, t: u64) {
+        self.series.push(SecondPoint {
+            t,
+            ..Default::default()
+        });
+        self.intervals.push(encode(&second_histogram()));
     }
 
     /// Closes every second up to `run_secs` (exclusive) and returns the totals.
@@ -240,10 +264,7 @@ impl Collector {
         let next = self.series.last().map_or(0, |p| p.t + 1);
         for t in next..run_secs {
             self.closed_before = t + 1;
-            self.series.push(SecondPoint {
-                t,
-                ..Default::default()
-            });
+            self.push_empty(t);
         }
         let mut total = PhaseAgg::default();
         for p in &self.phases {
@@ -268,6 +289,7 @@ impl Collector {
             phases: self.phases,
             total,
             series: self.series,
+            intervals: self.intervals,
         }
     }
 }
@@ -314,6 +336,18 @@ mod tests {
             .collect();
         assert_eq!(ts, vec![(0, 2, 1), (1, 0, 0), (2, 2, 0), (3, 0, 0)]);
         assert!(agg.series[2].p99_us >= 4990 && agg.series[2].p99_us <= 5050);
+        // One histogram per second, holding that second's latencies (timeouts have none).
+        let counts: Vec<u64> = agg
+            .intervals
+            .iter()
+            .map(|bytes| {
+                let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut bytes.as_slice())
+                    .unwrap();
+                h.len()
+            })
+            .collect();
+        assert_eq!(counts, vec![1, 0, 2, 0]);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The send-lag warning: when requests left their slots later (p50) than the server took to answer them, every
-//! output of a real run says so and by how much: the terminal summary, report.json, summary.md, report.html
-//! and junit.xml's system-out.
+//! Watching a run: the send-lag warning (when requests left their slots later, at the median, than the server
+//! took to answer them, every output says so and by how much: the terminal summary, report.json, summary.md,
+//! report.html and junit.xml's system-out), and `run --json` (the report alone on stdout).
 
 use coap_harness::report::{self, lag, Report};
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 
 const PLAN: &str =
@@ -70,4 +71,36 @@ async fn every_output_says_send_lag_dominates_and_by_how_much() {
         .filter_map(|n| n.text())
         .collect();
     assert!(out.contains(&needle), "junit system-out: {out}");
+}
+
+/// `run --json`: stdout is the report and nothing else, the same as the report.json written; the summary a
+/// person reads went to stderr.
+#[test]
+fn run_json_prints_the_report_alone_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.yaml");
+    std::fs::write(&scenario, PLAN).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .args(["run", "--json"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run coap-harness");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let printed: Report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not a report ({e}):\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    let written: Report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    assert!(printed.total.sent > 0);
+    assert!(printed.verdict.is_some(), "stamped with its verdict");
+    assert!(stderr.contains("wrote "), "{stderr}");
+    assert!(stderr.contains("requests"), "the summary: {stderr}");
 }
