@@ -133,6 +133,10 @@ pub struct RunArgs {
     /// and the files written go to stderr, so stdout holds the JSON alone.
     #[arg(long)]
     pub json: bool,
+    /// Serve live metrics (OpenMetrics / Prometheus text) at http://ADDR/metrics while the run lasts, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port; the address is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,8 @@
 //! took to answer them, every output says so and by how much: the terminal summary, report.json, summary.md,
 //! report.html and junit.xml's system-out), and `run --json` (the report alone on stdout).
 
+mod common;
+
 use coap_harness::report::{self, lag, Report};
 use std::path::Path;
 use std::process::Command;
@@ -103,4 +105,177 @@ fn run_json_prints_the_report_alone_on_stdout() {
     assert!(printed.verdict.is_some(), "stamped with its verdict");
     assert!(stderr.contains("wrote "), "{stderr}");
     assert!(stderr.contains("requests"), "the summary: {stderr}");
+}
+
+/// Every sample of each OpenMetrics body, as Python's `prometheus_client` OpenMetrics parser reads it:
+/// (name, labels, value) per body.
+type Samples = Vec<(String, std::collections::BTreeMap<String, String>, f64)>;
+
+fn parse_openmetrics(bodies: &[String]) -> Vec<Samples> {
+    const PARSER: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for path in sys.argv[1:]:
+    text = open(path, encoding="utf-8").read()
+    out.append([[s.name, s.labels, s.value] for f in text_string_to_metric_families(text) for s in f.samples])
+print(json.dumps(out))
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let p = dir.path().join(format!("{i}.txt"));
+            std::fs::write(&p, b).unwrap();
+            p
+        })
+        .collect();
+    let o = Command::new("python3")
+        .args(["-c", PARSER])
+        .args(&paths)
+        .output()
+        .expect("run python3");
+    assert!(
+        o.status.success(),
+        "the parser rejected the exposition: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The sum of the samples called `name` whose labels include `with`.
+fn sum(samples: &Samples, name: &str, with: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, labels, _)| {
+            n == name
+                && with
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.2)
+        .sum()
+}
+
+/// GET /metrics over loopback TCP: (status line, Content-Type, body).
+async fn scrape(addr: std::net::SocketAddr) -> (String, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.lines().next().unwrap().to_string();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or("")
+        .to_string();
+    (status, content_type, body.to_string())
+}
+
+/// `run --metrics`: scraped over loopback while a run lasts, the body parses with an independent parser
+/// (Python's `prometheus_client`), the request counters rise, and once the run is over they equal
+/// report.json's totals; the gauges are back to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_rises_during_a_run_and_ends_at_the_report_totals() {
+    use coap_harness::app::{metrics_http, RunOptions};
+    use coap_harness::metrics::export::RunMetrics;
+    if !common::require_python("prometheus_client", "prometheus_client") {
+        return;
+    }
+    let plan = Arc::new(common::plan(
+        "target: embedded\ndevices:\n  count: 20\nphases:\n  - name: warm\n    duration: 1s\n    ramp: linear\n    \
+         interval: 50ms\n  - name: steady\n    duration: 2s\n    interval: 50ms\n",
+    ));
+    let names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
+    let m = Arc::new(RunMetrics::new(&names));
+    let (addr, server) = metrics_http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        metrics_http::run_render(m.clone()),
+    )
+    .await
+    .unwrap();
+    let run = tokio::spawn(coap_harness::app::run(
+        plan,
+        RunOptions {
+            metrics: Some(m),
+            ..Default::default()
+        },
+    ));
+    let mut bodies = Vec::new();
+    while !run.is_finished() {
+        let (status, content_type, body) = scrape(addr).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(content_type.starts_with("application/openmetrics-text"));
+        bodies.push(body);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let report = run.await.unwrap().expect("the run completes").report;
+    bodies.push(scrape(addr).await.2);
+    server.abort();
+
+    let parsed = parse_openmetrics(&bodies);
+    let sent: Vec<f64> = parsed
+        .iter()
+        .map(|s| sum(s, "coap_harness_requests_total", &[]))
+        .collect();
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "{sent:?}");
+    let last = parsed.last().unwrap();
+    let t = &report.total;
+    assert!(t.sent > 0);
+    assert!(
+        sent.iter().any(|v| *v > 0.0 && *v < t.sent as f64),
+        "seen while rising: {sent:?}"
+    );
+    assert_eq!(sent.last().copied(), Some(t.sent as f64));
+    assert_eq!(
+        sum(last, "coap_harness_requests_total", &[("outcome", "ok")]),
+        t.outcomes.ok as f64
+    );
+    for (code, n) in &t.codes {
+        assert_eq!(
+            sum(last, "coap_harness_requests_total", &[("code", code)]),
+            *n as f64,
+            "code {code}"
+        );
+    }
+    assert_eq!(
+        sum(last, "coap_harness_retransmissions_total", &[]),
+        t.retransmissions as f64
+    );
+    assert_eq!(
+        sum(last, "coap_harness_request_latency_seconds_count", &[]),
+        t.latency.count as f64
+    );
+    assert_eq!(
+        sum(last, "coap_harness_send_lag_seconds_count", &[]),
+        t.send_lag.count as f64
+    );
+    // Every request is at most 60 s: the last bucket below +Inf holds them all.
+    assert_eq!(
+        sum(
+            last,
+            "coap_harness_request_latency_seconds_bucket",
+            &[("le", "60.0")]
+        ),
+        t.latency.count as f64
+    );
+    assert_eq!(sum(last, "coap_harness_requests_in_flight", &[]), 0.0);
+    assert_eq!(sum(last, "coap_harness_active_devices", &[]), 0.0);
+    assert_eq!(
+        sum(last, "coap_harness_phase", &[]),
+        0.0,
+        "no phase under way"
+    );
+    assert!(sum(last, "coap_harness_generator_cpu_seconds_total", &[]) > 0.0);
+    assert!(sum(last, "coap_harness_generator_resident_memory_bytes", &[]) > 0.0);
+    // Some scrape saw a phase under way and devices active.
+    assert!(parsed
+        .iter()
+        .any(|s| sum(s, "coap_harness_phase", &[]) == 1.0
+            && sum(s, "coap_harness_active_devices", &[]) > 0.0));
 }

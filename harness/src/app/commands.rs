@@ -369,7 +369,29 @@ async fn run(args: RunArgs) -> u8 {
             humantime::format_rfc3339_millis(at)
         );
     }
+    let metrics = plan
+        .phases
+        .iter()
+        .map(|p| p.name.clone())
+        .collect::<Vec<_>>();
+    let metrics = args
+        .metrics
+        .map(|_| Arc::new(crate::metrics::export::RunMetrics::new(&metrics)));
+    let _metrics_server = match (args.metrics, &metrics) {
+        (Some(addr), Some(m)) => {
+            match super::metrics_http::serve(addr, super::metrics_http::run_render(m.clone())).await
+            {
+                Ok((bound, task)) => {
+                    eprintln!("metrics: http://{bound}/metrics");
+                    Some(AbortOnDrop(task))
+                }
+                Err(e) => return fail(format_args!("cannot serve metrics on {addr}: {e}")),
+            }
+        }
+        _ => None,
+    };
     let opts = RunOptions {
+        metrics,
         progress: if args.quiet {
             ProgressMode::Off
         } else {
@@ -561,5 +583,14 @@ mod device_certs_tests {
         let empty = tempfile::tempdir().unwrap();
         let err = device_certs(empty.path()).unwrap_err();
         assert!(err.contains("no certificate found"), "{err}");
+    }
+}
+
+/// Stops a background task when the command ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -33,6 +33,25 @@ pub struct Shared {
     pub dtls: Option<Arc<ClientSettings>>,
     /// Wakes devices when a send is due, closer to the slot than tokio's 1 ms timer.
     pub alarms: super::alarm::Alarms,
+    /// Live metrics for scrapers (`run --metrics`): devices move the gauges and count handshakes.
+    pub live_metrics: Option<Arc<crate::metrics::export::RunMetrics>>,
+}
+
+impl Shared {
+    fn handshake_done(&self, h: &HandshakeTally) {
+        if let Some(m) = &self.live_metrics {
+            m.handshake(h.verdict.name(), h.elapsed);
+        }
+    }
+
+    /// A device's link opened (+1) or closed (-1): active devices, and DTLS sessions when it is one.
+    fn link_change(&self, link: &Link, by: i64) {
+        if let Some(m) = &self.live_metrics {
+            if matches!(link, Link::Dtls(_)) {
+                m.dtls_sessions.inc_by(by);
+            }
+        }
+    }
 }
 
 /// How a device's DTLS handshake went.
@@ -181,6 +200,7 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
         return Some(Link::Udp(sock));
     };
     let (link, h) = dtls_handshake(sock, settings).await;
+    sh.handshake_done(&h);
     tally.handshake = Some(h);
     link
 }
@@ -277,6 +297,7 @@ async fn rehandshake(
             _ = sh.cancel.cancelled() => return None,
             r = attempt => r,
         };
+        sh.handshake_done(&h);
         tally.rehandshakes.push(h);
         if link.is_some() {
             fail_due(sh, pacer, rec, tally, Instant::now());
@@ -316,6 +337,13 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let Some(mut link) = link else {
         return tally;
     };
+    let metrics = sh.live_metrics.clone();
+    if let Some(m) = &metrics {
+        m.active_devices.inc();
+    }
+    sh.link_change(&link, 1);
+    // Whether `link` is counted in the live gauges (not once it was closed for a failed new handshake).
+    let mut link_counted = true;
     // The DTLS session is gone (closed by the server, or requests in a row unanswered): make a new one once
     // nothing is in flight.
     let mut lost_session = false;
@@ -366,6 +394,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 );
                 let id = ep.start(now, msg);
                 tally.sent += 1;
+                if let Some(m) = &metrics {
+                    m.in_flight.inc();
+                }
                 in_flight.push((id, t, plan.phase_at(t) as u16));
                 pacer.on_sent(t);
             }
@@ -392,6 +423,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 .position(|f| f.0 == done.id)
                 .expect("a completed exchange was in flight");
             let (_, intended, phase) = in_flight.swap_remove(slot);
+            if let Some(m) = &metrics {
+                m.in_flight.dec();
+            }
             let intended_at = sh.t0 + intended;
             let outcome = classify(&done, aborted_as);
             if let (None, Some(e)) = (&tally.first_malformed, &done.malformed) {
@@ -447,10 +481,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             lost_session = false;
             unanswered_in_row = 0;
             rec.flush(Instant::now());
+            sh.link_change(&link, -1);
             link.close().await;
             match rehandshake(&sh, index, &mut pacer, &mut rec, &mut tally).await {
-                Some(new) => link = new,
-                None => break,
+                Some(new) => {
+                    link = new;
+                    sh.link_change(&link, 1);
+                }
+                None => {
+                    link_counted = false;
+                    break;
+                }
             }
             continue;
         }
@@ -502,7 +543,18 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
     }
     rec.flush(Instant::now());
+    if link_counted {
+        sh.link_change(&link, -1);
+    }
+    if let Some(m) = &metrics {
+        m.active_devices.dec();
+    }
     link.close().await;
+    finish(tally, &ep)
+}
+
+/// The tally with the endpoint's protocol counters.
+fn finish(mut tally: DeviceTally, ep: &ClientEndpoint) -> DeviceTally {
     let stats = ep.stats();
     tally.malformed = stats.malformed;
     tally.unmatched = stats.unmatched;

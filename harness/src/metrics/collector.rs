@@ -150,6 +150,8 @@ pub struct Collector {
     /// Seconds below this are closed: `series[t]` exists for each.
     closed_before: u64,
     live: Arc<Mutex<Live>>,
+    /// Live metrics for scrapers (`run --metrics`), fed with every sample.
+    export: Option<Arc<super::export::RunMetrics>>,
 }
 
 impl Collector {
@@ -161,7 +163,13 @@ impl Collector {
             intervals: Vec::new(),
             closed_before: 0,
             live: Arc::default(),
+            export: None,
         }
+    }
+
+    /// Also feeds every sample to these live metrics.
+    pub fn export_to(&mut self, metrics: Arc<super::export::RunMetrics>) {
+        self.export = Some(metrics);
     }
 
     /// A handle the progress display reads.
@@ -172,6 +180,9 @@ impl Collector {
     pub fn record_batch(&mut self, batch: &Batch) {
         let (mut ok, mut errors, mut timeouts, mut broken, mut max_us) = (0, 0, 0, 0, 0);
         for s in batch {
+            if let Some(m) = &self.export {
+                m.record(s);
+            }
             if matches!(s.outcome, Outcome::Timeout | Outcome::ResponseTimeout) {
                 timeouts += 1;
             }
