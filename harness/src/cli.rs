@@ -203,6 +203,10 @@ pub struct ServeArgs {
     /// Answer CON requests with an empty ACK and the response this much later (ThingsBoard when slow).
     #[arg(long, value_parser = scenario::raw::parse_duration)]
     pub response_delay: Option<Duration>,
+    /// Serve the server's live metrics (OpenMetrics / Prometheus text) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9465 (port 0: any free port; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `--client-auth none|want|require`: the one [`ClientAuth`] enum, its values named without help text.

@@ -279,3 +279,79 @@ async fn metrics_endpoint_rises_during_a_run_and_ends_at_the_report_totals() {
         .any(|s| sum(s, "coap_harness_phase", &[]) == 1.0
             && sum(s, "coap_harness_active_devices", &[]) > 0.0));
 }
+
+/// `serve --metrics`: the embedded server's counters scraped over loopback after real CoAP requests, read
+/// by Python's `prometheus_client`: requests by code, deduplicated messages, devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_metrics_count_what_the_server_answered() {
+    use coap_harness::coap::{option, Code, Message, MessageType, Token};
+    use std::io::BufRead;
+    if !common::require_python("prometheus_client", "prometheus_client") {
+        return;
+    }
+    /// Kills the server however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .args([
+            "serve",
+            "--coap",
+            "127.0.0.1:0",
+            "--any-token",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _child = Killed(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut coap, mut metrics) = (None, None);
+    while coap.is_none() || metrics.is_none() {
+        let line = lines.next().expect("serve prints its addresses").unwrap();
+        if let Some(rest) = line.split("coap://").nth(1) {
+            coap = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("metrics: http://") {
+            metrics = Some(rest.trim_end_matches("/metrics").to_string());
+        }
+    }
+    let coap: std::net::SocketAddr = coap.unwrap().parse().unwrap();
+    let metrics: std::net::SocketAddr = metrics.unwrap().parse().unwrap();
+
+    // Three telemetry posts, the second sent twice (a retransmission the server deduplicates).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    for (mid, copies) in [(1u16, 1), (2, 2), (3, 1)] {
+        let mut m = Message::new(MessageType::Con, Code::POST, mid, Token::default());
+        for seg in ["api", "v1", "tok", "telemetry"] {
+            m.add_option(option::URI_PATH, seg.as_bytes());
+        }
+        m.payload = b"{\"t\":1}".to_vec();
+        let mut bytes = Vec::new();
+        m.encode(&mut bytes);
+        for _ in 0..copies {
+            sock.send_to(&bytes, coap).unwrap();
+            let n = sock.recv(&mut buf).expect("an answer");
+            assert_eq!(Message::decode(&buf[..n]).unwrap().code, Code::CREATED);
+        }
+    }
+    let (status, _, body) = scrape(metrics).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let s = &parse_openmetrics(&[body])[0];
+    assert_eq!(
+        sum(s, "coap_harness_server_requests_total", &[("code", "2.01")]),
+        3.0
+    );
+    assert_eq!(sum(s, "coap_harness_server_deduplicated_total", &[]), 1.0);
+    assert_eq!(sum(s, "coap_harness_server_datagrams_total", &[]), 4.0);
+    assert_eq!(sum(s, "coap_harness_server_devices", &[]), 1.0);
+}

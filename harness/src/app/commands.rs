@@ -533,9 +533,30 @@ async fn serve(args: ServeArgs) -> u8 {
             handle.local_addr()
         ),
     }
+    let handle = Arc::new(handle);
+    let metrics_server = match args.metrics {
+        Some(addr) => {
+            let render = super::metrics_http::serve_render(handle.clone());
+            match super::metrics_http::serve(addr, render).await {
+                Ok((bound, task)) => {
+                    println!("metrics: http://{bound}/metrics");
+                    Some(task)
+                }
+                Err(e) => return fail(format_args!("cannot serve metrics on {addr}: {e}")),
+            }
+        }
+        None => None,
+    };
     stop.next().await;
+    if let Some(task) = metrics_server {
+        task.abort();
+        let _ = task.await;
+    }
     let stats = handle.stats();
-    handle.shutdown().await;
+    // A scrape still being answered holds the handle: dropping it stops the server too.
+    if let Ok(handle) = Arc::try_unwrap(handle) {
+        handle.shutdown().await;
+    }
     println!(
         "stopped: {} datagrams, {} requests, {} devices, {} malformed",
         stats.datagrams_received, stats.requests, stats.devices, stats.malformed

@@ -119,3 +119,32 @@ fn resident_bytes() -> Option<u64> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page).ok()?)
 }
+
+/// The embedded server's scrape (`serve --metrics`): its counters read at scrape time.
+pub fn serve_render(server: Arc<crate::server::ServerHandle>) -> Render {
+    let m = crate::metrics::export::ServeMetrics::default();
+    Arc::new(move || {
+        let st = server.stats();
+        let dtls = server.dtls_stats().map(|d| {
+            (
+                d.sessions_active,
+                d.handshakes_ok,
+                d.handshake_failures.into_iter().collect(),
+            )
+        });
+        m.render(&crate::metrics::export::ServeSnapshot {
+            datagrams: st.datagrams_received,
+            malformed: st.malformed,
+            responses_by_code: st
+                .responses_by_code
+                .iter()
+                .map(|(c, n)| (c.to_string(), n))
+                .collect(),
+            duplicates: st.duplicates,
+            observe_registrations: st.observe_registrations,
+            observers: st.observers,
+            devices: st.devices,
+            dtls,
+        })
+    })
+}

@@ -224,6 +224,154 @@ impl RunMetrics {
     }
 }
 
+/// What `serve --metrics` reports: the embedded server's counters at scrape time (the caller reads them from
+/// the server; this module knows no server).
+#[derive(Clone, Debug, Default)]
+pub struct ServeSnapshot {
+    pub datagrams: u64,
+    pub malformed: u64,
+    /// Requests processed by response code (`2.01`...).
+    pub responses_by_code: Vec<(String, u64)>,
+    /// Duplicate CON requests answered from the deduplication cache.
+    pub duplicates: u64,
+    pub observe_registrations: u64,
+    pub observers: u64,
+    pub devices: u64,
+    /// DTLS, when served: sessions in the table, handshakes completed, failed ones by reason.
+    pub dtls: Option<(u64, u64, Vec<(String, u64)>)>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+/// The embedded server's metrics (`serve --metrics`), set from a [`ServeSnapshot`] at each scrape.
+#[derive(Debug)]
+pub struct ServeMetrics {
+    registry: Registry,
+    datagrams: Counter,
+    malformed: Counter,
+    requests: Family<CodeLabels, Counter>,
+    duplicates: Counter,
+    observe_registrations: Counter,
+    observers: Gauge,
+    devices: Gauge,
+    sessions: Gauge,
+    handshakes: Family<ResultLabels, Counter>,
+}
+
+/// Moves a counter up to `to` (counters never go down; a server's counters do not either).
+fn counter_to(c: &Counter, to: u64) {
+    c.inc_by(to.saturating_sub(c.get()));
+}
+
+impl Default for ServeMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("coap_harness_server");
+        let m = ServeMetrics {
+            registry: Registry::default(),
+            datagrams: Counter::default(),
+            malformed: Counter::default(),
+            requests: Family::default(),
+            duplicates: Counter::default(),
+            observe_registrations: Counter::default(),
+            observers: Gauge::default(),
+            devices: Gauge::default(),
+            sessions: Gauge::default(),
+            handshakes: Family::default(),
+        };
+        registry.register("datagrams", "UDP datagrams received", m.datagrams.clone());
+        registry.register(
+            "malformed_datagrams",
+            "Datagrams that are not CoAP messages",
+            m.malformed.clone(),
+        );
+        registry.register(
+            "requests",
+            "Requests processed (duplicates excluded), by response code",
+            m.requests.clone(),
+        );
+        registry.register(
+            "deduplicated",
+            "Duplicate CON requests answered from the deduplication cache",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "observe_registrations",
+            "Observe registrations accepted",
+            m.observe_registrations.clone(),
+        );
+        registry.register(
+            "observers",
+            "Current Observe relations",
+            m.observers.clone(),
+        );
+        registry.register(
+            "devices",
+            "Devices seen (tokens accepted at least once)",
+            m.devices.clone(),
+        );
+        registry.register(
+            "dtls_sessions",
+            "DTLS sessions in the table, handshaking or established",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "dtls_handshakes",
+            "DTLS handshakes ended, by result (ok or the failure's reason)",
+            m.handshakes.clone(),
+        );
+        ServeMetrics { registry, ..m }
+    }
+}
+
+impl ServeMetrics {
+    /// Sets every metric from `s` and encodes them (OpenMetrics text).
+    pub fn render(&self, s: &ServeSnapshot) -> String {
+        counter_to(&self.datagrams, s.datagrams);
+        counter_to(&self.malformed, s.malformed);
+        for (code, n) in &s.responses_by_code {
+            counter_to(
+                &self
+                    .requests
+                    .get_or_create(&CodeLabels { code: code.clone() }),
+                *n,
+            );
+        }
+        counter_to(&self.duplicates, s.duplicates);
+        counter_to(&self.observe_registrations, s.observe_registrations);
+        self.observers.set(s.observers as i64);
+        self.devices.set(s.devices as i64);
+        if let Some((sessions, ok, failures)) = &s.dtls {
+            self.sessions.set(*sessions as i64);
+            counter_to(
+                &self.handshakes.get_or_create(&ResultLabels {
+                    result: "ok".into(),
+                }),
+                *ok,
+            );
+            for (reason, n) in failures {
+                counter_to(
+                    &self.handshakes.get_or_create(&ResultLabels {
+                        result: reason.clone(),
+                    }),
+                    *n,
+                );
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing into a String does not fail");
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +412,34 @@ mod tests {
         assert!(text.contains("coap_harness_phase{phase=\"steady\"} 1\n"));
         assert!(text.contains("coap_harness_phase{phase=\"warm\"} 0\n"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn serve_metrics_follow_the_server_counters() {
+        let m = ServeMetrics::default();
+        let mut s = ServeSnapshot {
+            datagrams: 10,
+            responses_by_code: vec![("2.01".into(), 7), ("4.01".into(), 1)],
+            duplicates: 2,
+            observers: 3,
+            dtls: Some((4, 5, vec![("unknown_ca".into(), 1)])),
+            ..Default::default()
+        };
+        m.render(&s);
+        s.datagrams = 25;
+        s.responses_by_code[0].1 = 20;
+        let text = m.render(&s);
+        assert!(
+            text.contains("coap_harness_server_datagrams_total 25\n"),
+            "{text}"
+        );
+        assert!(text.contains("coap_harness_server_requests_total{code=\"2.01\"} 20\n"));
+        assert!(text.contains("coap_harness_server_requests_total{code=\"4.01\"} 1\n"));
+        assert!(text.contains("coap_harness_server_deduplicated_total 2\n"));
+        assert!(text.contains("coap_harness_server_observers 3\n"));
+        assert!(text.contains("coap_harness_server_dtls_sessions 4\n"));
+        assert!(
+            text.contains("coap_harness_server_dtls_handshakes_total{result=\"unknown_ca\"} 1\n")
+        );
     }
 }
