@@ -35,8 +35,7 @@ async fn lagging_report() -> Report {
     r.total.send_lag = report::model::Latency::from_histogram(&lagged);
     r.warnings
         .retain(|w| !w.starts_with("send lag dominates the latency"));
-    r.warnings
-        .extend(lag::send_lag_warning(&r.total).into_iter());
+    r.warnings.extend(lag::send_lag_warning(&r.total));
     r
 }
 

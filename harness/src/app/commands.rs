@@ -564,6 +564,15 @@ async fn serve(args: ServeArgs) -> u8 {
     0
 }
 
+/// Stops a background task when the command ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod device_certs_tests {
     use super::device_certs;
@@ -604,14 +613,5 @@ mod device_certs_tests {
         let empty = tempfile::tempdir().unwrap();
         let err = device_certs(empty.path()).unwrap_err();
         assert!(err.contains("no certificate found"), "{err}");
-    }
-}
-
-/// Stops a background task when the command ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

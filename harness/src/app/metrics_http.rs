@@ -125,13 +125,13 @@ pub fn serve_render(server: Arc<crate::server::ServerHandle>) -> Render {
     let m = crate::metrics::export::ServeMetrics::default();
     Arc::new(move || {
         let st = server.stats();
-        let dtls = server.dtls_stats().map(|d| {
-            (
-                d.sessions_active,
-                d.handshakes_ok,
-                d.handshake_failures.into_iter().collect(),
-            )
-        });
+        let dtls = server
+            .dtls_stats()
+            .map(|d| crate::metrics::export::ServeDtls {
+                sessions: d.sessions_active,
+                handshakes_ok: d.handshakes_ok,
+                failures: d.handshake_failures.into_iter().collect(),
+            });
         m.render(&crate::metrics::export::ServeSnapshot {
             datagrams: st.datagrams_received,
             malformed: st.malformed,

@@ -35,6 +35,8 @@ pub struct Shared {
     pub alarms: super::alarm::Alarms,
     /// Live metrics for scrapers (`run --metrics`): devices move the gauges and count handshakes.
     pub live_metrics: Option<Arc<crate::metrics::export::RunMetrics>>,
+    /// What the live progress line shows; devices move its active-device and session counts.
+    pub live: Arc<std::sync::Mutex<crate::metrics::Live>>,
 }
 
 impl Shared {
@@ -46,11 +48,21 @@ impl Shared {
 
     /// A device's link opened (+1) or closed (-1): active devices, and DTLS sessions when it is one.
     fn link_change(&self, link: &Link, by: i64) {
-        if let Some(m) = &self.live_metrics {
-            if matches!(link, Link::Dtls(_)) {
-                m.dtls_sessions.inc_by(by);
-            }
+        let dtls = matches!(link, Link::Dtls(_));
+        if let Some(m) = self.live_metrics.as_ref().filter(|_| dtls) {
+            m.dtls_sessions.inc_by(by);
         }
+        if dtls {
+            self.live.lock().expect("live lock").dtls_sessions += by;
+        }
+    }
+
+    /// A device became active (+1) or ended (-1).
+    fn device_change(&self, by: i64) {
+        if let Some(m) = &self.live_metrics {
+            m.active_devices.inc_by(by);
+        }
+        self.live.lock().expect("live lock").active_devices += by;
     }
 }
 
@@ -338,9 +350,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         return tally;
     };
     let metrics = sh.live_metrics.clone();
-    if let Some(m) = &metrics {
-        m.active_devices.inc();
-    }
+    sh.device_change(1);
     sh.link_change(&link, 1);
     // Whether `link` is counted in the live gauges (not once it was closed for a failed new handshake).
     let mut link_counted = true;
@@ -546,9 +556,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     if link_counted {
         sh.link_change(&link, -1);
     }
-    if let Some(m) = &metrics {
-        m.active_devices.dec();
-    }
+    sh.device_change(-1);
     link.close().await;
     finish(tally, &ep)
 }

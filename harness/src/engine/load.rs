@@ -54,6 +54,7 @@ pub async fn run(
         dtls,
         alarms: super::alarm::Alarms::start(),
         live_metrics: live_metrics.clone(),
+        live: live.clone(),
     });
     let stop_progress = CancellationToken::new();
     let watch = super::abort::spawn(
@@ -62,12 +63,7 @@ pub async fn run(
         cancel_for_abort,
         stop_progress.clone(),
     );
-    let progress = progress::spawn(
-        progress_mode,
-        live,
-        plan.total_duration(),
-        stop_progress.clone(),
-    );
+    let progress = progress::spawn(progress_mode, live, plan.clone(), stop_progress.clone());
     let handles: Vec<_> = (0..plan.devices.count)
         .map(|i| tokio::spawn(device::run(shared.clone(), i)))
         .collect();

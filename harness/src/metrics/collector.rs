@@ -111,7 +111,19 @@ pub struct Live {
     pub max_us: u64,
     /// The last finished second.
     pub last: Option<SecondPoint>,
+    /// Requests ended so far, by outcome (errors by kind).
+    pub outcomes: OutcomeCounts,
+    /// Corrected latency percentiles of every response so far (2 significant digits), refreshed at most
+    /// every [`LIVE_PERCENTILES_EVERY`].
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// Devices with an open socket, and those with an established DTLS session (the devices move these).
+    pub active_devices: i64,
+    pub dtls_sessions: i64,
 }
+
+/// How often the live percentiles are computed again.
+pub const LIVE_PERCENTILES_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The collector's result.
 #[derive(Clone, Debug)]
@@ -152,6 +164,9 @@ pub struct Collector {
     live: Arc<Mutex<Live>>,
     /// Live metrics for scrapers (`run --metrics`), fed with every sample.
     export: Option<Arc<super::export::RunMetrics>>,
+    /// Every response's corrected latency so far, for the live percentiles, and when they were last computed.
+    so_far: Histogram<u64>,
+    percentiles_at: Option<std::time::Instant>,
 }
 
 impl Collector {
@@ -164,6 +179,8 @@ impl Collector {
             closed_before: 0,
             live: Arc::default(),
             export: None,
+            so_far: second_histogram(),
+            percentiles_at: None,
         }
     }
 
@@ -179,7 +196,9 @@ impl Collector {
 
     pub fn record_batch(&mut self, batch: &Batch) {
         let (mut ok, mut errors, mut timeouts, mut broken, mut max_us) = (0, 0, 0, 0, 0);
+        let mut outcomes = OutcomeCounts::default();
         for s in batch {
+            outcomes.add(s.outcome, 1);
             if let Some(m) = &self.export {
                 m.record(s);
             }
@@ -191,6 +210,7 @@ impl Collector {
             }
             if s.outcome.has_latency() {
                 max_us = max_us.max(s.corrected_us);
+                self.so_far.saturating_record(s.corrected_us.max(1));
             }
             let phase = (s.phase as usize).min(self.phases.len() - 1);
             self.phases[phase].record(s);
@@ -229,6 +249,16 @@ impl Collector {
         live.timeouts += timeouts;
         live.expectation_failures += broken;
         live.max_us = live.max_us.max(max_us);
+        live.outcomes.merge(&outcomes);
+        let now = std::time::Instant::now();
+        if self
+            .percentiles_at
+            .is_none_or(|at| now.duration_since(at) >= LIVE_PERCENTILES_EVERY)
+        {
+            self.percentiles_at = Some(now);
+            live.p50_us = self.so_far.value_at_quantile(0.5);
+            live.p99_us = self.so_far.value_at_quantile(0.99);
+        }
         drop(live);
         if let Some(&newest) = self.open.keys().next_back() {
             self.close_seconds_before(newest.saturating_sub(OPEN_SECONDS));

@@ -237,8 +237,18 @@ pub struct ServeSnapshot {
     pub observe_registrations: u64,
     pub observers: u64,
     pub devices: u64,
-    /// DTLS, when served: sessions in the table, handshakes completed, failed ones by reason.
-    pub dtls: Option<(u64, u64, Vec<(String, u64)>)>,
+    /// DTLS, when served.
+    pub dtls: Option<ServeDtls>,
+}
+
+/// The DTLS listener's part of a [`ServeSnapshot`].
+#[derive(Clone, Debug, Default)]
+pub struct ServeDtls {
+    /// Sessions in the table, handshaking or established.
+    pub sessions: u64,
+    pub handshakes_ok: u64,
+    /// Failed handshakes by reason.
+    pub failures: Vec<(String, u64)>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -348,15 +358,15 @@ impl ServeMetrics {
         counter_to(&self.observe_registrations, s.observe_registrations);
         self.observers.set(s.observers as i64);
         self.devices.set(s.devices as i64);
-        if let Some((sessions, ok, failures)) = &s.dtls {
-            self.sessions.set(*sessions as i64);
+        if let Some(d) = &s.dtls {
+            self.sessions.set(d.sessions as i64);
             counter_to(
                 &self.handshakes.get_or_create(&ResultLabels {
                     result: "ok".into(),
                 }),
-                *ok,
+                d.handshakes_ok,
             );
-            for (reason, n) in failures {
+            for (reason, n) in &d.failures {
                 counter_to(
                     &self.handshakes.get_or_create(&ResultLabels {
                         result: reason.clone(),
@@ -422,7 +432,11 @@ mod tests {
             responses_by_code: vec![("2.01".into(), 7), ("4.01".into(), 1)],
             duplicates: 2,
             observers: 3,
-            dtls: Some((4, 5, vec![("unknown_ca".into(), 1)])),
+            dtls: Some(ServeDtls {
+                sessions: 4,
+                handshakes_ok: 5,
+                failures: vec![("unknown_ca".into(), 1)],
+            }),
             ..Default::default()
         };
         m.render(&s);
