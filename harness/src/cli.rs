@@ -132,6 +132,14 @@ pub struct RunArgs {
     /// machines start together. At most 5s in the past and 24h ahead.
     #[arg(long, value_name = "TIME", value_parser = scenario::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Print the final report (report.json's content) as JSON on stdout, for scripts; the terminal summary
+    /// and the files written go to stderr, so stdout holds the JSON alone.
+    #[arg(long)]
+    pub json: bool,
+    /// Serve live metrics (OpenMetrics / Prometheus text) at http://ADDR/metrics while the run lasts, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port; the address is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     // Kept last: its help heading applies to it alone.
     #[command(flatten)]
     pub overrides: OverrideArgs,
@@ -338,6 +346,10 @@ pub struct ServeArgs {
     /// Answer CON requests with an empty ACK and the response this much later (ThingsBoard when slow).
     #[arg(long, value_parser = scenario::raw::parse_duration)]
     pub response_delay: Option<Duration>,
+    /// Serve the server's live metrics (OpenMetrics / Prometheus text) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9465 (port 0: any free port; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `--client-auth none|want|require`: the one [`ClientAuth`] enum, its values named without help text.

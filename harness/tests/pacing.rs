@@ -62,7 +62,15 @@ async fn the_achieved_rate_is_the_requested_rate_when_the_server_keeps_up() {
         "achieved {rps}/s of 400/s"
     );
     assert_eq!(r.total.outcomes.ok, r.total.sent);
-    assert!(r.warnings.is_empty(), "kept the schedule: {:?}", r.warnings);
+    // Whether send lag outweighs the embedded server's tens of microseconds depends on this machine's
+    // wake-up latency, not on the schedule: that warning may be there, no other.
+    assert!(
+        r.warnings
+            .iter()
+            .all(|w| w.starts_with("send lag dominates the latency")),
+        "kept the schedule: {:?}",
+        r.warnings
+    );
 }
 
 /// A server that answers each CON with an empty ACK and the response 300 ms later, and devices that mean

@@ -108,8 +108,24 @@ async fn hlog_holds_each_phase_with_its_counts() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_into(two_phase_plan(), dir.path()).await;
     assert_eq!(r.phases.len(), 2);
-    let intervals = read_hlog(&std::fs::read(dir.path().join("latency.hlog")).unwrap());
-    assert_eq!(intervals.len(), 2, "one interval per phase, no handshakes");
+    let all = read_hlog(&std::fs::read(dir.path().join("latency.hlog")).unwrap());
+    // Untagged: one interval per second of the run, holding that second's latencies.
+    let (seconds, intervals): (Vec<_>, Vec<_>) = all.into_iter().partition(|i| i.0.is_none());
+    assert_eq!(seconds.len(), r.timeseries.len(), "one interval per second");
+    assert!(seconds.len() >= 2, "a two-second run");
+    for ((_, start, duration, h), point) in seconds.iter().zip(&r.timeseries) {
+        assert_eq!(*start, point.t as f64);
+        assert_eq!(*duration, 1.0);
+        assert!(h.len() <= point.requests, "second {}", point.t);
+    }
+    let per_second: u64 = seconds.iter().map(|i| i.3.len()).sum();
+    assert_eq!(per_second, r.total.latency.count);
+    assert!(seconds.iter().filter(|i| !i.3.is_empty()).count() >= 2);
+    assert_eq!(
+        intervals.len(),
+        2,
+        "one tagged interval per phase, no handshakes"
+    );
     for ((tag, start, duration, h), p) in intervals.iter().zip(&r.phases) {
         assert_eq!(tag.as_deref(), Some(p.name.as_str()));
         assert!(
@@ -140,12 +156,69 @@ async fn hlog_holds_each_phase_with_its_counts() {
         latency: report::model::Latency::from_histogram(&h),
         first_failure: None,
     });
-    let intervals = read_hlog(&report::hdr::render_hlog(&with_handshakes).unwrap());
+    let intervals: Vec<_> = read_hlog(&report::hdr::render_hlog(&with_handshakes).unwrap())
+        .into_iter()
+        .filter(|i| i.0.is_some())
+        .collect();
     assert_eq!(intervals.len(), 3);
     let (tag, _, _, back) = &intervals[2];
     assert_eq!(tag.as_deref(), Some("handshake"));
     assert_eq!(back.len(), 3);
     assert_eq!(back.max(), h.max());
+}
+
+/// An independent reader, HdrHistogram's Python port (`hdrh`, PyPI `hdrhistogram`), reads latency.hlog:
+/// the per-second intervals (untagged) and the per-phase ones (tagged), with the report's counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hlog_reads_back_in_hdrhistogram_python() {
+    if !common::require_python("hdrh", "hdrhistogram") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_into(two_phase_plan(), dir.path()).await;
+    const READER: &str = r#"
+import json, sys
+from hdrh.log import HistogramLogReader
+from hdrh.histogram import HdrHistogram
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600000000, 3))
+out = []
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    out.append([h.get_tag(), h.get_start_time_stamp() / 1000.0 - reader.get_start_time_sec(), h.get_total_count(), h.get_max_value()])
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", READER])
+        .arg(dir.path().join("latency.hlog"))
+        .output()
+        .expect("run python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read: Vec<(Option<String>, f64, u64, u64)> = serde_json::from_slice(&o.stdout).unwrap();
+    let seconds: Vec<_> = read.iter().filter(|i| i.0.is_none()).collect();
+    assert_eq!(seconds.len(), r.timeseries.len());
+    for (i, point) in seconds.iter().zip(&r.timeseries) {
+        assert!(
+            (i.1 - point.t as f64).abs() < 0.01,
+            "{i:?} at second {}",
+            point.t
+        );
+    }
+    assert_eq!(
+        seconds.iter().map(|i| i.2).sum::<u64>(),
+        r.total.latency.count
+    );
+    let phases: Vec<_> = read.iter().filter(|i| i.0.is_some()).collect();
+    assert_eq!(phases.len(), r.phases.len());
+    for (i, p) in phases.iter().zip(&r.phases) {
+        assert_eq!(i.0.as_deref(), Some(p.name.as_str()));
+        assert_eq!(i.2, p.requests.latency.count);
+        assert!(
+            close_us(i.3 as f64, p.requests.latency.max_us as f64),
+            "{i:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

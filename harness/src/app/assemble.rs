@@ -116,6 +116,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         machine: Some(super::machine::describe()),
         verdict: None,
         recovery: None,
+        latency_per_second: Report::latency_per_second(agg),
     };
     report.recovery = crate::report::recovery::of_report(&report);
     if report.devices.failed > 0 {
@@ -150,6 +151,9 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         report.warnings.extend(generator_warnings(plan, &report));
     }
     report.warnings.extend(resource_warnings(&report));
+    report
+        .warnings
+        .extend(crate::report::lag::send_lag_warning(&report.total));
     if let Some(h) = &report.handshakes {
         if h.failed > 0 {
             report.warnings.push(format!(

@@ -446,7 +446,29 @@ async fn run(args: RunArgs) -> u8 {
             humantime::format_rfc3339_millis(at)
         );
     }
+    let metrics = plan
+        .phases
+        .iter()
+        .map(|p| p.name.clone())
+        .collect::<Vec<_>>();
+    let metrics = args
+        .metrics
+        .map(|_| Arc::new(crate::metrics::export::RunMetrics::new(&metrics)));
+    let _metrics_server = match (args.metrics, &metrics) {
+        (Some(addr), Some(m)) => {
+            match super::metrics_http::serve(addr, super::metrics_http::run_render(m.clone())).await
+            {
+                Ok((bound, task)) => {
+                    eprintln!("metrics: http://{bound}/metrics");
+                    Some(AbortOnDrop(task))
+                }
+                Err(e) => return fail(format_args!("cannot serve metrics on {addr}: {e}")),
+            }
+        }
+        _ => None,
+    };
     let opts = RunOptions {
+        metrics,
         progress: if args.quiet {
             ProgressMode::Off
         } else {
@@ -458,11 +480,19 @@ async fn run(args: RunArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    print!("{}", report::terminal::render(&output.report));
+    // With --json, stdout holds the report alone; what a person reads goes to stderr.
+    let say = |text: &str| {
+        if args.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    };
+    say(&report::terminal::render(&output.report));
     match report::write_all(&output.report, &out) {
         Ok(paths) => {
             for p in paths {
-                println!("  wrote {}", p.display());
+                say(&format!("  wrote {}\n", p.display()));
             }
         }
         Err(e) => {
@@ -479,7 +509,13 @@ async fn run(args: RunArgs) -> u8 {
                 file.display()
             ));
         }
-        println!("  wrote {}", file.display());
+        say(&format!("  wrote {}\n", file.display()));
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&verdict::stamped(&output.report)) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(format_args!("cannot print the report as JSON: {e}")),
+        }
     }
     let v = verdict::of(&output.report);
     if let (Some(s), verdict::Verdict::Failed(why)) = (shard, &v) {
@@ -670,14 +706,44 @@ async fn serve(args: ServeArgs) -> u8 {
             handle.local_addr()
         ),
     }
+    let handle = Arc::new(handle);
+    let metrics_server = match args.metrics {
+        Some(addr) => {
+            let render = super::metrics_http::serve_render(handle.clone());
+            match super::metrics_http::serve(addr, render).await {
+                Ok((bound, task)) => {
+                    println!("metrics: http://{bound}/metrics");
+                    Some(task)
+                }
+                Err(e) => return fail(format_args!("cannot serve metrics on {addr}: {e}")),
+            }
+        }
+        None => None,
+    };
     stop.next().await;
+    if let Some(task) = metrics_server {
+        task.abort();
+        let _ = task.await;
+    }
     let stats = handle.stats();
-    handle.shutdown().await;
+    // A scrape still being answered holds the handle: dropping it stops the server too.
+    if let Ok(handle) = Arc::try_unwrap(handle) {
+        handle.shutdown().await;
+    }
     println!(
         "stopped: {} datagrams, {} requests, {} devices, {} malformed",
         stats.datagrams_received, stats.requests, stats.devices, stats.malformed
     );
     0
+}
+
+/// Stops a background task when the command ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod device_trust;
 pub mod embedded;
 pub mod limits;
 pub mod machine;
+pub mod metrics_http;
 pub mod prepare;
 pub mod probe_device;
 
@@ -66,6 +67,8 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Cancel to stop the run early; what was measured is still reported.
     pub cancel: CancellationToken,
+    /// Live metrics the load feeds (`run --metrics`), served by [`metrics_http`].
+    pub metrics: Option<Arc<crate::metrics::export::RunMetrics>>,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
         RunOptions {
             progress: ProgressMode::Off,
             cancel: CancellationToken::new(),
+            metrics: None,
         }
     }
 }
@@ -181,6 +185,7 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         opts.progress,
         opts.cancel.child_token(),
         t0,
+        opts.metrics.clone(),
     )
     .await;
     let faults = match proxy {

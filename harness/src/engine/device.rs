@@ -33,10 +33,15 @@ pub struct Shared {
     pub dtls: Option<Arc<ClientSettings>>,
     /// Each device's own client certificate (by this run's device index), when the fleet's is per device.
     pub client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
+    /// Wakes devices when a send is due, closer to the slot than tokio's 1 ms timer.
+    pub alarms: super::alarm::Alarms,
+    /// Live metrics for scrapers (`run --metrics`): devices move the gauges and count handshakes.
+    pub live_metrics: Option<Arc<crate::metrics::export::RunMetrics>>,
+    /// What the live progress line shows; devices move its active-device and session counts.
+    pub live: Arc<std::sync::Mutex<crate::metrics::Live>>,
 }
 
 impl Shared {
-    /// Device `index`'s DTLS settings: the shared ones, with its own client certificate when it has one.
     /// Device `index`'s DTLS settings: the fleet's, with the device's own client certificate (per-device
     /// certificates) and its own PSK (a CSV token file) when it has them.
     fn dtls_for(&self, index: u32) -> Option<std::borrow::Cow<'_, ClientSettings>> {
@@ -57,6 +62,31 @@ impl Shared {
             own.psk = Some(psk.clone());
         }
         Some(std::borrow::Cow::Owned(own))
+    }
+
+    fn handshake_done(&self, h: &HandshakeTally) {
+        if let Some(m) = &self.live_metrics {
+            m.handshake(h.verdict.name(), h.elapsed);
+        }
+    }
+
+    /// A device's link opened (+1) or closed (-1): active devices, and DTLS sessions when it is one.
+    fn link_change(&self, link: &Link, by: i64) {
+        let dtls = matches!(link, Link::Dtls(_));
+        if let Some(m) = self.live_metrics.as_ref().filter(|_| dtls) {
+            m.dtls_sessions.inc_by(by);
+        }
+        if dtls {
+            self.live.lock().expect("live lock").dtls_sessions += by;
+        }
+    }
+
+    /// A device became active (+1) or ended (-1).
+    fn device_change(&self, by: i64) {
+        if let Some(m) = &self.live_metrics {
+            m.active_devices.inc_by(by);
+        }
+        self.live.lock().expect("live lock").active_devices += by;
     }
 }
 
@@ -206,6 +236,7 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
         return Some(Link::Udp(sock));
     };
     let (link, h) = dtls_handshake(sock, &settings).await;
+    sh.handshake_done(&h);
     tally.handshake = Some(h);
     link
 }
@@ -303,6 +334,7 @@ async fn rehandshake(
             _ = sh.cancel.cancelled() => return None,
             r = attempt => r,
         };
+        sh.handshake_done(&h);
         tally.rehandshakes.push(h);
         if link.is_some() {
             fail_due(sh, pacer, rec, tally, Instant::now());
@@ -342,6 +374,11 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let Some(mut link) = link else {
         return tally;
     };
+    let metrics = sh.live_metrics.clone();
+    sh.device_change(1);
+    sh.link_change(&link, 1);
+    // Whether `link` is counted in the live gauges (not once it was closed for a failed new handshake).
+    let mut link_counted = true;
     // The DTLS session is gone (closed by the server, or requests in a row unanswered): make a new one once
     // nothing is in flight.
     let mut lost_session = false;
@@ -363,6 +400,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let mut stopping = false;
     let mut aborted_as = Outcome::Unfinished;
     let mut buf = vec![0u8; 2048];
+    let mut send_alarm = sh.alarms.alarm();
 
     loop {
         let now = Instant::now();
@@ -391,6 +429,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 );
                 let id = ep.start(now, msg);
                 tally.sent += 1;
+                if let Some(m) = &metrics {
+                    m.in_flight.inc();
+                }
                 in_flight.push((id, t, plan.phase_at(t) as u16));
                 pacer.on_sent(t);
             }
@@ -417,6 +458,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 .position(|f| f.0 == done.id)
                 .expect("a completed exchange was in flight");
             let (_, intended, phase) = in_flight.swap_remove(slot);
+            if let Some(m) = &metrics {
+                m.in_flight.dec();
+            }
             let intended_at = sh.t0 + intended;
             let outcome = classify(&done, aborted_as);
             if let (None, Some(e)) = (&tally.first_malformed, &done.malformed) {
@@ -472,10 +516,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             lost_session = false;
             unanswered_in_row = 0;
             rec.flush(Instant::now());
+            sh.link_change(&link, -1);
             link.close().await;
             match rehandshake(&sh, index, &mut pacer, &mut rec, &mut tally).await {
-                Some(new) => link = new,
-                None => break,
+                Some(new) => {
+                    link = new;
+                    sh.link_change(&link, 1);
+                }
+                None => {
+                    link_counted = false;
+                    break;
+                }
             }
             continue;
         }
@@ -484,15 +535,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         if let Some(t) = ep.poll_timeout() {
             wake = wake.min(t);
         }
-        if in_flight.len() < nstart {
-            if let Some(t) = pacer.next() {
-                wake = wake.min(sh.t0 + t);
-            }
-        }
         if let Some(t) = rec.deadline() {
             wake = wake.min(t);
         }
+        // The next send, when one may go out: woken by the precise alarm, the rest by tokio's timer.
+        let send_at = pacer
+            .next()
+            .filter(|_| in_flight.len() < nstart && !stopping && !lost_session)
+            .map(|t| sh.t0 + t)
+            .filter(|at| *at < wake);
         tokio::select! {
+            _ = send_alarm.until(send_at.unwrap_or(wake)), if send_at.is_some() => {}
             _ = sh.cancel.cancelled(), if !stopping => {
                 stopping = true;
                 ep.abort_all(Instant::now());
@@ -525,7 +578,16 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
     }
     rec.flush(Instant::now());
+    if link_counted {
+        sh.link_change(&link, -1);
+    }
+    sh.device_change(-1);
     link.close().await;
+    finish(tally, &ep)
+}
+
+/// The tally with the endpoint's protocol counters.
+fn finish(mut tally: DeviceTally, ep: &ClientEndpoint) -> DeviceTally {
     let stats = ep.stats();
     tally.malformed = stats.malformed;
     tally.unmatched = stats.unmatched;

@@ -2,6 +2,7 @@
 
 use super::device::{self, DeviceTally};
 use super::progress::{self, ProgressMode};
+use crate::metrics::export::RunMetrics;
 use crate::metrics::{Aggregate, Collector};
 use crate::scenario::RunPlan;
 use crate::transport::dtls::ClientSettings;
@@ -27,9 +28,14 @@ pub async fn run(
     progress_mode: ProgressMode,
     cancel: CancellationToken,
     t0: Instant,
+    live_metrics: Option<Arc<RunMetrics>>,
 ) -> Measured {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut collector = Collector::new(plan.phases.len());
+    let phase_marker = live_metrics.clone().map(|m| {
+        collector.export_to(m.clone());
+        tokio::spawn(mark_phases(plan.clone(), t0, m))
+    });
     let live = collector.live();
     let collector_task = tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
@@ -48,6 +54,9 @@ pub async fn run(
         cancel,
         dtls,
         client_certs,
+        alarms: super::alarm::Alarms::start(),
+        live_metrics: live_metrics.clone(),
+        live: live.clone(),
     });
     let stop_progress = CancellationToken::new();
     let watch = super::abort::spawn(
@@ -56,12 +65,7 @@ pub async fn run(
         cancel_for_abort,
         stop_progress.clone(),
     );
-    let progress = progress::spawn(
-        progress_mode,
-        live,
-        plan.total_duration(),
-        stop_progress.clone(),
-    );
+    let progress = progress::spawn(progress_mode, live, plan.clone(), stop_progress.clone());
     let handles: Vec<_> = (0..plan.devices.count)
         .map(|i| tokio::spawn(device::run(shared.clone(), i)))
         .collect();
@@ -77,10 +81,29 @@ pub async fn run(
         let _ = p.await;
     }
     let aborted = watch.await.unwrap_or(None);
+    if let (Some(task), Some(m)) = (phase_marker, &live_metrics) {
+        task.abort();
+        m.set_phase(&phase_names(&plan), None);
+    }
     Measured {
         agg: collector.finish(elapsed.as_secs_f64().ceil() as u64),
         devices,
         elapsed,
         aborted,
     }
+}
+
+fn phase_names(plan: &RunPlan) -> Vec<String> {
+    plan.phases.iter().map(|p| p.name.clone()).collect()
+}
+
+/// Sets the live `phase` gauge as each phase begins (none once the last has ended).
+async fn mark_phases(plan: Arc<RunPlan>, t0: Instant, m: Arc<RunMetrics>) {
+    let names = phase_names(&plan);
+    for (i, phase) in plan.phases.iter().enumerate() {
+        tokio::time::sleep_until((t0 + phase.start).into()).await;
+        m.set_phase(&names, Some(i));
+    }
+    tokio::time::sleep_until((t0 + plan.total_duration()).into()).await;
+    m.set_phase(&names, None);
 }

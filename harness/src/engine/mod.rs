@@ -4,6 +4,7 @@
 //! imports neither `server` nor `report`.
 
 pub mod abort;
+pub mod alarm;
 pub mod conformance;
 pub mod device;
 pub mod expect;

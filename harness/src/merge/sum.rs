@@ -89,6 +89,8 @@ pub fn add_up(shards: &[&Report]) -> Result<Report, (usize, String)> {
             .iter()
             .map(|r| (offset_ms(r), r.timeseries.as_slice())),
     );
+    // Per-second histograms are one shard's; the merged log keeps the per-phase intervals only.
+    m.latency_per_second = Vec::new();
     m.protocol = ProtocolCounters {
         malformed_datagrams: shards.iter().map(|r| r.protocol.malformed_datagrams).sum(),
         first_malformed: shards

@@ -5,6 +5,7 @@
 use super::outcome::{Outcome, OutcomeCounts};
 use super::sample::{Batch, Sample};
 use crate::coap::Code;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -110,7 +111,19 @@ pub struct Live {
     pub max_us: u64,
     /// The last finished second.
     pub last: Option<SecondPoint>,
+    /// Requests ended so far, by outcome (errors by kind).
+    pub outcomes: OutcomeCounts,
+    /// Corrected latency percentiles of every response so far (2 significant digits), refreshed at most
+    /// every [`LIVE_PERCENTILES_EVERY`].
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// Devices with an open socket, and those with an established DTLS session (the devices move these).
+    pub active_devices: i64,
+    pub dtls_sessions: i64,
 }
+
+/// How often the live percentiles are computed again.
+pub const LIVE_PERCENTILES_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The collector's result.
 #[derive(Clone, Debug)]
@@ -118,6 +131,23 @@ pub struct Aggregate {
     pub phases: Vec<PhaseAgg>,
     pub total: PhaseAgg,
     pub series: Vec<SecondPoint>,
+    /// Each second's corrected latency histogram (2 significant digits), HdrHistogram V2 + DEFLATE: one per
+    /// point of `series`, empty seconds included. Responses that completed after their second was closed
+    /// are counted in `series` but not in these.
+    pub intervals: Vec<Vec<u8>>,
+}
+
+/// A second's histogram: 2 significant digits keep an hour-long run's intervals small.
+fn second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("valid bounds")
+}
+
+fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut out)
+        .expect("serializing into memory does not fail");
+    out
 }
 
 /// Seconds still open to late batches before they are finalised into the series.
@@ -128,9 +158,15 @@ pub struct Collector {
     phases: Vec<PhaseAgg>,
     open: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
     series: Vec<SecondPoint>,
+    intervals: Vec<Vec<u8>>,
     /// Seconds below this are closed: `series[t]` exists for each.
     closed_before: u64,
     live: Arc<Mutex<Live>>,
+    /// Live metrics for scrapers (`run --metrics`), fed with every sample.
+    export: Option<Arc<super::export::RunMetrics>>,
+    /// Every response's corrected latency so far, for the live percentiles, and when they were last computed.
+    so_far: Histogram<u64>,
+    percentiles_at: Option<std::time::Instant>,
 }
 
 impl Collector {
@@ -139,9 +175,18 @@ impl Collector {
             phases: vec![PhaseAgg::default(); phases.max(1)],
             open: BTreeMap::new(),
             series: Vec::new(),
+            intervals: Vec::new(),
             closed_before: 0,
             live: Arc::default(),
+            export: None,
+            so_far: second_histogram(),
+            percentiles_at: None,
         }
+    }
+
+    /// Also feeds every sample to these live metrics.
+    pub fn export_to(&mut self, metrics: Arc<super::export::RunMetrics>) {
+        self.export = Some(metrics);
     }
 
     /// A handle the progress display reads.
@@ -151,7 +196,12 @@ impl Collector {
 
     pub fn record_batch(&mut self, batch: &Batch) {
         let (mut ok, mut errors, mut timeouts, mut broken, mut max_us) = (0, 0, 0, 0, 0);
+        let mut outcomes = OutcomeCounts::default();
         for s in batch {
+            outcomes.add(s.outcome, 1);
+            if let Some(m) = &self.export {
+                m.record(s);
+            }
             if matches!(s.outcome, Outcome::Timeout | Outcome::ResponseTimeout) {
                 timeouts += 1;
             }
@@ -160,6 +210,7 @@ impl Collector {
             }
             if s.outcome.has_latency() {
                 max_us = max_us.max(s.corrected_us);
+                self.so_far.saturating_record(s.corrected_us.max(1));
             }
             let phase = (s.phase as usize).min(self.phases.len() - 1);
             self.phases[phase].record(s);
@@ -176,13 +227,10 @@ impl Collector {
                 }
                 continue;
             }
-            let slot = self.open.entry(sec).or_insert_with(|| {
-                (
-                    0,
-                    0,
-                    Histogram::new_with_bounds(1, MAX_US, 2).expect("valid bounds"),
-                )
-            });
+            let slot = self
+                .open
+                .entry(sec)
+                .or_insert_with(|| (0, 0, second_histogram()));
             slot.0 += 1;
             if s.outcome == Outcome::Ok {
                 ok += 1;
@@ -201,6 +249,16 @@ impl Collector {
         live.timeouts += timeouts;
         live.expectation_failures += broken;
         live.max_us = live.max_us.max(max_us);
+        live.outcomes.merge(&outcomes);
+        let now = std::time::Instant::now();
+        if self
+            .percentiles_at
+            .is_none_or(|at| now.duration_since(at) >= LIVE_PERCENTILES_EVERY)
+        {
+            self.percentiles_at = Some(now);
+            live.p50_us = self.so_far.value_at_quantile(0.5);
+            live.p99_us = self.so_far.value_at_quantile(0.99);
+        }
         drop(live);
         if let Some(&newest) = self.open.keys().next_back() {
             self.close_seconds_before(newest.saturating_sub(OPEN_SECONDS));
@@ -217,10 +275,7 @@ impl Collector {
             // Fill silent seconds so the series has one point per second.
             let next = self.series.last().map_or(0, |p| p.t + 1);
             for gap in next..t {
-                self.series.push(SecondPoint {
-                    t: gap,
-                    ..Default::default()
-                });
+                self.push_empty(gap);
             }
             let point = SecondPoint {
                 t,
@@ -231,7 +286,17 @@ impl Collector {
             };
             self.live.lock().expect("live lock").last = Some(point.clone());
             self.series.push(point);
+            self.intervals.push(encode(&h));
         }
+    }
+
+    /// A second without completions.
+    fn push_empty(&mut self, t: u64) {
+        self.series.push(SecondPoint {
+            t,
+            ..Default::default()
+        });
+        self.intervals.push(encode(&second_histogram()));
     }
 
     /// Closes every second up to `run_secs` (exclusive) and returns the totals.
@@ -240,10 +305,7 @@ impl Collector {
         let next = self.series.last().map_or(0, |p| p.t + 1);
         for t in next..run_secs {
             self.closed_before = t + 1;
-            self.series.push(SecondPoint {
-                t,
-                ..Default::default()
-            });
+            self.push_empty(t);
         }
         let mut total = PhaseAgg::default();
         for p in &self.phases {
@@ -268,6 +330,7 @@ impl Collector {
             phases: self.phases,
             total,
             series: self.series,
+            intervals: self.intervals,
         }
     }
 }
@@ -314,6 +377,18 @@ mod tests {
             .collect();
         assert_eq!(ts, vec![(0, 2, 1), (1, 0, 0), (2, 2, 0), (3, 0, 0)]);
         assert!(agg.series[2].p99_us >= 4990 && agg.series[2].p99_us <= 5050);
+        // One histogram per second, holding that second's latencies (timeouts have none).
+        let counts: Vec<u64> = agg
+            .intervals
+            .iter()
+            .map(|bytes| {
+                let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut bytes.as_slice())
+                    .unwrap();
+                h.len()
+            })
+            .collect();
+        assert_eq!(counts, vec![1, 0, 2, 0]);
     }
 
     #[test]

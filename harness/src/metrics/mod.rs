@@ -1,7 +1,8 @@
 //! Measurement: request outcomes, per-device samples, and the collector that turns them into HDR histograms
-//! (microseconds, 3 significant digits) and a per-second series.
+//! (microseconds, 3 significant digits) and a per-second series, and the live metrics scrapers read.
 
 pub mod collector;
+pub mod export;
 pub mod outcome;
 pub mod records;
 pub mod sample;

@@ -1,6 +1,7 @@
 //! HdrHistogram's own formats: `latency.hgrm` (the percentile distribution wrk2 prints and HdrHistogram's
-//! plotter reads) and `latency.hlog` (an interval log, one interval per phase, for HistogramLogProcessor
-//! and friends). Both are rendered from the histograms carried in the [`Report`].
+//! plotter reads) and `latency.hlog` (an interval log for HistogramLogProcessor and friends: one untagged
+//! interval per second, then one tagged interval per phase). Both are rendered from the histograms carried
+//! in the [`Report`].
 
 use super::model::Report;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -73,16 +74,19 @@ fn sub_bucket_count(h: &Histogram<u64>) -> u64 {
     1u64 << magnitude.max(1)
 }
 
-/// An interval log: one interval per phase (tagged with its name) holding its corrected latency, then one
-/// tagged `handshake` with the DTLS handshake latency when the run had handshakes. Values in microseconds;
-/// the per-interval max column is in milliseconds.
+/// An interval log: one untagged interval per second of the run (the series HdrHistogram's log processor
+/// and plotters read by default), then one interval per phase (tagged with its name) holding its corrected
+/// latency, then one tagged `handshake` with the DTLS handshake latency when the run had handshakes. Values
+/// in microseconds; the per-interval max column is in milliseconds. Reports without per-second histograms
+/// (merged, or from older versions) get the tagged intervals only.
 pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     let mut builder = IntervalLogWriterBuilder::new();
     builder
         .add_comment(&format!(
-            "coap-harness {} scenario {}: corrected request latency per phase, in microseconds",
+            "coap-harness {} scenario {}: corrected request latency per second (untagged) and per phase \
+             (tagged), in microseconds",
             report.harness_version, report.scenario.name
         ))
         .with_max_value_divisor(US_PER_MS);
@@ -93,6 +97,11 @@ pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
         .begin_log_with(&mut buf, &mut serializer)
         .map_err(|e| format!("cannot write the interval log: {e}"))?;
     let mut intervals = Vec::new();
+    for (i, encoded) in report.latency_per_second.iter().enumerate() {
+        let h = decode(encoded).map_err(|e| format!("second {i}: {e}"))?;
+        let t = report.timeseries.get(i).map_or(i as u64, |p| p.t);
+        intervals.push((String::new(), t as f64, 1.0, h));
+    }
     for p in &report.phases {
         let h = p
             .requests
@@ -109,12 +118,24 @@ pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
         let (start, duration) = (0.0, report.duration_s);
         intervals.push(("handshake".to_string(), start, duration, h));
     }
-    for (tag, start, duration, h) in &intervals {
+    for (name, start, duration, h) in &intervals {
+        let tag = (!name.is_empty()).then(|| Tag::new(name)).flatten();
         writer
-            .write_histogram(h, secs(*start), secs(*duration), Tag::new(tag))
-            .map_err(|e| format!("cannot write interval `{tag}`: {e}"))?;
+            .write_histogram(h, secs(*start), secs(*duration), tag)
+            .map_err(|e| format!("cannot write interval `{name}` at {start}s: {e}"))?;
     }
     Ok(buf)
+}
+
+fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| e.to_string())?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| e.to_string())
 }
 
 /// Tags may not hold commas, spaces or line breaks.

@@ -7,6 +7,7 @@ pub mod hdr;
 pub mod html;
 pub mod html_compare;
 pub mod junit;
+pub mod lag;
 pub mod markdown;
 pub mod model;
 pub mod recovery;

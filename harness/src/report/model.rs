@@ -80,6 +80,11 @@ pub struct Report {
     /// network cut), from [`crate::report::recovery::of`]; absent when no second had an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<crate::report::recovery::Recovery>,
+    /// Each second's corrected request latency, one per point of `timeseries` (HdrHistogram V2 + DEFLATE,
+    /// base64, 2 significant digits): the per-second intervals of `latency.hlog`. Responses that completed
+    /// after their second was closed are counted in `timeseries` but not here. Not kept by `merge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_per_second: Vec<String>,
 }
 
 /// The machine a run's generator ran on.
@@ -612,6 +617,14 @@ impl Report {
     /// The series of an aggregate, for building a report.
     pub fn series(agg: &Aggregate) -> Vec<SeriesPoint> {
         agg.series.iter().map(SeriesPoint::from).collect()
+    }
+
+    /// The per-second histograms of an aggregate, base64, for [`Report::latency_per_second`].
+    pub fn latency_per_second(agg: &Aggregate) -> Vec<String> {
+        agg.intervals
+            .iter()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            .collect()
     }
 }
 

@@ -87,6 +87,25 @@ pub fn require(bin: &str) -> bool {
     false
 }
 
+/// Whether python3 can import `module` (from PyPI package `package`): required in CI (`ci/test.sh` installs
+/// it); locally a missing one skips loudly.
+pub fn require_python(module: &str, package: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("python3 module {module} is required in CI (python3 -m pip install {package}; ci/test.sh installs it)");
+    }
+    eprintln!("SKIPPED: python3 module {module} not installed (python3 -m pip install {package})");
+    false
+}
+
 /// Waits until a CoAP server answers a CON GET on `addr`, or panics after `limit`.
 pub fn wait_for_coap(addr: SocketAddr, limit: Duration) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
