@@ -11,6 +11,7 @@ pub mod load;
 pub mod monitor;
 pub mod pacer;
 pub mod progress;
+pub mod reconnect;
 pub mod session;
 pub mod start;
 
