@@ -2643,3 +2643,24 @@ async fn test_named_curve_configuration() -> Result<()> {
     );
     Ok(())
 }
+
+/// coap-harness fork (FORK.md change 11): once the handshake is over, neither end keeps its messages or its
+/// last flight, and the session still carries data both ways.
+#[tokio::test]
+async fn test_handshake_messages_freed_after_handshake() -> Result<()> {
+    let (client, server) = build_pipe().await?;
+    for c in [&client, &server] {
+        assert_eq!(c.cache.len().await, 0);
+        assert!(c.flights.is_none());
+    }
+    client.write(b"ping", None).await?;
+    let mut buf = [0u8; 16];
+    let n = server.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"ping");
+    server.write(b"pong", None).await?;
+    let n = client.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"pong");
+    client.close().await?;
+    server.close().await?;
+    Ok(())
+}

@@ -428,6 +428,11 @@ impl DTLSConn {
 
         // Do handshake
         c.handshake(initial_fsm_state).await?;
+        // coap-harness fork (FORK.md change 11): the state machine has returned and never runs again, so
+        // nothing pulls the handshake's messages from the cache or retransmits its last flight: free both
+        // for the connection's lifetime (a few KB per connection, more with certificate chains).
+        c.flights = None;
+        c.cache.clear().await;
 
         trace!("Handshake Completed");
 
@@ -815,7 +820,10 @@ impl DTLSConn {
         let pkts = unpack_datagram(&buf[..n])?;
         let mut has_handshake = false;
         for pkt in pkts {
-            let (hs, alert, mut err) = DTLSConn::handle_incoming_packet(ctx, pkt, true).await;
+            // coap-harness fork (FORK.md change 11): boxed, so that the reader task's future, alive for the
+            // connection's whole life and idle in `recv` above, does not reserve room for this large one.
+            let (hs, alert, mut err) =
+                Box::pin(DTLSConn::handle_incoming_packet(ctx, pkt, true)).await;
             if let Some(alert) = alert {
                 ctx.recorder.alert(
                     crate::evidence::Side::Local,

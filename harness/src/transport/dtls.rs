@@ -220,8 +220,13 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
     let cfg = config(s, &check, &recorder);
     let start = Instant::now();
     let conn: Arc<dyn webrtc_util::Conn + Send + Sync> = socket;
-    let result =
-        tokio::time::timeout(s.handshake_timeout, DTLSConn::new(conn, cfg, true, None)).await;
+    // Boxed: the handshake's state machine is large, and inline it would stay in the device task's future
+    // for the device's whole life (issue #15: memory per device).
+    let result = tokio::time::timeout(
+        s.handshake_timeout,
+        Box::pin(DTLSConn::new(conn, cfg, true, None)),
+    )
+    .await;
     let elapsed = start.elapsed();
     let presented = check.presented.lock().expect("lock").clone();
     match result {
