@@ -198,6 +198,7 @@ impl DTLSConn {
             config.mtu
         };
 
+        let inbound_after_handshake = config.inbound_buffer_after_handshake;
         let replay_protection_window = if config.replay_protection_window == 0 {
             DEFAULT_REPLAY_PROTECTION_WINDOW
         } else {
@@ -382,6 +383,14 @@ impl DTLSConn {
 
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
             loop {
+                // coap-harness fork (FORK.md change 12): once the handshake is over, read with the
+                // smaller buffer the configuration asks for, and free the handshake's 8 KB one.
+                if inbound_after_handshake > 0
+                    && buf.len() != inbound_after_handshake
+                    && handshake_completed_successfully2.load(Ordering::SeqCst)
+                {
+                    buf = vec![0u8; inbound_after_handshake];
+                }
                 tokio::select! {
                     _ = reader_close_rx.recv() => {
                         trace!(

@@ -196,6 +196,10 @@ fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecor
         insecure_verification: true,
         // The crate records which side ended a failed handshake, with which alert, in which flight.
         handshake_recorder: Some(recorder.clone()),
+        // Once the session is open, the crate reads datagrams into a buffer this size instead of 8 KB for
+        // the session's life (issue #15: memory per device): the device loop reads at most a 2 KB CoAP
+        // message, plus the record's own bytes.
+        inbound_buffer_after_handshake: 2048 + 64,
         ..Default::default()
     };
     if let Some(cert) = &s.client_certificate {

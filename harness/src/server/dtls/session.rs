@@ -23,6 +23,9 @@ use tokio::task::JoinSet;
 /// message this large needs block-wise transfer anyway (RFC 7252 §4.6 advises at most 1,152 bytes); a bigger
 /// one is dropped and counted in `recv_errors`, and the session goes on.
 const READ_BUFFER: usize = 2048;
+/// The datagram an established session reads at most: [`READ_BUFFER`] of CoAP plus the DTLS record's own
+/// bytes (header, explicit nonce, tag or padding and MAC: under 64).
+pub(crate) const DATAGRAM_AFTER_HANDSHAKE: usize = READ_BUFFER + 64;
 /// How long an evicted session may take to send its close_notify.
 const CLOSE_NOTIFY_WAIT: Duration = Duration::from_millis(200);
 
