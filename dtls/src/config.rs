@@ -112,6 +112,13 @@ pub struct Config {
     /// curve); a server takes the client's first offered curve that is in this list. Empty: the default,
     /// `DEFAULT_NAMED_CURVES` (P-256, X25519, P-384, upstream's order).
     pub named_curves: Vec<crate::curve::named_curve::NamedCurve>,
+
+    /// The size of the buffer each connection reads datagrams into once its handshake is over (coap-harness
+    /// fork, FORK.md change 12): a larger datagram is cut short and its records dropped. 0 (the default)
+    /// keeps the 8,192 bytes the handshake reads with (upstream's size, for the connection's life). A fleet
+    /// of CoAP devices sets about a datagram on its path's MTU, so that every established connection does
+    /// not hold 8 KB it never fills.
+    pub inbound_buffer_after_handshake: usize,
 }
 
 impl Default for Config {
@@ -137,6 +144,7 @@ impl Default for Config {
             replay_protection_window: 0,
             handshake_recorder: None,
             named_curves: vec![],
+            inbound_buffer_after_handshake: 0,
         }
     }
 }

@@ -272,6 +272,9 @@ fn the_library_types_each_row() {
         verdicts: Default::default(),
         latency: base.total.latency.clone(),
         first_failure: None,
+        reconnects: 0,
+        churn: 0,
+        per_second: Vec::new(),
     });
     let c = compare::compare(&a, &a, 0.1);
     let hs = c.rows.last().unwrap();

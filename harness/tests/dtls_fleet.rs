@@ -483,3 +483,181 @@ async fn x509_fleet_from_a_devices_csv_token_file() {
     assert_eq!(out.report.total.outcomes.ok, out.report.total.sent);
     assert_eq!(verdict::of(&out.report), Verdict::Passed);
 }
+
+// ---- handshake churn and reconnect storms (issue #15 item 5) ----
+
+const CHURN_FLEET: &str = r#"
+target: embedded
+pki: generate
+devices:
+  count: 5
+dtls:
+  ca: pki:ca
+  handshake_timeout: 5s
+  rehandshake_every: 5
+phases:
+  - duration: 2s
+    interval: 100ms
+"#;
+
+fn cause_counts(d: &coap_harness::engine::DeviceTally) -> (usize, usize) {
+    use coap_harness::engine::device::HandshakeCause as C;
+    let of = |c: C| d.rehandshakes.iter().filter(|h| h.cause == c).count();
+    (of(C::Churn), of(C::Reconnect))
+}
+
+/// `rehandshake_every: 5`: after every 5th request a device closes its session (close_notify) and opens a
+/// new one; requests keep succeeding (none is lost to the churn), and the report counts the churn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_every_n_requests_opens_a_new_session_each_time() {
+    let out = run(plan(CHURN_FLEET)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    let mut churned = 0;
+    for d in &out.devices {
+        let (churn, reconnect) = cause_counts(d);
+        assert_eq!(reconnect, 0, "{d:?}");
+        // A new session after requests 5, 10, ... unless that request was the device's last.
+        let expected = (d.sent as usize).saturating_sub(1) / 5;
+        assert_eq!(churn, expected, "device {} sent {}", d.index, d.sent);
+        assert!(
+            d.rehandshakes.iter().all(|h| h.verdict.connected()),
+            "{d:?}"
+        );
+        churned += churn;
+    }
+    assert!(churned >= 5, "{churned}");
+    let h = r.handshakes.as_ref().unwrap();
+    assert_eq!(h.churn, churned as u64, "{h:?}");
+    assert_eq!(h.reconnects, 0);
+    assert_eq!(
+        (h.attempted, h.ok),
+        (5 + churned as u64, 5 + churned as u64)
+    );
+    let per_second: u64 = h.per_second.iter().map(|p| p.ok + p.failed).sum();
+    assert_eq!(per_second, h.attempted, "{:?}", h.per_second);
+    // The server saw each churned session end with the client's close_notify.
+    let dtls = &r.server.as_ref().unwrap()["dtls"];
+    assert_eq!(dtls["handshakes_ok"], h.ok, "{dtls}");
+    assert!(dtls["closed"].as_u64().unwrap() >= churned as u64, "{dtls}");
+    let md = coap_harness::report::markdown::render(r);
+    assert!(
+        md.contains(&format!("0 after a lost session, {churned} for churn")),
+        "{md}"
+    );
+}
+
+/// `rehandshake_every: 400ms`: the session's age, not its requests, triggers the new handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_by_session_age() {
+    let yaml = CHURN_FLEET.replace("rehandshake_every: 5", "rehandshake_every: 400ms");
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    for d in &out.devices {
+        let (churn, _) = cause_counts(d);
+        assert!(
+            churn >= 1,
+            "a 2 s schedule outlives a 400 ms session: {d:?}"
+        );
+    }
+    assert!(r.handshakes.as_ref().unwrap().churn >= 5);
+}
+
+/// The storm: `embedded.restart_at` makes the embedded server forget every DTLS session at once, silently.
+/// Devices find out when their requests go unanswered and reconnect; the report has the handshakes per
+/// second (first connects, then the reconnects after the restart), the error window and the recovery.
+fn storm(extra_devices: &str, restart_at: &str, duration: &str) -> String {
+    format!(
+        "target: embedded\nembedded:\n  restart_at: {restart_at}\n  restart_down: 300ms\npki: generate\n\
+         devices:\n  count: 20\n{extra_devices}dtls:\n  ca: pki:ca\n  handshake_timeout: 3s\n\
+         coap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  max_retransmit: 1\n\
+         health: off\nphases:\n  - duration: {duration}\n    interval: 100ms\ndrain: 1s\n"
+    )
+}
+
+fn assert_storm_recovered(out: &coap_harness::app::RunOutput, restart_s: f64) {
+    let r = &out.report;
+    assert_accounted(r);
+    let dtls = &r.server.as_ref().unwrap()["dtls"];
+    assert_eq!(dtls["restarts"], 1, "{dtls}");
+    assert_eq!(dtls["sessions_dropped_by_restart"], 20, "{dtls}");
+    let h = r.handshakes.as_ref().unwrap();
+    assert_eq!(h.failed, 0, "{h:?}");
+    assert_eq!(h.churn, 0);
+    assert_eq!(h.reconnects, 20, "each device reconnected once: {h:?}");
+    for d in &out.devices {
+        let first = d.handshake.as_ref().unwrap();
+        let again = &d.rehandshakes[0];
+        assert!(first.at.as_secs_f64() < restart_s, "{d:?}");
+        assert!(again.at.as_secs_f64() > restart_s, "{d:?}");
+        assert!(d.ok > 0 && d.ok < d.sent, "{d:?}");
+    }
+    // Errors in the window, then recovery, all in the report.
+    let o = &r.total.outcomes;
+    assert!(o.session_closed + o.timeout > 0, "{o:?}");
+    let rec = r.recovery.as_ref().expect("an error window");
+    assert!(rec.recovered_at_s.is_some(), "{rec:?} {:?}", r.timeseries);
+    assert!(rec.first_error_s as f64 >= restart_s.floor(), "{rec:?}");
+    let reconnect_seconds: Vec<u64> = h
+        .per_second
+        .iter()
+        .filter(|p| p.t as f64 >= restart_s.floor())
+        .map(|p| p.t)
+        .collect();
+    assert!(!reconnect_seconds.is_empty(), "{:?}", h.per_second);
+    let html = coap_harness::report::html::render(r);
+    assert!(html.contains("data-chart=\"handshakes-over-time\""));
+    assert!(html.contains("id=\"handshake-rate\""));
+    let md = coap_harness::report::markdown::render(r);
+    assert!(md.contains("| second | handshakes ok | failed |"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_unpaced_every_device_reconnects() {
+    let out = run(plan(&storm("", "1500ms", "5s"))).await;
+    assert_storm_recovered(&out, 1.5);
+}
+
+/// Paced: `devices.connect_rate: 10/s` holds reconnects to one slot every 100 ms across the fleet, so the
+/// 20 reconnects are spread over at least 1.9 s (19 gaps) from the first slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_paced_by_connect_rate() {
+    let out = run(plan(&storm("  connect_rate: 10/s\n", "3s", "8s"))).await;
+    assert_storm_recovered(&out, 3.0);
+    let mut ends: Vec<f64> = out
+        .devices
+        .iter()
+        .map(|d| d.rehandshakes[0].at.as_secs_f64())
+        .collect();
+    ends.sort_by(f64::total_cmp);
+    // The k-th reconnect cannot start before k slots after the first one started (and the first ended
+    // one handshake after its slot): at least 19 gaps minus one handshake's time between first and last.
+    let slowest = out
+        .devices
+        .iter()
+        .map(|d| d.rehandshakes[0].elapsed.as_secs_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        ends[19] - ends[0] >= 1.9 - slowest,
+        "reconnects ended at {ends:?} (slowest handshake {slowest}s)"
+    );
+}
+
+/// The shipped storm scenario validates.
+#[test]
+fn the_reconnect_storm_scenario_validates() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/reconnect-storm.yaml");
+    let p = plan(&std::fs::read_to_string(&file).unwrap());
+    assert!(matches!(
+        p.target,
+        coap_harness::scenario::Target::Embedded {
+            restart: Some(_),
+            ..
+        }
+    ));
+    assert!(p.devices.connect_rate.is_some());
+}

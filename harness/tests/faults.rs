@@ -272,3 +272,44 @@ async fn a_dtls_server_restart_mid_run_is_recovered_by_new_handshakes() {
     assert_eq!(at(5).unwrap().errors, 0, "recovered: {:?}", r.timeseries);
     assert_recovery_after_restart(r);
 }
+
+/// NAT rebinding under DTLS without Connection ID (RFC 9146; the DTLS stack has none yet): the server keys
+/// sessions by address, so after the proxy moves a device to a new source port its records are strangers
+/// (dropped as garbage), its requests go unanswered, and the device reconnects with a new handshake. The
+/// report counts those reconnects per the handshake stats; with CID the session would continue instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rebinding_without_connection_id_costs_dtls_devices_a_new_handshake() {
+    let devices = 3;
+    let yaml = format!(
+        "target: embedded\nseed: 7\npki: generate\ndtls:\n  ca: pki:ca\n  handshake_timeout: 1s\n\
+         devices:\n  count: {devices}\ncoap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  max_retransmit: 1\n\
+         health: off\nphases:\n  - duration: 5s\n    interval: 100ms\nfaults: {{ rebind_every: 2s }}\n"
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    let f = out.faults.expect("proxy stats");
+    assert!(f.rebinds >= devices, "{f}");
+    let h = r.handshakes.as_ref().expect("handshake stats");
+    assert!(
+        h.reconnects >= devices,
+        "a new handshake after each move: {h:?}"
+    );
+    for d in &out.devices {
+        assert!(
+            !d.rehandshakes.is_empty(),
+            "device {} reconnected: {d:?}",
+            d.index
+        );
+    }
+    let dtls = &r.server.as_ref().unwrap()["dtls"];
+    assert!(
+        dtls["garbage"].as_u64().unwrap() > 0,
+        "records from the new port were strangers: {dtls}"
+    );
+    assert!(
+        r.total.outcomes.ok > 0 && r.total.outcomes.ok < r.total.sent,
+        "{:?}",
+        r.total.outcomes
+    );
+}

@@ -155,6 +155,9 @@ async fn hlog_holds_each_phase_with_its_counts() {
         verdicts: [("ok".to_string(), 3)].into(),
         latency: report::model::Latency::from_histogram(&h),
         first_failure: None,
+        reconnects: 0,
+        churn: 0,
+        per_second: Vec::new(),
     });
     let intervals: Vec<_> = read_hlog(&report::hdr::render_hlog(&with_handshakes).unwrap())
         .into_iter()

@@ -2643,3 +2643,56 @@ async fn test_named_curve_configuration() -> Result<()> {
     );
     Ok(())
 }
+
+/// coap-harness fork (FORK.md change 11): once the handshake is over, neither end keeps its messages or its
+/// last flight, and the session still carries data both ways.
+#[tokio::test]
+async fn test_handshake_messages_freed_after_handshake() -> Result<()> {
+    let (client, server) = build_pipe().await?;
+    for c in [&client, &server] {
+        assert_eq!(c.cache.len().await, 0);
+        assert!(c.flights.is_none());
+    }
+    client.write(b"ping", None).await?;
+    let mut buf = [0u8; 16];
+    let n = server.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"ping");
+    server.write(b"pong", None).await?;
+    let n = client.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"pong");
+    client.close().await?;
+    server.close().await?;
+    Ok(())
+}
+
+/// coap-harness fork (FORK.md change 12): after the handshake the reader uses the smaller buffer the
+/// configuration asks for: a datagram that fits arrives, a larger one is cut short and dropped (not the
+/// connection), and the handshake itself, with datagrams larger than that buffer, still completes.
+#[tokio::test]
+async fn test_inbound_buffer_after_handshake() -> Result<()> {
+    let (ca, cb) = pipe();
+    let small = Config {
+        inbound_buffer_after_handshake: 128,
+        ..Default::default()
+    };
+    let client_cfg = small.clone();
+    let client =
+        tokio::spawn(async move { create_test_client(Arc::new(ca), client_cfg, true).await });
+    let server = create_test_server(Arc::new(cb), small, true).await?;
+    let client = client.await.expect("client task")?;
+    let mut buf = [0u8; 1024];
+    // Fits: 20 bytes of data in a record of about 60.
+    client.write(&[7u8; 20], None).await?;
+    assert_eq!(server.read(&mut buf, None).await?, 20);
+    // Does not fit: dropped, and the connection goes on.
+    client.write(&[8u8; 400], None).await?;
+    client.write(&[9u8; 30], None).await?;
+    let n = server.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], &[9u8; 30][..]);
+    // The other way too.
+    server.write(&[5u8; 40], None).await?;
+    assert_eq!(client.read(&mut buf, None).await?, 40);
+    client.close().await?;
+    server.close().await?;
+    Ok(())
+}

@@ -198,6 +198,7 @@ impl DTLSConn {
             config.mtu
         };
 
+        let inbound_after_handshake = config.inbound_buffer_after_handshake;
         let replay_protection_window = if config.replay_protection_window == 0 {
             DEFAULT_REPLAY_PROTECTION_WINDOW
         } else {
@@ -382,6 +383,14 @@ impl DTLSConn {
 
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
             loop {
+                // coap-harness fork (FORK.md change 12): once the handshake is over, read with the
+                // smaller buffer the configuration asks for, and free the handshake's 8 KB one.
+                if inbound_after_handshake > 0
+                    && buf.len() != inbound_after_handshake
+                    && handshake_completed_successfully2.load(Ordering::SeqCst)
+                {
+                    buf = vec![0u8; inbound_after_handshake];
+                }
                 tokio::select! {
                     _ = reader_close_rx.recv() => {
                         trace!(
@@ -428,6 +437,11 @@ impl DTLSConn {
 
         // Do handshake
         c.handshake(initial_fsm_state).await?;
+        // coap-harness fork (FORK.md change 11): the state machine has returned and never runs again, so
+        // nothing pulls the handshake's messages from the cache or retransmits its last flight: free both
+        // for the connection's lifetime (a few KB per connection, more with certificate chains).
+        c.flights = None;
+        c.cache.clear().await;
 
         trace!("Handshake Completed");
 
@@ -815,7 +829,10 @@ impl DTLSConn {
         let pkts = unpack_datagram(&buf[..n])?;
         let mut has_handshake = false;
         for pkt in pkts {
-            let (hs, alert, mut err) = DTLSConn::handle_incoming_packet(ctx, pkt, true).await;
+            // coap-harness fork (FORK.md change 11): boxed, so that the reader task's future, alive for the
+            // connection's whole life and idle in `recv` above, does not reserve room for this large one.
+            let (hs, alert, mut err) =
+                Box::pin(DTLSConn::handle_incoming_packet(ctx, pkt, true)).await;
             if let Some(alert) = alert {
                 ctx.recorder.alert(
                     crate::evidence::Side::Local,

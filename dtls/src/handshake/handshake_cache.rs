@@ -67,6 +67,18 @@ impl HandshakeCache {
         true
     }
 
+    /// coap-harness fork (FORK.md change 11): drops every cached message and frees their memory, once the
+    /// handshake is over and nothing will pull them again.
+    pub(crate) async fn clear(&self) {
+        *self.cache.lock().await = Vec::new();
+    }
+
+    /// How many messages are cached.
+    #[cfg(test)]
+    pub(crate) async fn len(&self) -> usize {
+        self.cache.lock().await.len()
+    }
+
     // returns a list handshakes that match the requested rules
     // the list will contain null entries for rules that can't be satisfied
     // multiple entries may match a rule, but only the last match is returned (ie ClientHello with cookies)

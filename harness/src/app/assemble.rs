@@ -1,13 +1,13 @@
 //! Builds the [`Report`] from what the run measured. The only place that knows both the engine's results and
 //! the report's shape.
 
-use crate::engine::device::DeviceTally;
+use crate::engine::device::{DeviceTally, HandshakeCause};
 use crate::engine::load::Measured;
 use crate::metrics::collector::latency_histogram;
 use crate::report::model::{
-    ConformanceResult, DeviceInfo, ExpectationSpec, GeneratorStats, HandshakeStats, Latency,
-    PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo, Security, ShardChecks, ShardInfo,
-    TargetInfo, TrustCaseResult, SCHEMA_VERSION,
+    ConformanceResult, DeviceInfo, ExpectationSpec, GeneratorStats, HandshakePoint, HandshakeStats,
+    Latency, PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo, Security, ShardChecks,
+    ShardInfo, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
 use crate::scenario::plan::CertRef;
@@ -447,6 +447,16 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
         }
     }
     let ok = all.iter().filter(|h| h.verdict.connected()).count() as u64;
+    let mut per_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for h in &all {
+        let second = per_second.entry(h.at.as_secs()).or_default();
+        if h.verdict.connected() {
+            second.0 += 1;
+        } else {
+            second.1 += 1;
+        }
+    }
+    let caused = |c: HandshakeCause| all.iter().filter(|h| h.cause == c).count() as u64;
     Some(HandshakeStats {
         attempted: all.len() as u64,
         ok,
@@ -457,6 +467,12 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
             .iter()
             .find(|h| !h.verdict.connected())
             .map(|h| format!("{}: {}", h.verdict, h.detail.as_deref().unwrap_or(""))),
+        reconnects: caused(HandshakeCause::Reconnect),
+        churn: caused(HandshakeCause::Churn),
+        per_second: per_second
+            .into_iter()
+            .map(|(t, (ok, failed))| HandshakePoint { t, ok, failed })
+            .collect(),
     })
 }
 

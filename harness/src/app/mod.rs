@@ -165,6 +165,17 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     {
         s.stall(t0 + *at, *length);
     }
+    // A reconnect storm: every DTLS session dropped at once, as by a server restart.
+    if let (
+        Target::Embedded {
+            restart: Some((at, down)),
+            ..
+        },
+        Some(s),
+    ) = (&plan.target, &server)
+    {
+        s.restart_dtls_at(t0 + *at, *down);
+    }
     // With `faults:`, devices send to a proxy that loses, duplicates, reorders and delays on the way.
     let proxy = match &plan.faults {
         Some(f) if !plan.phases.is_empty() => Some(

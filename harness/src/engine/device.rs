@@ -7,6 +7,7 @@ use crate::coap::{
     Token,
 };
 use crate::metrics::{Batch, Outcome, Sample};
+use crate::scenario::dtls::Churn;
 use crate::scenario::template::RenderContext;
 use crate::scenario::RunPlan;
 use crate::transport::dtls::{self as dtls_client, ClientSettings};
@@ -39,6 +40,10 @@ pub struct Shared {
     pub live_metrics: Option<Arc<crate::metrics::export::RunMetrics>>,
     /// What the live progress line shows; devices move its active-device and session counts.
     pub live: Arc<std::sync::Mutex<crate::metrics::Live>>,
+    /// Paces new sessions after the first (`devices.connect_rate`); `None`: at once.
+    pub reconnects: Option<super::reconnect::ReconnectPacer>,
+    /// `dtls.rehandshake_every`, for DTLS devices.
+    pub churn: Option<Churn>,
 }
 
 impl Shared {
@@ -90,12 +95,27 @@ impl Shared {
     }
 }
 
+/// Why a device made a handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandshakeCause {
+    /// Its first session.
+    #[default]
+    First,
+    /// Its session was lost (closed by the server, or its requests went unanswered: a restarted server).
+    Reconnect,
+    /// It closed its session on purpose (`dtls.rehandshake_every`).
+    Churn,
+}
+
 /// How a device's DTLS handshake went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandshakeTally {
     pub verdict: TrustVerdict,
     pub detail: Option<String>,
     pub elapsed: Duration,
+    /// When it ended, from the start of the load.
+    pub at: Duration,
+    pub cause: HandshakeCause,
 }
 
 /// One device's own account of its run, for cross-checking against the server.
@@ -116,8 +136,9 @@ pub struct DeviceTally {
     pub duplicates: u64,
     /// The DTLS handshake, when the device speaks DTLS.
     pub handshake: Option<HandshakeTally>,
-    /// Handshakes after the first, each made because the session was lost (the server closed it, or it
-    /// stopped answering: a restarted server no longer knows it), at most [`MAX_REHANDSHAKES`].
+    /// Handshakes after the first: made because the session was lost (the server closed it, or it
+    /// stopped answering: a restarted server no longer knows it; at most [`MAX_REHANDSHAKES`] in a row
+    /// without success), or for handshake churn.
     pub rehandshakes: Vec<HandshakeTally>,
     /// A few responses that broke per-request expectations, as observed.
     pub broken_examples: Vec<String>,
@@ -129,7 +150,7 @@ const EXAMPLES: usize = 3;
 /// Consecutive requests without an answer (timeout, unreachable) after which a DTLS device takes its
 /// session for lost and makes a new handshake.
 const LOST_AFTER: u32 = 2;
-/// New handshakes a device makes in a run at most, failed ones included.
+/// New handshakes a device attempts in a row at most, before it gives up for the rest of the run.
 pub const MAX_REHANDSHAKES: usize = 20;
 /// Pause after a failed new handshake before the next.
 const REHANDSHAKE_BACKOFF: Duration = Duration::from_millis(250);
@@ -235,7 +256,7 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
     let Some(settings) = sh.dtls_for(index) else {
         return Some(Link::Udp(sock));
     };
-    let (link, h) = dtls_handshake(sock, &settings).await;
+    let (link, h) = dtls_handshake(sock, &settings, sh.t0, HandshakeCause::First).await;
     sh.handshake_done(&h);
     tally.handshake = Some(h);
     link
@@ -244,14 +265,20 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
 async fn dtls_handshake(
     sock: Arc<tokio::net::UdpSocket>,
     settings: &ClientSettings,
+    t0: Instant,
+    cause: HandshakeCause,
 ) -> (Option<Link>, HandshakeTally) {
-    match dtls_client::handshake(sock, settings).await {
+    let result = dtls_client::handshake(sock, settings).await;
+    let at = t0.elapsed();
+    match result {
         Ok(session) => (
             Some(Link::Dtls(session.conn)),
             HandshakeTally {
                 verdict: session.verdict,
                 detail: None,
                 elapsed: session.elapsed,
+                at,
+                cause,
             },
         ),
         Err(failed) => (
@@ -260,6 +287,8 @@ async fn dtls_handshake(
                 verdict: failed.judgement.verdict,
                 detail: Some(failed.judgement.detail),
                 elapsed: failed.elapsed,
+                at,
+                cause,
             },
         ),
     }
@@ -297,47 +326,68 @@ fn fail_due(
     }
 }
 
-/// A new DTLS session for a device that lost its own: a fresh socket (a new source port, as a rebooted
-/// device would have) and a new handshake, retried after [`REHANDSHAKE_BACKOFF`] until one completes, the
-/// schedule or the run ends, or the device has made [`MAX_REHANDSHAKES`]. Requests due meanwhile fail as
-/// `session_closed`.
+/// A new DTLS session for a device that lost its own (or closed it for churn): a fresh socket (a new
+/// source port, as a rebooted device would have) and a new handshake, each attempt in its turn when new
+/// sessions are paced (`devices.connect_rate`), retried after [`REHANDSHAKE_BACKOFF`] until one
+/// completes, the schedule or the run ends, or [`MAX_REHANDSHAKES`] attempts failed. Requests due meanwhile
+/// fail as `session_closed`, except while a churning device makes its first attempt: it sends them late
+/// over the new session, as a device that queues its messages during a planned re-handshake would (their
+/// latency, from the intended send time, includes the wait).
 async fn rehandshake(
     sh: &Shared,
     index: u32,
+    cause: HandshakeCause,
     pacer: &mut Pacer<'_>,
     rec: &mut Recorder,
     tally: &mut DeviceTally,
 ) -> Option<Link> {
     let settings = sh.dtls_for(index)?;
     let settings = &*settings;
-    while tally.rehandshakes.len() < MAX_REHANDSHAKES && !pacer.is_done() {
+    let lost = cause != HandshakeCause::Churn;
+    for attempt in 0..MAX_REHANDSHAKES {
+        if pacer.is_done() {
+            break;
+        }
+        if let Some(slots) = &sh.reconnects {
+            let turn = slots.slot(Instant::now());
+            tokio::select! {
+                _ = sh.cancel.cancelled() => return None,
+                _ = tokio::time::sleep_until(turn.into()) => {}
+            }
+        }
         let now = Instant::now();
-        fail_due(sh, pacer, rec, tally, now);
+        if lost || attempt > 0 {
+            fail_due(sh, pacer, rec, tally, now);
+        }
         if now >= sh.hard_end || sh.cancel.is_cancelled() {
             return None;
         }
-        let attempt = async {
+        let handshake = async {
             let sock = super::session::connect(local_ip(&sh.plan, index), sh.target).await;
             match sock {
-                Ok(sock) => dtls_handshake(sock, settings).await,
+                Ok(sock) => dtls_handshake(sock, settings, sh.t0, cause).await,
                 Err(e) => (
                     None,
                     HandshakeTally {
                         verdict: TrustVerdict::Other,
                         detail: Some(e.to_string()),
                         elapsed: Duration::ZERO,
+                        at: sh.t0.elapsed(),
+                        cause,
                     },
                 ),
             }
         };
         let (link, h) = tokio::select! {
             _ = sh.cancel.cancelled() => return None,
-            r = attempt => r,
+            r = handshake => r,
         };
         sh.handshake_done(&h);
         tally.rehandshakes.push(h);
         if link.is_some() {
-            fail_due(sh, pacer, rec, tally, Instant::now());
+            if lost {
+                fail_due(sh, pacer, rec, tally, Instant::now());
+            }
             return link;
         }
         tokio::select! {
@@ -383,6 +433,10 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     // nothing is in flight.
     let mut lost_session = false;
     let mut unanswered_in_row = 0u32;
+    // Handshake churn: requests made on this session, when it opened, and whether it is time for a new one.
+    let mut session_requests = 0u64;
+    let mut session_opened = Instant::now();
+    let mut churn_due = false;
 
     let seed = plan.seed ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut ep = ClientEndpoint::new(plan.transmission.clone(), seed);
@@ -404,7 +458,10 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
 
     loop {
         let now = Instant::now();
-        while in_flight.len() < nstart && !stopping && !lost_session {
+        if let Some(Churn::After(every)) = sh.churn {
+            churn_due |= now >= session_opened + every;
+        }
+        while in_flight.len() < nstart && !stopping && !lost_session && !churn_due {
             let Some(t) = pacer.next().filter(|t| sh.t0 + *t <= now) else {
                 break;
             };
@@ -429,6 +486,10 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 );
                 let id = ep.start(now, msg);
                 tally.sent += 1;
+                session_requests += 1;
+                if let Some(Churn::Requests(every)) = sh.churn {
+                    churn_due |= session_requests >= every;
+                }
                 if let Some(m) = &metrics {
                     m.in_flight.inc();
                 }
@@ -512,13 +573,19 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         if in_flight.is_empty() && (stopping || pacer.is_done()) {
             break;
         }
-        if lost_session && in_flight.is_empty() {
+        if (lost_session || churn_due) && in_flight.is_empty() {
+            let cause = if lost_session {
+                HandshakeCause::Reconnect
+            } else {
+                HandshakeCause::Churn
+            };
             lost_session = false;
+            churn_due = false;
             unanswered_in_row = 0;
             rec.flush(Instant::now());
             sh.link_change(&link, -1);
             link.close().await;
-            match rehandshake(&sh, index, &mut pacer, &mut rec, &mut tally).await {
+            match rehandshake(&sh, index, cause, &mut pacer, &mut rec, &mut tally).await {
                 Some(new) => {
                     link = new;
                     sh.link_change(&link, 1);
@@ -528,6 +595,8 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                     break;
                 }
             }
+            session_requests = 0;
+            session_opened = Instant::now();
             continue;
         }
 
@@ -537,6 +606,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         }
         if let Some(t) = rec.deadline() {
             wake = wake.min(t);
+        }
+        if let (Some(Churn::After(every)), false) = (sh.churn, churn_due) {
+            wake = wake.min(session_opened + every);
         }
         // The next send, when one may go out: woken by the precise alarm, the rest by tokio's timer.
         let send_at = pacer

@@ -52,6 +52,14 @@ pub async fn run(
         hard_end: t0 + plan.total_duration() + plan.drain,
         tx,
         cancel,
+        reconnects: plan
+            .devices
+            .connect_rate
+            .map(super::reconnect::ReconnectPacer::new),
+        churn: dtls
+            .is_some()
+            .then(|| plan.dtls.as_ref().and_then(|d| d.client.rehandshake_every))
+            .flatten(),
         dtls,
         client_certs,
         alarms: super::alarm::Alarms::start(),

@@ -12,6 +12,7 @@ pub mod load;
 pub mod monitor;
 pub mod pacer;
 pub mod progress;
+pub mod reconnect;
 pub mod session;
 pub mod start;
 

@@ -6,7 +6,8 @@
 
 use crate::metrics::{Outcome, OutcomeCounts};
 use crate::report::model::{
-    DeviceInfo, HandshakeStats, Latency, PhaseReport, ProtocolCounters, RequestStats, SeriesPoint,
+    DeviceInfo, HandshakePoint, HandshakeStats, Latency, PhaseReport, ProtocolCounters,
+    RequestStats, SeriesPoint,
 };
 use crate::report::{Check, Report};
 use std::collections::BTreeMap;
@@ -100,7 +101,7 @@ pub fn add_up(shards: &[&Report]) -> Result<Report, (usize, String)> {
         duplicates: shards.iter().map(|r| r.protocol.duplicates).sum(),
     };
     m.security.insecure = shards.iter().any(|r| r.security.insecure);
-    m.handshakes = handshakes(shards)?;
+    m.handshakes = handshakes(shards, &offset_ms)?;
     m.trust_cases = shards.iter().flat_map(|r| r.trust_cases.clone()).collect();
     m.conformance = shards.iter().flat_map(|r| r.conformance.clone()).collect();
     m.checks = carried_checks(shards);
@@ -222,7 +223,10 @@ pub fn latency<'a>(parts: impl Iterator<Item = &'a Latency>) -> Result<Latency, 
     Ok(Latency::from_histogram(&sum))
 }
 
-fn handshakes(shards: &[&Report]) -> Result<Option<HandshakeStats>, (usize, String)> {
+fn handshakes(
+    shards: &[&Report],
+    offset_ms: &dyn Fn(&Report) -> u64,
+) -> Result<Option<HandshakeStats>, (usize, String)> {
     let all: Vec<&HandshakeStats> = shards
         .iter()
         .filter_map(|r| r.handshakes.as_ref())
@@ -243,7 +247,33 @@ fn handshakes(shards: &[&Report]) -> Result<Option<HandshakeStats>, (usize, Stri
         verdicts,
         latency: latency(all.iter().map(|h| &h.latency))?,
         first_failure: all.iter().find_map(|h| h.first_failure.clone()),
+        reconnects: all.iter().map(|h| h.reconnects).sum(),
+        churn: all.iter().map(|h| h.churn).sum(),
+        per_second: handshake_series(shards.iter().filter_map(|r| {
+            r.handshakes
+                .as_ref()
+                .map(|h| (offset_ms(r), &h.per_second[..]))
+        })),
     }))
+}
+
+/// Lines the shards' handshake series up by wall-clock second, like [`series`], and adds them.
+fn handshake_series<'a>(
+    shards: impl Iterator<Item = (u64, &'a [HandshakePoint])>,
+) -> Vec<HandshakePoint> {
+    let mut by_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (offset_ms, points) in shards {
+        let shift = (offset_ms + 500) / 1000;
+        for p in points {
+            let a = by_second.entry(p.t + shift).or_default();
+            a.0 += p.ok;
+            a.1 += p.failed;
+        }
+    }
+    by_second
+        .into_iter()
+        .map(|(t, (ok, failed))| HandshakePoint { t, ok, failed })
+        .collect()
 }
 
 /// Lines the shards' series up by wall-clock second (offset rounded to the nearest second) and adds them.

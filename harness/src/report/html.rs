@@ -544,6 +544,55 @@ fn handshakes(s: &mut String, r: &Report) {
             .map(|f| format!(" First failure: {}", escape(f)))
             .unwrap_or_default()
     );
+    let Some(rate) = h.rate_summary() else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "<p id=\"handshake-rate\">Handshake rate: {}.</p>",
+        escape(&rate)
+    );
+    // Every second up to the last handshake, zeros included, so quiet seconds show as such.
+    let last = h.per_second.iter().map(|p| p.t).max().unwrap_or(0);
+    let at = |t: u64| h.per_second.iter().find(|p| p.t == t);
+    let pts = |f: fn(&super::model::HandshakePoint) -> u64| -> Vec<(f64, f64)> {
+        (0..=last)
+            .map(|t| (t as f64 + 0.5, at(t).map_or(0, f) as f64))
+            .collect()
+    };
+    let chart = LineChart {
+        id: "handshakes-over-time",
+        title: "DTLS handshakes per second".into(),
+        x_label: "time into the run (one point per second)".into(),
+        y_label: "per second".into(),
+        x_range: (0.0, (last + 1) as f64),
+        x_ticks: None,
+        x_format: seconds_label,
+        y_format: svg::number_label,
+        series: vec![
+            Series {
+                key: "handshakes-ok".into(),
+                label: "completed/s".into(),
+                color: "#1a7f37",
+                dashed: false,
+                points: pts(|p| p.ok),
+            },
+            Series {
+                key: "handshakes-failed".into(),
+                label: "failed/s".into(),
+                color: "#c00",
+                dashed: true,
+                points: pts(|p| p.failed),
+            },
+        ],
+        markers: r
+            .phases
+            .iter()
+            .map(|p| (p.start_s, p.name.clone()))
+            .collect(),
+    };
+    s.push_str(&chart.render());
+    s.push('\n');
 }
 
 fn result_cell(passed: bool) -> &'static str {

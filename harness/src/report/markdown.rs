@@ -108,6 +108,10 @@ pub fn render(r: &Report) -> String {
             human_us(h.latency.p99_us),
             human_us(h.latency.max_us)
         );
+        if let Some(rate) = h.rate_summary() {
+            let _ = writeln!(s, "Handshake rate: {rate}.\n");
+            handshake_table(&mut s, h);
+        }
     }
     if r.phases.is_empty() {
         return checks(s, r);
@@ -194,4 +198,13 @@ fn checks(mut s: String, r: &Report) -> String {
 
 fn row(s: &mut String, name: &str, devices: u32, q: &RequestStats) {
     let _ = writeln!(s, "| {name} | {devices} | {} |", q.row_cells().join(" | "));
+}
+
+/// Handshakes per second of the load (`t | ok | failed`), when they happened over more than one second.
+fn handshake_table(s: &mut String, h: &crate::report::model::HandshakeStats) {
+    let _ = writeln!(s, "| second | handshakes ok | failed |\n|---:|---:|---:|");
+    for p in &h.per_second {
+        let _ = writeln!(s, "| {} | {} | {} |", p.t, p.ok, p.failed);
+    }
+    let _ = writeln!(s);
 }

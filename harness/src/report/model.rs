@@ -207,6 +207,26 @@ pub struct HandshakeStats {
     pub latency: Latency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+    /// Attempts after a lost session (the server closed it, or stopped answering: a restart), included in
+    /// `attempted`.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Attempts made for handshake churn (`dtls.rehandshake_every`), included in `attempted`.
+    #[serde(default)]
+    pub churn: u64,
+    /// Handshakes by the second of the load in which they ended (seconds without any are left out): the
+    /// handshake rate and the failures over time, e.g. through a reconnect storm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_second: Vec<HandshakePoint>,
+}
+
+/// The handshakes that ended in one second of the load.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct HandshakePoint {
+    /// Second from the start of the load, as in [`SeriesPoint::t`].
+    pub t: u64,
+    pub ok: u64,
+    pub failed: u64,
 }
 
 pub use crate::trust::RefusedBy;
@@ -477,13 +497,52 @@ impl HandshakeStats {
             .iter()
             .map(|(v, n)| format!("{} {n}", name(v)))
             .collect();
-        format!(
+        let mut text = format!(
             "{} attempted, {} ok, {} failed ({})",
             self.attempted,
             self.ok,
             self.failed,
             verdicts.join(", ")
-        )
+        );
+        if self.reconnects > 0 || self.churn > 0 {
+            text += &format!(
+                "; {} after a lost session, {} for churn",
+                self.reconnects, self.churn
+            );
+        }
+        text
+    }
+
+    /// The busiest second: (second, handshakes ended in it, of which failed).
+    pub fn peak_second(&self) -> Option<(u64, u64, u64)> {
+        self.per_second
+            .iter()
+            .max_by_key(|p| (p.ok + p.failed, std::cmp::Reverse(p.t)))
+            .map(|p| (p.t, p.ok + p.failed, p.failed))
+    }
+
+    /// One sentence on the handshake rate over time, when handshakes happened in more than one second:
+    /// "busiest second 3 s: 412 handshakes (2 failed); failures in 2 seconds (first at 3 s)".
+    pub fn rate_summary(&self) -> Option<String> {
+        if self.per_second.len() < 2 {
+            return None;
+        }
+        let (t, n, failed) = self.peak_second()?;
+        let mut text = format!("busiest second {t} s: {n} handshakes ({failed} failed)");
+        let failing: Vec<u64> = self
+            .per_second
+            .iter()
+            .filter(|p| p.failed > 0)
+            .map(|p| p.t)
+            .collect();
+        if let Some(first) = failing.iter().min() {
+            text += &format!(
+                "; failures in {} second{} (first at {first} s)",
+                failing.len(),
+                if failing.len() == 1 { "" } else { "s" }
+            );
+        }
+        Some(text)
     }
 }
 

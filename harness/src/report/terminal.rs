@@ -55,6 +55,9 @@ pub fn render(r: &Report) -> String {
             human_us(h.latency.p99_us),
             human_us(h.latency.max_us)
         );
+        if let Some(rate) = h.rate_summary() {
+            let _ = writeln!(s, "  handshake rate: {rate}");
+        }
     }
     super::device_trust::terminal(&mut s, r);
     if !r.trust_cases.is_empty() {

@@ -41,6 +41,68 @@ pub struct RawDtls {
     pub curves: Vec<String>,
     #[serde(default, deserialize_with = "super::raw::opt_duration")]
     pub handshake_timeout: Option<Duration>,
+    /// Handshake churn: each device closes its session (close_notify) and opens a new one after this many
+    /// requests (`100`, `100 requests`) or this long after the session opened (`30s`). Load devices only.
+    #[serde(default, deserialize_with = "opt_churn")]
+    pub rehandshake_every: Option<Churn>,
+}
+
+/// `dtls.rehandshake_every`: when a device drops its session on purpose and makes a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Churn {
+    /// After this many requests on the session (at least 1).
+    Requests(u64),
+    /// This long after the session opened (more than 0).
+    After(Duration),
+}
+
+impl std::fmt::Display for Churn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Churn::Requests(n) => write!(f, "every {n} requests"),
+            Churn::After(d) => write!(f, "every {}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+/// Parses `rehandshake_every`: a whole number of requests (`100`, `100 requests`) or a duration (`30s`).
+pub fn parse_churn(text: &str) -> Result<Churn, String> {
+    let t = text.trim();
+    let count = t
+        .strip_suffix("requests")
+        .or_else(|| t.strip_suffix("request"))
+        .unwrap_or(t)
+        .trim();
+    if let Ok(n) = count.parse::<u64>() {
+        return match n {
+            0 => Err("rehandshake_every: 0 requests; write at least 1".into()),
+            n => Ok(Churn::Requests(n)),
+        };
+    }
+    match humantime::parse_duration(t) {
+        Ok(d) if d.is_zero() => Err("rehandshake_every: the duration must be more than 0".into()),
+        Ok(d) => Ok(Churn::After(d)),
+        Err(_) => Err(format!(
+            "`{text}` is neither a number of requests (`100`, `100 requests`) nor a duration (`30s`)"
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawChurn {
+    Num(u64),
+    Str(String),
+}
+
+fn opt_churn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Churn>, D::Error> {
+    let text = match RawChurn::deserialize(d)? {
+        RawChurn::Num(n) => n.to_string(),
+        RawChurn::Str(s) => s,
+    };
+    parse_churn(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// The embedded server's DTLS identity (under `embedded:` or a trust case's `server:`).
@@ -168,6 +230,8 @@ pub struct ClientTrust {
     /// ECDHE curves offered, most preferred first; empty: the DTLS crate's default order.
     pub curves: Vec<NamedCurve>,
     pub handshake_timeout: Duration,
+    /// Handshake churn of the load devices (`dtls.rehandshake_every`).
+    pub rehandshake_every: Option<Churn>,
 }
 
 /// Client authentication the embedded server asks for.
@@ -408,6 +472,12 @@ pub fn client_trust(
     if raw.handshake_timeout.is_some_and(|t| t.is_zero()) {
         return Err(bad(at("handshake_timeout"), "must be more than 0"));
     }
+    if base_trust.is_some() && raw.rehandshake_every.is_some() {
+        return Err(bad(
+            at("rehandshake_every"),
+            "applies to the load devices only: set it under the scenario's `dtls:`",
+        ));
+    }
     if raw.client_key.is_some() && raw.client_cert.is_none() {
         return Err(bad(at("client_key"), "client_key needs client_cert"));
     }
@@ -466,6 +536,7 @@ pub fn client_trust(
             .handshake_timeout
             .or(base_trust.map(|b| b.handshake_timeout))
             .unwrap_or(Duration::from_secs(10)),
+        rehandshake_every: raw.rehandshake_every,
     })
 }
 

@@ -61,6 +61,9 @@ pub enum Target {
         any_token: bool,
         /// (when, how long) after the run's start the server stops reading.
         stall: Option<(Duration, Duration)>,
+        /// (when, how long down) after the run's start the server behaves like a restarted one: every DTLS
+        /// session forgotten at once, silently, and nothing answered while down (`embedded.restart_at`).
+        restart: Option<(Duration, Duration)>,
     },
     /// A server elsewhere.
     Remote {

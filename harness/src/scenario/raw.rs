@@ -77,6 +77,13 @@ pub struct RawEmbedded {
     /// ...for this long (a stalled server, to see coordinated-omission correction at work).
     #[serde(default, deserialize_with = "opt_duration")]
     pub stall_for: Option<Duration>,
+    /// Reconnect storms: this long after the load starts, the embedded server behaves like a restarted one
+    /// (every DTLS session forgotten at once, without a close_notify; the device store survives)...
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub restart_at: Option<Duration>,
+    /// ...and answers nothing for this long afterwards (default 0s: back at once, but knowing no session).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub restart_down: Option<Duration>,
     /// The DTLS identity the embedded server presents when the scenario has `dtls:`.
     #[serde(default)]
     pub server: super::dtls::RawServerIdentity,

@@ -371,3 +371,78 @@ fn rejects_bad_x509_values_with_their_location() {
         assert!(e.starts_with(want), "{to}:\n  got  {e}\n  want {want}");
     }
 }
+
+#[test]
+fn rehandshake_every_takes_requests_or_a_duration() {
+    use super::dtls::{parse_churn, Churn};
+    assert_eq!(parse_churn("100"), Ok(Churn::Requests(100)));
+    assert_eq!(parse_churn("1 request"), Ok(Churn::Requests(1)));
+    assert_eq!(parse_churn(" 25 requests "), Ok(Churn::Requests(25)));
+    assert_eq!(
+        parse_churn("30s"),
+        Ok(Churn::After(Duration::from_secs(30)))
+    );
+    assert!(parse_churn("0").unwrap_err().contains("at least 1"));
+    assert!(parse_churn("0s").unwrap_err().contains("more than 0"));
+    assert!(parse_churn("often").unwrap_err().contains("neither"));
+    let dtls = |line: &str| {
+        GOOD.replace(
+            "coap:\n",
+            &format!("pki: generate\ndtls:\n  ca: pki:ca\n  {line}\ncoap:\n"),
+        )
+    };
+    let churn = |text: &str| {
+        parse_str(text)
+            .unwrap()
+            .dtls
+            .unwrap()
+            .client
+            .rehandshake_every
+    };
+    assert_eq!(
+        churn(&dtls("rehandshake_every: 10")),
+        Some(Churn::Requests(10))
+    );
+    assert_eq!(
+        churn(&dtls("rehandshake_every: 2m")),
+        Some(Churn::After(Duration::from_secs(120)))
+    );
+    assert_eq!(churn(&dtls("handshake_timeout: 5s")), None);
+    let err = parse_str(&dtls("rehandshake_every: 0 requests"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dtls.rehandshake_every") || err.contains("rehandshake_every"),
+        "{err}"
+    );
+    // A trust case cannot churn: it opens one session.
+    let text = dtls("handshake_timeout: 5s")
+        + "trust_cases:\n  - name: c\n    client: { rehandshake_every: 5 }\n    expect: { handshake: ok }\n";
+    let err = parse_str(&text).unwrap_err().to_string();
+    assert!(err.contains("load devices only"), "{err}");
+}
+
+#[test]
+fn embedded_restart_is_a_time_and_a_downtime() {
+    let with = |lines: &str| GOOD.replace("devices:\n", &format!("embedded:\n{lines}devices:\n"));
+    let restart = |text: &str| match parse_str(text).unwrap().target {
+        Target::Embedded { restart, .. } => restart,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(restart(GOOD), None);
+    assert_eq!(
+        restart(&with("  restart_at: 5s\n")),
+        Some((Duration::from_secs(5), Duration::ZERO))
+    );
+    assert_eq!(
+        restart(&with("  restart_at: 5s\n  restart_down: 1500ms\n")),
+        Some((Duration::from_secs(5), Duration::from_millis(1500)))
+    );
+    let err = parse_str(&with("  restart_down: 1s\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("restart_down needs embedded.restart_at"),
+        "{err}"
+    );
+}

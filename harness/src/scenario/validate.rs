@@ -421,10 +421,16 @@ pub fn parse_target(text: &str, embedded: &super::raw::RawEmbedded) -> Result<Ta
                 )
             }
         };
+        let restart = match (embedded.restart_at, embedded.restart_down) {
+            (None, None) => None,
+            (Some(at), down) => Some((at, down.unwrap_or_default())),
+            (None, Some(_)) => return Err("embedded.restart_down needs embedded.restart_at".into()),
+        };
         return Ok(Target::Embedded {
             response_delay: embedded.response_delay,
             any_token: embedded.any_token,
             stall,
+            restart,
         });
     }
     let (scheme, rest) = text.split_once("://").ok_or_else(|| {

@@ -224,6 +224,20 @@ impl ServerHandle {
         self.dtls.as_ref().map(|d| d.local_addr)
     }
 
+    /// Behaves like a restarted server for DTLS clients: every DTLS session is forgotten at once, without a
+    /// close_notify, and the DTLS listener drops what arrives for `down`; the plain listener stops reading
+    /// for `down` (its datagrams wait in the socket buffer). The device store (what a ThingsBoard keeps in
+    /// its database) survives. Clients find out when their records go unanswered, and must handshake again.
+    /// Happens at `at` (now, if that has passed).
+    pub fn restart_dtls_at(&self, at: std::time::Instant, down: Duration) {
+        if let Some(d) = &self.dtls {
+            d.restart_at(at, down);
+        }
+        if !down.is_zero() {
+            self.stall(at, down);
+        }
+    }
+
     /// A snapshot of the DTLS listener's counters (handshakes, sessions, drops), when it is enabled.
     pub fn dtls_stats(&self) -> Option<DtlsStats> {
         self.dtls.as_ref().map(|d| d.stats())

@@ -196,6 +196,10 @@ fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecor
         insecure_verification: true,
         // The crate records which side ended a failed handshake, with which alert, in which flight.
         handshake_recorder: Some(recorder.clone()),
+        // Once the session is open, the crate reads datagrams into a buffer this size instead of 8 KB for
+        // the session's life (issue #15: memory per device): the device loop reads at most a 2 KB CoAP
+        // message, plus the record's own bytes.
+        inbound_buffer_after_handshake: 2048 + 64,
         ..Default::default()
     };
     if let Some(cert) = &s.client_certificate {
@@ -220,8 +224,13 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
     let cfg = config(s, &check, &recorder);
     let start = Instant::now();
     let conn: Arc<dyn webrtc_util::Conn + Send + Sync> = socket;
-    let result =
-        tokio::time::timeout(s.handshake_timeout, DTLSConn::new(conn, cfg, true, None)).await;
+    // Boxed: the handshake's state machine is large, and inline it would stay in the device task's future
+    // for the device's whole life (issue #15: memory per device).
+    let result = tokio::time::timeout(
+        s.handshake_timeout,
+        Box::pin(DTLSConn::new(conn, cfg, true, None)),
+    )
+    .await;
     let elapsed = start.elapsed();
     let presented = check.presented.lock().expect("lock").clone();
     match result {

@@ -285,6 +285,9 @@ impl DtlsServerConfig {
                 });
                 check
             }),
+            // An established session reads datagrams no bigger than a CoAP message the session can take
+            // (`session::READ_BUFFER`), not the 8 KB the handshake needs (issue #15: memory per session).
+            inbound_buffer_after_handshake: super::session::DATAGRAM_AFTER_HANDSHAKE,
             ..Config::default()
         })
     }

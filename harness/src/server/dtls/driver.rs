@@ -32,6 +32,15 @@ pub(crate) struct Handle {
     stop: oneshot::Sender<Stop>,
 }
 
+/// What the server's handle asks of the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Behave like a restarted server: forget every session at once, silently (no close_notify: a crashed
+    /// or restarted process sends none), then read nothing for `down` (datagrams are dropped unread).
+    /// Devices find out when their records go unanswered, as they would.
+    Restart { down: Duration },
+}
+
 /// The limits the driver enforces.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -47,6 +56,8 @@ struct Driver {
     table: Table<Handle>,
     handshakes: Arc<Semaphore>,
     sessions: JoinSet<()>,
+    /// After a [`Control::Restart`], datagrams are dropped unread until then.
+    down_until: Option<Instant>,
 }
 
 /// Serves until `shutdown` fires or its sender is dropped.
@@ -55,6 +66,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     mut events: mpsc::UnboundedReceiver<Event>,
     mut outbox: mpsc::UnboundedReceiver<Notification>,
+    mut control: mpsc::UnboundedReceiver<Control>,
     limits: Limits,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -65,6 +77,7 @@ pub(crate) async fn run(
         table: Table::new(limits.max_sessions),
         handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
         sessions: JoinSet::new(),
+        down_until: None,
     };
     let period = (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
@@ -76,6 +89,7 @@ pub(crate) async fn run(
             _ = &mut shutdown => break,
             Some(event) = events.recv() => d.event(event),
             Some(n) = outbox.recv() => d.notify(n),
+            Some(c) = control.recv() => d.control(Instant::now(), c),
             Some(_) = d.sessions.join_next(), if !d.sessions.is_empty() => {}
             _ = tick.tick() => d.evict_idle(Instant::now(), limits.idle_timeout),
             ready = d.socket.readable() => {
@@ -109,6 +123,10 @@ impl Driver {
 
     fn datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) {
         bump(&self.counters.datagrams);
+        if self.down_until.is_some_and(|t| now < t) {
+            bump(&self.counters.dropped_while_down);
+            return;
+        }
         let kind = record::classify(bytes);
         if let Some(alert) = record::plaintext_alert(bytes) {
             self.counters.alert(alert);
@@ -192,6 +210,24 @@ impl Driver {
                 if self.table.remove_if(peer, generation).is_some() {
                     self.forget(peer);
                 }
+            }
+        }
+    }
+
+    fn control(&mut self, now: Instant, c: Control) {
+        match c {
+            Control::Restart { down } => {
+                let peers: Vec<SocketAddr> = self.table.peers().collect();
+                // Dropping a handle stops its session without a word (see `Stop`).
+                let dropped = self.table.drain().count();
+                for peer in peers {
+                    self.forget(peer);
+                }
+                bump(&self.counters.restarts);
+                self.counters
+                    .sessions_dropped_by_restart
+                    .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
+                self.down_until = (!down.is_zero()).then(|| now + down);
             }
         }
     }

@@ -53,6 +53,8 @@ pub(crate) struct Running {
     counters: Arc<Counters>,
     /// Notifications for DTLS observers, routed by the driver to their sessions.
     pub outbox: mpsc::UnboundedSender<Notification>,
+    /// Restarts, for tests and storm scenarios.
+    control: mpsc::UnboundedSender<driver::Control>,
     pub shutdown: oneshot::Sender<()>,
     pub task: JoinHandle<()>,
 }
@@ -103,11 +105,13 @@ impl Bound {
         });
         let (shutdown, stop) = oneshot::channel();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(driver::run(
             socket,
             shared,
             events_rx,
             outbox_rx,
+            control_rx,
             self.limits,
             stop,
         ));
@@ -115,6 +119,7 @@ impl Bound {
             local_addr: self.local_addr,
             counters,
             outbox,
+            control,
             shutdown,
             task,
         }
@@ -124,5 +129,14 @@ impl Bound {
 impl Running {
     pub fn stats(&self) -> DtlsStats {
         self.counters.snapshot()
+    }
+
+    /// At `at`, see [`driver::Control::Restart`].
+    pub fn restart_at(&self, at: std::time::Instant, down: Duration) {
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let _ = control.send(driver::Control::Restart { down });
+        });
     }
 }

@@ -18,8 +18,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
-/// Largest decrypted datagram read: the `dtls` crate reads at most 8,192 bytes per datagram anyway.
-const READ_BUFFER: usize = 8192;
+/// Largest decrypted CoAP message read, held by every established session: sized to a datagram on a
+/// 1,500-byte MTU with room to spare, not to the DTLS record limit (issue #15: memory per session). A CoAP
+/// message this large needs block-wise transfer anyway (RFC 7252 §4.6 advises at most 1,152 bytes); a bigger
+/// one is dropped and counted in `recv_errors`, and the session goes on.
+const READ_BUFFER: usize = 2048;
+/// The datagram an established session reads at most: [`READ_BUFFER`] of CoAP plus the DTLS record's own
+/// bytes (header, explicit nonce, tag or padding and MAC: under 64).
+pub(crate) const DATAGRAM_AFTER_HANDSHAKE: usize = READ_BUFFER + 64;
 /// How long an evicted session may take to send its close_notify.
 const CLOSE_NOTIFY_WAIT: Duration = Duration::from_millis(200);
 
@@ -105,7 +111,14 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     ));
     let handshake = tokio::time::timeout(
         shared.handshake_timeout,
-        DTLSConn::new(conn.clone(), shared.config.clone(), false, None),
+        // Boxed: the handshake's state machine is large, and inline it would stay in this task's future
+        // for the session's whole life (issue #15: memory per session).
+        Box::pin(DTLSConn::new(
+            conn.clone(),
+            shared.config.clone(),
+            false,
+            None,
+        )),
     );
     let counters = &shared.counters;
     let dtls = tokio::select! {

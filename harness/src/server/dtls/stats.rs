@@ -98,6 +98,12 @@ pub struct DtlsStats {
     pub replaced: u64,
     /// Datagrams dropped because their session's queue was full.
     pub queue_drops: u64,
+    /// Simulated restarts ([`crate::server::ServerHandle::restart_dtls_at`]): every session forgotten at once.
+    pub restarts: u64,
+    /// Sessions forgotten by those restarts.
+    pub sessions_dropped_by_restart: u64,
+    /// Datagrams that arrived while the listener was down after a restart: dropped unread.
+    pub dropped_while_down: u64,
     /// The last failed handshake's error, in the DTLS stack's words (the alert a client sent, when one did).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
@@ -128,6 +134,9 @@ pub(crate) struct Counters {
     pub closed: AtomicU64,
     pub replaced: AtomicU64,
     pub queue_drops: AtomicU64,
+    pub restarts: AtomicU64,
+    pub sessions_dropped_by_restart: AtomicU64,
+    pub dropped_while_down: AtomicU64,
     last_failure: std::sync::Mutex<Option<String>>,
     last_alert: std::sync::Mutex<Option<String>>,
 }
@@ -181,6 +190,9 @@ impl Counters {
             closed: get(&self.closed),
             replaced: get(&self.replaced),
             queue_drops: get(&self.queue_drops),
+            restarts: get(&self.restarts),
+            sessions_dropped_by_restart: get(&self.sessions_dropped_by_restart),
+            dropped_while_down: get(&self.dropped_while_down),
             last_failure: self.last_failure.lock().ok().and_then(|l| l.clone()),
             last_alert: self.last_alert.lock().ok().and_then(|l| l.clone()),
         }

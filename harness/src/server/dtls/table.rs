@@ -153,6 +153,11 @@ impl<H> Table<H> {
             .collect()
     }
 
+    /// The peers that have a session.
+    pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.keys().copied()
+    }
+
     /// Removes every session.
     pub fn drain(&mut self) -> impl Iterator<Item = H> + '_ {
         self.peers.drain().map(|(_, e)| e.handle)
