@@ -236,3 +236,88 @@ fn certs_devices_served_in_thingsboard_mode_judged_by_libcoap() {
         "expired: the client reports the server's alert: {expired}"
     );
 }
+
+/// The shipped matrix run by the `coap-harness` binary against a separate `serve --client-auth thingsboard`
+/// process (`--target coaps://...`, the PKI folder `certs --devices 1` made), as a user runs it against a
+/// remote ThingsBoard: every row passes and the other-CA row is reported as a finding.
+#[test]
+fn shipped_thingsboard_x509_matrix_against_a_separate_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bin = env!("CARGO_BIN_EXE_coap-harness");
+    let made = Command::new(bin)
+        .args(["certs", "--out"])
+        .arg(dir)
+        .args(["--devices", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let plain = common::free_udp_port();
+    let secure = common::free_udp_port();
+    let child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--coap", &format!("127.0.0.1:{plain}")])
+        .args(["--coaps", &format!("127.0.0.1:{secure}")])
+        .args(["--cert", "server.pem", "--key", "server.key"])
+        .args(["--client-auth", "thingsboard", "--device-certs", "devices"])
+        .args(["--token-pattern", "dev-{index:05}", "--token-count", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Peer::new(child);
+    common::wait_for_coap(([127, 0, 0, 1], plain).into(), Duration::from_secs(15));
+    let text = std::fs::read_to_string(shipped()).unwrap();
+    assert!(text.contains("pki: generate\n"));
+    let scenario = dir.join("thingsboard-x509.yaml");
+    std::fs::write(
+        &scenario,
+        text.replace("pki: generate\n", &format!("pki: {}\n", dir.display())),
+    )
+    .unwrap();
+    let out_dir = dir.join("report");
+    let run = Command::new(bin)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--target", &format!("coaps://127.0.0.1:{secure}")])
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--quiet"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{said}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let cases = report["trust_cases"].as_array().expect("trust cases");
+    assert_eq!(cases.len(), 6, "{cases:?}");
+    for c in cases {
+        assert_eq!(c["passed"], serde_json::Value::Bool(true), "{c}");
+    }
+    let other_ca = cases
+        .iter()
+        .find(|c| c["name"] == "certificate from another CA")
+        .expect("the other-CA row");
+    assert_eq!(
+        other_ca["verdict"], "client_cert_unregistered",
+        "{other_ca}"
+    );
+    assert!(
+        other_ca["observed"].as_str().unwrap().contains("FINDING"),
+        "{other_ca}"
+    );
+    let expired = cases
+        .iter()
+        .find(|c| c["name"] == "expired device certificate (registered)")
+        .unwrap();
+    assert_eq!(expired["refused_by"], "handshake", "{expired}");
+}
