@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*"; }
 
 # Independent peers and tools the tests drive, installed only when missing:
-#   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, device_trust.rs)
+#   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, oracle/device_trust.rs)
 #   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (tests/oracle/)
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)

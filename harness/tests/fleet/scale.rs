@@ -2,7 +2,7 @@
 //! hundreds of DTLS sessions, each device its own socket, every device connected and every request
 //! accounted for on both sides; paced connections; devices spread over several source addresses.
 
-mod common;
+use crate::common;
 
 use coap_harness::coap::{Code, Message, MessageType};
 use coap_harness::engine::abort::planned_by_phase;

@@ -1,7 +1,7 @@
 //! `coap-harness compare BASELINE.json CURRENT.json`: one real report, compared with itself, with a doctored
 //! slower and a faster copy, and with files that are not reports. Exit codes through the binary.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::compare::{self, Change, Metric};
 use coap_harness::report::Report;

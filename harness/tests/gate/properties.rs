@@ -3,7 +3,7 @@
 //! refuses pathological nesting before serde_yaml sees it.
 //!
 //! CI runs 20,000 cases per property. For the benchmark-style run (BENCHMARKS.md) set the count:
-//! `PROPTEST_CASES=1000000 cargo test --release -p coap-harness --test properties coap_`
+//! `PROPTEST_CASES=1000000 cargo test --release -p coap-harness --test gate properties::coap_`
 
 use coap_harness::coap::{Code, Message, MessageType, Token};
 use coap_harness::scenario::{parse, Overrides, ScenarioError};

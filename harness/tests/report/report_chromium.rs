@@ -2,7 +2,7 @@
 //! to be the size asked for and not blank. A blank page through the same check is the control that the check
 //! can fail.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,8 +1,6 @@
 //! Expectations and thresholds gate a run: each kind both passes and fails on a real run, a failure names
 //! expected and observed and exits 1, and a misspelled threshold is an error naming its line (exit 2).
 
-mod common;
-
 use coap_harness::coap::{Code, Message, MessageType};
 use coap_harness::report::{Check, Report};
 use std::net::UdpSocket;

@@ -2,7 +2,7 @@
 //! intended send time (corrected), while the latency from the actual send (uncorrected) hides it, as
 //! closed-loop tools do; and when the server keeps up, the achieved rate is the requested one.
 
-mod common;
+use crate::common;
 
 use common::*;
 

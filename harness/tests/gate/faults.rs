@@ -3,7 +3,7 @@
 //! requests that exhaust MAX_RETRANSMIT are timeouts, none lost from the tally; duplicates are counted once
 //! by client and server; DTLS handshakes complete under flight loss; source-port rebinding is survived.
 
-mod common;
+use crate::common;
 
 use common::{assert_accounted, plan, run};
 

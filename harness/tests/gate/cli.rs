@@ -1,7 +1,7 @@
 //! The binary's contract: exit codes (0 passed, 1 a check failed, 2 could not run), one-line errors naming
 //! the file, line, column and field, and a report written even when the run is cut short.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::Report;
 use common::Peer;

@@ -2,7 +2,7 @@
 //! sessions at once, garbage, abandoned handshakes, a client restarting on the same port, idle eviction,
 //! client authentication, and libcoap's OpenSSL and GnuTLS clients as independent peers.
 
-mod common;
+use crate::common;
 
 use coap_harness::coap::{Code, Message, MessageType, Token};
 use coap_harness::server::{

@@ -2,7 +2,7 @@
 //! first under another name) drawn over each other; each run's curves, name and figures held against its own
 //! report.json. The page is self-contained like report.html.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::{html, Report};
 use roxmltree::Document;

@@ -2,7 +2,7 @@
 //! every output is written marked interrupted, exit 1; a second signal exits at once. `serve` prints its
 //! stats on any of them. The real binary over loopback against its embedded server.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::Report;
 use common::Peer;

@@ -2,7 +2,7 @@
 //! every device accounted for on both sides), against libcoap's server, and against targets that are dead,
 //! silent or speak garbage.
 
-mod common;
+use crate::common;
 
 use coap_harness::metrics::Outcome;
 use coap_harness::verdict::{self, Verdict};

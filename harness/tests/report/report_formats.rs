@@ -2,7 +2,7 @@
 //! report.json, report.json validated against the checked-in JSON Schema, and `coap-harness report`
 //! re-rendering the same files byte for byte.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use coap_harness::report::{self, schema, Report};
@@ -202,7 +202,7 @@ fn checked_in_schema_matches_the_model() {
     assert!(
         text == schema::schema_json(),
         "reports/schema.json is out of date: the report model changed. Regenerate it with\n  \
-         REGENERATE_SCHEMA=1 cargo test --test report_formats checked_in_schema"
+         REGENERATE_SCHEMA=1 cargo test --test report checked_in_schema"
     );
 }
 

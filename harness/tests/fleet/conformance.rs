@@ -1,7 +1,7 @@
 //! The ThingsBoard device-API conformance suite: it passes against the embedded server, Observe and RPC
 //! included, and it catches a server that is not ThingsBoard (libcoap's, which does not enforce tokens).
 
-mod common;
+use crate::common;
 
 use coap_harness::verdict::{self, Verdict};
 use common::*;

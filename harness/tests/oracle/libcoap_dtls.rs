@@ -2,7 +2,7 @@
 //! generate for the test. Trust verdicts, load over DTLS, and two-way DTLS when it requires a client
 //! certificate.
 
-mod common;
+use crate::common;
 
 use coap_harness::pki::{self, PkiOptions};
 use coap_harness::verdict::{self, Verdict};

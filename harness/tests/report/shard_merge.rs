@@ -2,7 +2,7 @@
 //! --start-at) and one whole run of the same scenario against one embedded server; the merge adds up to the
 //! shards exactly, judges thresholds on the sum, and refuses reports that do not belong together.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::Report;
 use coap_harness::scenario::shard::Shard;

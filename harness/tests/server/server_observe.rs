@@ -3,7 +3,7 @@
 //! over DTLS; an RST (or a DTLS session ending) cancelling a subscription; RPC commands to subscribed
 //! devices and their replies; and libcoap's client observing.
 
-mod common;
+use crate::common;
 
 use coap_harness::coap::{content_format, option, Code, Message, MessageType, Token};
 use coap_harness::server::{self, DtlsServerConfig, ServerConfig, ServerHandle, TokenPolicy};

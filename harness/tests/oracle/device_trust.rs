@@ -1,7 +1,7 @@
 //! `device_trust:`: the harness as a rogue DTLS server, judged against real devices: libcoap's example
 //! clients (both TLS builds), our own DTLS client (`coap-harness device`), and devices that never connect.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

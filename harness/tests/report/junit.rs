@@ -1,7 +1,7 @@
 //! junit.xml for CI test reporters: real runs rendered, then parsed back with an independent XML parser, and
 //! the document's counts held against the report's.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::{junit, Check, Report};
 use coap_harness::verdict::{self, Verdict};

@@ -2,7 +2,7 @@
 //! framing (piggybacked, NON, separate), duplicates, garbage, per-device accounting, libcoap interop, bind
 //! errors.
 
-mod common;
+use crate::common;
 
 use coap_harness::coap::{
     content_format, option, ClientEndpoint, Code, ExchangeOutcome, Message, MessageType, Token,

@@ -1,7 +1,7 @@
 //! The fleet over DTLS: every device opens its own DTLS session to the embedded server (each handshake a
 //! verdict, each request accounted for), and the trust matrix, case by case, against the embedded server.
 
-mod common;
+use crate::common;
 
 use coap_harness::report::model::TrustCaseResult;
 use coap_harness::verdict::{self, Verdict};

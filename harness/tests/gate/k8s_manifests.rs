@@ -2,7 +2,7 @@
 //! `kubernetes-validate` from PyPI, which must reject a broken manifest too), and the Jobs' arguments are
 //! ones the real command line accepts, with the shard count equal to the Indexed Job's completions.
 
-mod common;
+use crate::common;
 
 use clap::Parser;
 use coap_harness::cli::{Cli, Command as Sub};

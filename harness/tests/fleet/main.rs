@@ -1,0 +1,12 @@
+//! The load generator end to end, in one test binary (one link instead of five): the plain-CoAP fleet
+//! (`fleet_plain`), the DTLS fleet and trust cases (`dtls_fleet`), open-loop pacing (`pacing`), the device-API
+//! conformance suite (`conformance`), and thousands of devices (`scale`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod conformance;
+mod dtls_fleet;
+mod fleet_plain;
+mod pacing;
+mod scale;
