@@ -2,8 +2,6 @@
 //! report.json, report.json validated against the checked-in JSON Schema, and `coap-harness report`
 //! re-rendering the same files byte for byte.
 
-use crate::common;
-
 use base64::Engine as _;
 use coap_harness::report::{self, schema, Report};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -224,10 +222,9 @@ async fn real_reports_validate_against_the_schema() {
     run_into(two_phase_plan(), plain.path()).await;
     assert_valid(&plain.path().join("report.json"));
 
-    let matrix = tempfile::tempdir().unwrap();
-    let r = run_into(common::matrix_plan(), matrix.path()).await;
-    assert!(!r.trust_cases.is_empty());
-    assert_valid(&matrix.path().join("report.json"));
+    let matrix = crate::trust_matrix::matrix();
+    assert!(!matrix.report.trust_cases.is_empty());
+    assert_valid(&matrix.dir.join("report.json"));
 
     // The schema rejects what is not a report.
     let schema: serde_json::Value = serde_json::from_str(&schema::schema_json()).unwrap();
@@ -245,15 +242,14 @@ fn harness(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_command_re_renders_byte_for_byte() {
-    let orig = tempfile::tempdir().unwrap();
-    run_into(common::matrix_plan(), orig.path()).await;
+#[test]
+fn report_command_re_renders_byte_for_byte() {
+    let orig = &crate::trust_matrix::matrix().dir;
     let again = tempfile::tempdir().unwrap();
     let md = again.path().join("single.md");
     let xml = again.path().join("single.xml");
     let out_dir = again.path().join("all");
-    let json = orig.path().join("report.json");
+    let json = orig.join("report.json");
     let o = harness(&[
         "report".as_ref(),
         json.as_os_str(),
@@ -271,17 +267,17 @@ async fn report_command_re_renders_byte_for_byte() {
         String::from_utf8_lossy(&o.stderr)
     );
     let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let summary = read(orig.path().join("summary.md"));
-    let junit = read(orig.path().join("junit.xml"));
+    let summary = read(orig.join("summary.md"));
+    let junit = read(orig.join("junit.xml"));
     assert!(read(md) == summary, "summary.md differs");
     assert!(read(xml) == junit, "junit.xml differs");
     // A trust-only run measured no latency: no histogram files, in either folder.
     for name in ["latency.hgrm", "latency.hlog"] {
-        assert!(!orig.path().join(name).exists() && !out_dir.join(name).exists());
+        assert!(!orig.join(name).exists() && !out_dir.join(name).exists());
     }
     for name in ["report.json", "summary.md", "junit.xml"] {
         assert!(
-            read(out_dir.join(name)) == read(orig.path().join(name)),
+            read(out_dir.join(name)) == read(orig.join(name)),
             "{name} differs"
         );
     }

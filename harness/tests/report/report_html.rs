@@ -28,16 +28,6 @@ async fn run_text(text: &str) -> RunOutput {
         .expect("run starts")
 }
 
-async fn run_file(name: &str) -> RunOutput {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let plan = coap_harness::scenario::load(&file, &Default::default()).unwrap();
-    engine::run(Arc::new(plan), Default::default())
-        .await
-        .expect("run starts")
-}
-
 /// Every `<svg ...>...</svg>` fragment of the page.
 fn svg_fragments(page: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -273,10 +263,9 @@ async fn two_phase_run_renders_its_charts_and_escapes_names() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trust_matrix_renders_its_cases_and_checks() {
-    let out = run_file("trust-matrix.yaml").await;
-    let r = &out.report;
+#[test]
+fn trust_matrix_renders_its_cases_and_checks() {
+    let r = &crate::trust_matrix::matrix().report;
     assert!(!r.trust_cases.is_empty());
     assert!(!r.checks.is_empty());
     let page = html::render(r);
