@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use coap_harness::trust::TrustVerdict;
 use coap_harness::verdict::{self, Verdict};
 use common::*;
 
@@ -86,15 +87,15 @@ async fn fleet_over_dtls_each_device_its_own_session() {
     assert_accounted(r);
     let h = r.handshakes.as_ref().expect("handshakes recorded");
     assert_eq!((h.attempted, h.ok, h.failed), (120, 120, 0), "{h:?}");
-    assert_eq!(h.verdicts.get("ok"), Some(&120));
+    assert_eq!(h.verdicts.get(&TrustVerdict::Ok), Some(&120));
     assert_eq!(h.latency.count, 120);
     assert!(r.total.sent >= 120 * 4, "{}", r.total.sent);
     assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
     assert_eq!(r.target.transport, "dtls");
     assert!(!r.security.insecure);
     assert_eq!(r.security.verification, "certificate");
-    let dtls = &r.server.as_ref().unwrap()["dtls"];
-    assert_eq!(dtls["handshakes_ok"], 120, "{dtls}");
+    let dtls = r.server.as_ref().unwrap().dtls.as_ref().unwrap();
+    assert_eq!(dtls.handshakes_ok, 120, "{dtls:?}");
     assert!(r.checks.iter().all(|c| c.passed), "{:?}", r.checks);
     for d in &out.devices {
         assert_eq!(
@@ -130,7 +131,11 @@ async fn fleet_without_ca_is_flagged_insecure() {
     let out = run(plan(&yaml)).await;
     let r = &out.report;
     assert_eq!(
-        r.handshakes.as_ref().unwrap().verdicts.get("ok_insecure"),
+        r.handshakes
+            .as_ref()
+            .unwrap()
+            .verdicts
+            .get(&TrustVerdict::OkInsecure),
         Some(&5)
     );
     assert!(r.security.insecure);
@@ -174,7 +179,7 @@ async fn fleet_with_the_wrong_ca_opens_no_session_and_says_why() {
     let r = &out.report;
     let h = r.handshakes.as_ref().unwrap();
     assert_eq!((h.ok, h.failed), (0, 4));
-    assert_eq!(h.verdicts.get("unknown_ca"), Some(&4));
+    assert_eq!(h.verdicts.get(&TrustVerdict::UnknownCa), Some(&4));
     assert_eq!(r.total.sent, 0);
     match verdict::of(r) {
         Verdict::Fault(why) => assert!(

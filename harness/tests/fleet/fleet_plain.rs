@@ -58,7 +58,7 @@ async fn fleet_every_message_of_every_device_accounted_for() {
         assert!(last.contains(&format!("\"seq\":{}", d.sent - 1)), "{last}");
     }
     let stats = r.server.as_ref().unwrap();
-    assert_eq!(stats["requests"], r.total.sent);
+    assert_eq!(stats.requests, r.total.sent);
     assert!(r.checks.iter().all(|c| c.passed), "{:?}", r.checks);
     assert_eq!(verdict::of(r), Verdict::Passed);
     // Latency histograms are real and restorable.
@@ -100,9 +100,9 @@ async fn separate_responses_measured_to_the_response() {
         r.total.latency.min_us
     );
     let stats = r.server.as_ref().unwrap();
-    assert_eq!(stats["separate_sent"], r.total.sent);
+    assert_eq!(stats.separate_sent, r.total.sent);
     assert_eq!(
-        stats["separate_acked"], r.total.sent,
+        stats.separate_acked, r.total.sent,
         "every separate CON response was acknowledged"
     );
 }

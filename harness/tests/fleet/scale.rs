@@ -89,7 +89,16 @@ phases:
     assert_eq!((h.attempted, h.ok, h.failed), (500, 500, 0), "{h:?}");
     assert_eq!(r.devices.started, 500);
     assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
-    assert_eq!(r.server.as_ref().unwrap()["dtls"]["handshakes_ok"], 500);
+    assert_eq!(
+        r.server
+            .as_ref()
+            .unwrap()
+            .dtls
+            .as_ref()
+            .unwrap()
+            .handshakes_ok,
+        500
+    );
     for d in &out.devices {
         assert!(d.sent >= 4, "{} sent {}", d.token, d.sent);
         assert_eq!(d.ok, d.sent, "{}", d.token);

@@ -153,7 +153,7 @@ async fn two_way_dtls_against_libcoap_requiring_client_certificates() {
         .report
         .trust_cases
         .iter()
-        .map(|c| c.verdict.as_str())
+        .map(|c| c.verdict.name())
         .collect();
     assert!(
         matches!(verdicts[0], "peer_alert" | "client_cert_required"),

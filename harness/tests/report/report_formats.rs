@@ -134,7 +134,7 @@ async fn hlog_holds_each_phase_with_its_counts() {
         attempted: 3,
         ok: 3,
         failed: 0,
-        verdicts: [("ok".to_string(), 3)].into(),
+        verdicts: [(coap_harness::trust::TrustVerdict::Ok, 3)].into(),
         latency: report::model::Latency::from_histogram(&h),
         first_failure: None,
     });

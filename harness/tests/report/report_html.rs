@@ -292,7 +292,7 @@ fn trust_matrix_renders_its_cases_and_checks() {
     let opened = r
         .trust_cases
         .iter()
-        .filter(|c| c.verdict.starts_with("ok"))
+        .filter(|c| c.verdict.name().starts_with("ok"))
         .count();
     assert!(opened > 0 && opened < r.trust_cases.len());
     assert!(page.contains(&format!(

@@ -7,6 +7,7 @@ use crate::common;
 
 use coap_harness::report::model::TrustCaseResult;
 use coap_harness::report::Report;
+use coap_harness::trust::TrustVerdict;
 use coap_harness::verdict::{self, Verdict};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -50,7 +51,7 @@ fn trust_matrix_every_case_gets_its_verdict() {
     let observed: Vec<(&str, &str)> = r
         .trust_cases
         .iter()
-        .map(|c| (c.name.as_str(), c.verdict.as_str()))
+        .map(|c| (c.name.as_str(), c.verdict.name()))
         .collect();
     assert_eq!(
         observed,
@@ -78,7 +79,7 @@ fn trust_matrix_every_case_gets_its_verdict() {
             "{}: expected {} observed {}",
             c.name, c.expected, c.observed
         );
-        if c.verdict == "ok" || c.verdict == "ok_insecure" {
+        if matches!(c.verdict, TrustVerdict::Ok | TrustVerdict::OkInsecure) {
             assert_eq!(c.code.as_deref(), Some("2.01"), "{}", c.name);
         } else {
             assert!(c.detail.is_some(), "{}: a failure says why", c.name);
