@@ -65,7 +65,7 @@ pub struct Report {
     pub partial: bool,
     /// The embedded server's own counters, when the target was embedded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    /// (The schema stays an open object, as it was when this field was untyped.)
+    // The schema stays an open object, as it was when this field was untyped.
     #[schemars(with = "Option<serde_json::Value>")]
     pub server: Option<ServerCounters>,
     /// The generator watching itself during the load phases: its CPU and the host's UDP drops.
@@ -315,7 +315,7 @@ pub struct HandshakeStats {
     pub attempted: u64,
     pub ok: u64,
     pub failed: u64,
-    /// Count by verdict (`ok`, `ok_insecure`, `unknown_ca`, `handshake_timeout`...), listed by name.
+    /// Count by verdict (`ok`, `ok_insecure`, `unknown_ca`, `handshake_timeout`...).
     #[schemars(with = "BTreeMap<String, u64>")]
     pub verdicts: BTreeMap<TrustVerdict, u64>,
     /// Time to complete a handshake, successful ones only.
@@ -333,7 +333,7 @@ pub struct TrustCaseResult {
     pub passed: bool,
     pub expected: String,
     pub observed: String,
-    /// The verdict (`ok`, `unknown_ca`, ...).
+    /// The verdict name (`ok`, `unknown_ca`, ...).
     #[schemars(with = "String")]
     pub verdict: TrustVerdict,
     /// Why the handshake failed, in the words of the check or the peer.
