@@ -5,6 +5,7 @@
 use crate::common;
 
 use coap_harness::coap::{Code, Message, MessageType, Token};
+use coap_harness::pki::{self, Role};
 use coap_harness::server::{
     self, ClientAuth, DtlsServerConfig, DtlsStats, ServerConfig, ServerError, ServerHandle,
     TokenPolicy,
@@ -12,8 +13,7 @@ use coap_harness::server::{
 use dtls::cipher_suite::CipherSuiteId;
 use dtls::config::Config;
 use dtls::conn::DTLSConn;
-use dtls::crypto::{Certificate, CryptoPrivateKey};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use dtls::crypto::Certificate;
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,89 +23,39 @@ use tokio::net::UdpSocket;
 
 const TOKEN: &str = "dtls-device";
 
-/// A CA: its certificate and key.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// A leaf certificate for `names` (DNS names or IP addresses) signed by this CA.
-    fn issue(&self, names: &[&str]) -> (rcgen::Certificate, KeyPair) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "leaf");
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert, key)
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
-    }
-}
-
-fn dtls_certificate(cert: &rcgen::Certificate, key: &KeyPair) -> Certificate {
-    Certificate {
-        certificate: vec![cert.der().clone()],
-        private_key: CryptoPrivateKey::from_key_pair(key).unwrap(),
-    }
-}
-
-/// The test PKI: a CA with a server and a client certificate, and an unrelated CA with its own client, all
-/// also written as PEM files for the libcoap clients.
+/// The test PKI: the crate's own (`coap_harness::pki`, as `coap-harness certs` makes it): the root CA with a
+/// server and a client certificate, the unrelated CA's rogue client, and one more client certificate of the
+/// root CA that no test registers as a device.
 struct Pki {
-    dir: tempfile::TempDir,
-    ca: Ca,
+    made: common::pki::TestPki,
+    ca: CertificateDer<'static>,
     server: Certificate,
     client: Certificate,
+    /// A client certificate of the unrelated CA (`rogue_client`).
     stranger: Certificate,
-    /// Another client certificate of `ca`, which no test registers as a device.
+    /// Another client certificate of the root CA, which no test registers as a device.
     unregistered: Certificate,
 }
 
 impl Pki {
     fn new() -> Pki {
-        let ca = Ca::new("coap-harness test CA");
-        let other_ca = Ca::new("unrelated CA");
-        let (server_cert, server_key) = ca.issue(&["localhost", "127.0.0.1"]);
-        let (client_cert, client_key) = ca.issue(&["device-1"]);
-        let (stranger_cert, stranger_key) = other_ca.issue(&["device-2"]);
-        let (unregistered_cert, unregistered_key) = ca.issue(&["device-3"]);
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in [
-            ("ca.pem", ca.cert.pem()),
-            ("other-ca.pem", other_ca.cert.pem()),
-            ("server.pem", server_cert.pem()),
-            ("server.key", server_key.serialize_pem()),
-        ] {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
+        let made = common::pki::TestPki::new();
+        let ca = pki::read_certs(&made.manifest.cert_path(Role::CaRoot)).unwrap()[0]
+            .clone()
+            .into();
         Pki {
-            server: dtls_certificate(&server_cert, &server_key),
-            client: dtls_certificate(&client_cert, &client_key),
-            stranger: dtls_certificate(&stranger_cert, &stranger_key),
-            unregistered: dtls_certificate(&unregistered_cert, &unregistered_key),
-            dir,
             ca,
+            server: made.identity(Role::Server),
+            client: made.identity(Role::Client),
+            stranger: made.identity(Role::RogueClient),
+            unregistered: made.issue_client("device-3"),
+            made,
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+    /// The PEM file of `role`'s certificate (the libcoap clients read CAs from files).
+    fn path(&self, role: Role) -> PathBuf {
+        self.made.manifest.cert_path(role)
     }
 }
 
@@ -138,7 +88,7 @@ struct Client {
 impl Client {
     fn new(pki: &Pki) -> Client {
         Client {
-            roots: vec![pki.ca.der()],
+            roots: vec![pki.ca.clone()],
             certificate: None,
             suites: Vec::new(),
             timeout: Duration::from_secs(10),
@@ -594,7 +544,7 @@ async fn client_auth_require_and_want() {
     let pki = Pki::new();
     let mut cfg = server_config(&pki);
     cfg.client_auth = ClientAuth::Require;
-    cfg.client_ca = vec![pki.ca.der()];
+    cfg.client_ca = vec![pki.ca.clone()];
     let server = start(cfg.clone()).await;
     let addr = server.dtls_addr().unwrap();
     let client = Client::new(&pki);
@@ -895,11 +845,11 @@ async fn libcoap_client(bin: &'static str, unknown_ca: &str, without_ca: bool) {
     let server = start(server_config(&pki)).await;
     let addr = server.dtls_addr().unwrap();
 
-    let out = coap_client(bin, libcoap_args(addr, Some(&pki.path("ca.pem")))).await;
+    let out = coap_client(bin, libcoap_args(addr, Some(&pki.path(Role::CaRoot)))).await;
     assert!(out.contains("c:2.01"), "right CA: {out}");
     assert_eq!(messages(&server), 1);
 
-    let out = coap_client(bin, libcoap_args(addr, Some(&pki.path("other-ca.pem")))).await;
+    let out = coap_client(bin, libcoap_args(addr, Some(&pki.path(Role::UnknownCa)))).await;
     assert!(out.contains(unknown_ca), "unrelated CA: {out}");
     // "c:2.01", not "2.01": log lines carry timestamps such as 03:04:02.019.
     assert!(!out.contains("c:2.01"), "unrelated CA: {out}");

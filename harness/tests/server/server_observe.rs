@@ -6,11 +6,11 @@
 use crate::common;
 
 use coap_harness::coap::{content_format, option, Code, Message, MessageType, Token};
+use coap_harness::pki::Role;
 use coap_harness::server::{self, DtlsServerConfig, ServerConfig, ServerHandle, TokenPolicy};
 use dtls::config::Config;
 use dtls::conn::DTLSConn;
-use dtls::crypto::{Certificate, CryptoPrivateKey};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use dtls::crypto::Certificate;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -372,25 +372,10 @@ async fn libcoap_client_observes_attributes() {
     server.shutdown().await;
 }
 
-/// A throwaway CA and a server certificate for `localhost`, made with rcgen.
+/// The server's identity for `localhost` and the CA its clients trust, from the crate's own test PKI.
 fn dtls_pki() -> (Certificate, rustls::RootCertStore) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "observe test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    let identity = Certificate {
-        certificate: vec![cert.der().clone()],
-        private_key: CryptoPrivateKey::from_key_pair(&key).unwrap(),
-    };
-    (identity, roots)
+    let pki = common::pki::TestPki::new();
+    (pki.identity(Role::Server), pki.roots(Role::CaRoot))
 }
 
 async fn dtls_client(server: SocketAddr, roots: rustls::RootCertStore) -> Client {
