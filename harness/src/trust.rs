@@ -656,6 +656,26 @@ fn describe(e: &HandshakeEvidence) -> String {
 mod tests {
     use super::*;
 
+    /// A map keyed by verdict serializes its keys alphabetically, as report.json's `verdicts` always listed
+    /// them (when the keys were strings), not in declaration order.
+    #[test]
+    fn verdicts_order_by_name() {
+        let counts: std::collections::BTreeMap<TrustVerdict, u64> =
+            TrustVerdict::ALL.into_iter().map(|v| (v, 1)).collect();
+        let keys: Vec<&str> = counts.keys().map(|v| v.name()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let json = serde_json::to_string(&counts).unwrap();
+        assert!(
+            json.starts_with("{\"bad_signature\":1,\"client_cert_rejected\":1,"),
+            "{json}"
+        );
+        let back: std::collections::BTreeMap<TrustVerdict, u64> =
+            serde_json::from_str(&json).unwrap();
+        assert_eq!(back, counts);
+    }
+
     #[test]
     fn names_round_trip() {
         for v in TrustVerdict::ALL {
