@@ -10,14 +10,14 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*"; }
 
 # Independent peers and tools the tests drive, installed only when missing:
-#   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, device_trust.rs)
+#   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, oracle/device_trust.rs)
 #   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (tests/oracle/)
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
 #   check-jsonschema (PyPI)     validates ci/github and ci/gitlab against its vendored github-workflows and
-#                               gitlab-ci schemas (tests/ci_templates.rs, which also replays their commands)
-#   zip, unzip                  the GitLab template's baseline artifact, replayed in tests/ci_templates.rs
+#                               gitlab-ci schemas (tests/gate/ci_templates.rs, which also replays their commands)
+#   zip, unzip                  the GitLab template's baseline artifact, replayed in tests/gate/ci_templates.rs
 #   hdrhistogram, prometheus_client (PyPI)  independent readers of latency.hlog and of /metrics
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -54,7 +54,7 @@ cargo clippy --all-targets -- -D warnings
 
 log "cargo test"
 # --workspace includes the in-tree DTLS fork (dtls/, FORK.md): its own 62 unit tests run in under 1 s.
-# CI=true makes a missing peer a failure instead of a skip. tests/containerfile.rs replays
+# CI=true makes a missing peer a failure instead of a skip. tests/gate/containerfile.rs replays
 # ci/k8s/Containerfile's stages in a scratch folder (copies, stubs, `cargo fetch --locked`, the release build
 # resolved); COAP_HARNESS_IMAGE_BUILD=1 also compiles that release build from scratch, which took 38 minutes
 # on a loaded 2-core machine, so it is opt-in, not part of this script's 25-minute budget.

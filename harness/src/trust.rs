@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 /// How a handshake ended, as the client saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TrustVerdict {
@@ -129,6 +129,20 @@ impl TrustVerdict {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// Verdicts order by name, so a map keyed by verdict (report.json's handshake `verdicts`) lists them
+/// alphabetically, as reports always have.
+impl Ord for TrustVerdict {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for TrustVerdict {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -641,6 +655,26 @@ fn describe(e: &HandshakeEvidence) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A map keyed by verdict serializes its keys alphabetically, as report.json's `verdicts` always listed
+    /// them (when the keys were strings), not in declaration order.
+    #[test]
+    fn verdicts_order_by_name() {
+        let counts: std::collections::BTreeMap<TrustVerdict, u64> =
+            TrustVerdict::ALL.into_iter().map(|v| (v, 1)).collect();
+        let keys: Vec<&str> = counts.keys().map(|v| v.name()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let json = serde_json::to_string(&counts).unwrap();
+        assert!(
+            json.starts_with("{\"bad_signature\":1,\"client_cert_rejected\":1,"),
+            "{json}"
+        );
+        let back: std::collections::BTreeMap<TrustVerdict, u64> =
+            serde_json::from_str(&json).unwrap();
+        assert_eq!(back, counts);
+    }
 
     #[test]
     fn names_round_trip() {

@@ -6,13 +6,13 @@ use crate::engine::load::Measured;
 use crate::metrics::collector::latency_histogram;
 use crate::report::model::{
     ConformanceResult, DeviceInfo, ExpectationSpec, GeneratorStats, HandshakePoint, HandshakeStats,
-    Latency, PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo, Security, ShardChecks,
-    ShardInfo, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
+    Latency, PhaseReport, ProtocolCounters, RequestStats, ScenarioInfo, Security, ServerCounters,
+    ShardChecks, ShardInfo, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
 use crate::scenario::plan::CertRef;
 use crate::scenario::{Pacing, RunPlan};
-use crate::server::DeviceSnapshot;
+use crate::server::{DeviceSnapshot, DtlsStats, ServerStats};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -26,7 +26,7 @@ pub struct Parts {
     pub trust_cases: Vec<TrustCaseResult>,
     pub device_trust: Vec<crate::report::model::DeviceTrustResult>,
     pub conformance: Vec<ConformanceResult>,
-    pub server_stats: Option<serde_json::Value>,
+    pub server_stats: Option<ServerCounters>,
     /// The embedded server's devices before the load phases, and after.
     pub server_before: Option<Vec<DeviceSnapshot>>,
     pub server_devices: Option<Vec<DeviceSnapshot>>,
@@ -34,6 +34,23 @@ pub struct Parts {
     pub load_started_at_ms: u64,
     /// The generator's own CPU and the host's UDP drops over the load phases.
     pub generator: Option<GeneratorStats>,
+}
+
+/// The embedded server's counters as the report carries them: its own, and its DTLS listener's under `dtls`.
+pub fn server_counters(stats: &ServerStats, dtls: Option<&DtlsStats>) -> ServerCounters {
+    serde_json::from_value(server_json(stats, dtls)).expect("server counters read as the report's")
+}
+
+/// The counters as one JSON object (how report.json has always carried them).
+fn server_json(stats: &ServerStats, dtls: Option<&DtlsStats>) -> serde_json::Value {
+    let mut v = serde_json::to_value(stats).expect("server counters serialize");
+    if let (Some(d), Some(obj)) = (dtls, v.as_object_mut()) {
+        obj.insert(
+            "dtls".into(),
+            serde_json::to_value(d).expect("DTLS counters serialize"),
+        );
+    }
+    v
 }
 
 pub fn report(plan: &RunPlan, p: &Parts) -> Report {
@@ -441,7 +458,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
     let mut verdicts = BTreeMap::new();
     let mut hist = latency_histogram();
     for h in &all {
-        *verdicts.entry(h.verdict.name().to_string()).or_insert(0) += 1;
+        *verdicts.entry(h.verdict).or_insert(0) += 1;
         if h.verdict.connected() {
             hist.saturating_record((h.elapsed.as_micros() as u64).max(1));
         }
@@ -579,4 +596,41 @@ fn describe_pacing(p: Pacing) -> String {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report's `ServerCounters` name every counter of the server and of its DTLS listener: a counter
+    /// added to one but not the other would vanish from report.json.
+    #[test]
+    fn server_counters_carry_every_server_counter() {
+        let mut stats = ServerStats {
+            requests: 7,
+            ..Default::default()
+        };
+        stats.responses_by_code.add(crate::coap::Code::CREATED);
+        let dtls = DtlsStats {
+            handshakes_ok: 3,
+            handshake_failures: [("timeout".to_string(), 1)].into(),
+            last_failure: Some("failure".into()),
+            last_alert: Some("alert".into()),
+            ..Default::default()
+        };
+        for d in [None, Some(&dtls)] {
+            let counters = server_counters(&stats, d);
+            assert!(counters.newer.is_empty(), "{:?}", counters.newer);
+            if let Some(d) = &counters.dtls {
+                assert!(d.newer.is_empty(), "{:?}", d.newer);
+            }
+            let typed = serde_json::to_value(&counters).unwrap();
+            assert_eq!(typed, server_json(&stats, d));
+            // Byte for byte as written: the fields in the order report.json has them.
+            assert_eq!(
+                serde_json::to_string_pretty(&typed).unwrap(),
+                serde_json::to_string_pretty(&server_counters(&stats, d)).unwrap()
+            );
+        }
+    }
 }

@@ -382,7 +382,7 @@ fn judge(case: &TrustCase, o: &Observed, request: &str) -> TrustCaseResult {
         passed,
         expected: describe(e),
         observed,
-        verdict: verdict.name().into(),
+        verdict,
         detail: o.detail.clone(),
         insecure,
         code: o.code.map(|c| c.to_string()),

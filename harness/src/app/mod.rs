@@ -209,13 +209,9 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
         settle(s).await;
     }
     let server_devices = server.as_ref().map(ServerHandle::devices);
-    let server_stats = server.as_ref().map(|s| {
-        let mut v = serde_json::to_value(s.stats()).unwrap_or_default();
-        if let (Some(d), Some(obj)) = (s.dtls_stats(), v.as_object_mut()) {
-            obj.insert("dtls".into(), serde_json::to_value(d).unwrap_or_default());
-        }
-        v
-    });
+    let server_stats = server
+        .as_ref()
+        .map(|s| assemble::server_counters(&s.stats(), s.dtls_stats().as_ref()));
     if let Some(s) = server {
         s.shutdown().await;
     }

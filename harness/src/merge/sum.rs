@@ -237,7 +237,7 @@ fn handshakes(
     let mut verdicts = BTreeMap::new();
     for h in &all {
         for (v, n) in &h.verdicts {
-            *verdicts.entry(v.clone()).or_insert(0) += n;
+            *verdicts.entry(*v).or_insert(0) += n;
         }
     }
     Ok(Some(HandshakeStats {

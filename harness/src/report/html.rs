@@ -6,6 +6,7 @@ use super::model::{human_us, Latency, Report, RequestStats};
 use super::svg::{self, Bar, LineChart, Series};
 use crate::metrics::Outcome;
 use crate::report::verdict::{self, Verdict};
+use crate::trust::TrustVerdict;
 use std::fmt::Write;
 
 pub(super) const CSS: &str = "\
@@ -507,9 +508,9 @@ fn outcomes(s: &mut String, r: &Report) {
                     key: format!("handshake:{v}"),
                     label: format!("handshake {v}"),
                     value: *n,
-                    color: match v.as_str() {
-                        "ok" => "#7a3db8",
-                        "ok_insecure" => "#c00",
+                    color: match v {
+                        TrustVerdict::Ok => "#7a3db8",
+                        TrustVerdict::OkInsecure => "#c00",
                         _ => "#8a4b00",
                     },
                 }),
@@ -632,10 +633,10 @@ fn checks(s: &mut String, r: &Report) {
 }
 
 /// The colour of a trust case's bar: opened (green), opened without verification (red), refused (amber).
-fn trust_color(verdict: &str) -> &'static str {
+fn trust_color(verdict: TrustVerdict) -> &'static str {
     match verdict {
-        "ok" => "#1a7f37",
-        "ok_insecure" => "#c00",
+        TrustVerdict::Ok => "#1a7f37",
+        TrustVerdict::OkInsecure => "#c00",
         _ => "#d4a000",
     }
 }
@@ -650,7 +651,7 @@ fn trust_chart(s: &mut String, r: &Report) {
             key: format!("trust:{}", c.name),
             label: c.name.clone(),
             value: c.handshake_us,
-            color: trust_color(&c.verdict),
+            color: trust_color(c.verdict),
         })
         .collect();
     s.push_str(&svg::bar_chart_with(
@@ -663,7 +664,7 @@ fn trust_chart(s: &mut String, r: &Report) {
     let opened = r
         .trust_cases
         .iter()
-        .filter(|c| c.verdict.starts_with("ok"))
+        .filter(|c| matches!(c.verdict, TrustVerdict::Ok | TrustVerdict::OkInsecure))
         .count();
     let mut times: Vec<u64> = r.trust_cases.iter().map(|c| c.handshake_us).collect();
     times.sort_unstable();
@@ -704,7 +705,7 @@ fn trust_cases(s: &mut String, r: &Report) {
              <td data-refused-by><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             escape(&c.name),
             result_cell(c.passed),
-            escape(&c.verdict),
+            escape(c.verdict.name()),
             if c.insecure {
                 " <b class=\"fail\">verification disabled</b>"
             } else {

@@ -65,7 +65,9 @@ pub struct Report {
     pub partial: bool,
     /// The embedded server's own counters, when the target was embedded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<serde_json::Value>,
+    // The schema stays an open object, as it was when this field was untyped.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub server: Option<ServerCounters>,
     /// The generator watching itself during the load phases: its CPU and the host's UDP drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorStats>,
@@ -195,6 +197,129 @@ impl Security {
 /// How reports name a run over plain CoAP, wherever they would otherwise speak of verification.
 pub const PLAIN_COAP: &str = "no transport security (plain CoAP)";
 
+/// The embedded server's own counters, as report.json carries them (`server`): the server's `ServerStats`
+/// and, when it listened for DTLS, its listener's `DtlsStats` under `dtls`. Fields are listed alphabetically,
+/// the order report.json has always had them in (they were written through a JSON map).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ServerCounters {
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// Deduplication entries dropped before their lifetime ended because the cache was full.
+    pub dedup_evictions: u64,
+    /// Devices seen (tokens accepted at least once).
+    pub devices: u64,
+    /// The DTLS listener's counters, when the server listened for DTLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<DtlsCounters>,
+    /// Duplicate CON requests answered from the deduplication cache without being processed again.
+    pub duplicates: u64,
+    /// Well-formed datagrams needing no reply: stray ACKs and RSTs, NON responses and empty NONs.
+    pub ignored: u64,
+    /// Datagrams that are not CoAP messages (RFC 7252 message format errors). A malformed CON whose header is
+    /// readable is also answered with RST (§4.2) but counted here, not in `resets_sent`.
+    pub malformed: u64,
+    /// Retransmissions of CON notifications.
+    pub notification_retransmissions: u64,
+    /// CON notifications given up after every retransmission went unacknowledged (each ends its relation).
+    pub notification_timeouts: u64,
+    /// CON notifications the client acknowledged.
+    pub notifications_acked: u64,
+    /// CON notifications the client rejected with RST (each also ends its relation).
+    pub notifications_reset: u64,
+    /// Notifications sent (shared-attribute updates and RPC commands), CON or NON.
+    pub notifications_sent: u64,
+    /// Relations ended: deregistered (GET with Observe=1), rejected with RST, timed out, or their DTLS
+    /// session ended. Current observers = registrations - replaced - cancellations.
+    pub observe_cancellations: u64,
+    /// Registrations refused because the observer table was full (answered without an Observe option).
+    pub observe_refused: u64,
+    /// Observe registrations accepted (GET attributes or rpc with Observe=0), re-registrations included.
+    pub observe_registrations: u64,
+    /// Registrations that replaced the same peer's relation for the same device and feature.
+    pub observe_replaced: u64,
+    /// Current observers.
+    pub observers: u64,
+    /// Failed receive calls (other than "would block").
+    pub recv_errors: u64,
+    /// Requests processed, each once (duplicates excluded).
+    pub requests: u64,
+    /// RSTs sent for well-formed CON messages that are not requests (pings, stray responses).
+    pub resets_sent: u64,
+    /// The response code of each processed request.
+    pub responses_by_code: BTreeMap<String, u64>,
+    /// Device replies (`POST rpc/{id}`) matched to an RPC command and recorded.
+    pub rpc_replies: u64,
+    /// Device replies to an unknown or already answered request ID: answered 2.01 and dropped, as
+    /// ThingsBoard does.
+    pub rpc_replies_unmatched: u64,
+    /// RPC commands sent to devices (request IDs issued).
+    pub rpc_sent: u64,
+    /// Failed `send_to` calls, and notifications that could not be handed to their transport.
+    pub send_errors: u64,
+    /// Separate CON responses the client acknowledged.
+    pub separate_acked: u64,
+    /// Separate CON responses the client rejected with RST.
+    pub separate_resets: u64,
+    /// Retransmissions of separate CON responses.
+    pub separate_retransmissions: u64,
+    /// Separate responses sent (after `response_delay`), CON or NON.
+    pub separate_sent: u64,
+    /// Separate CON responses given up after every retransmission went unacknowledged.
+    pub separate_timeouts: u64,
+    /// Requests answered 4.01 because their token is unknown or missing (a subset of `requests`).
+    pub unknown_token: u64,
+    /// Counters this version does not know (written by a newer harness): kept, after the known ones.
+    #[serde(flatten)]
+    pub newer: BTreeMap<String, serde_json::Value>,
+}
+
+/// The embedded server's DTLS listener counters (report.json's `server.dtls`), listed alphabetically.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(default)]
+pub struct DtlsCounters {
+    /// Established sessions ended by the client (close_notify, fatal alert) or a read error.
+    pub closed: u64,
+    /// Datagrams received on the DTLS socket.
+    pub datagrams: u64,
+    /// ClientHellos from new peers dropped because `max_handshakes` handshakes were in progress or
+    /// `max_sessions` sessions existed (the client retransmits).
+    pub dropped_handshakes: u64,
+    /// Datagrams that arrived while the listener was down after a simulated restart: dropped unread.
+    pub dropped_while_down: u64,
+    /// Established sessions evicted for idleness.
+    pub evicted_idle: u64,
+    /// Datagrams from peers without a session that were not a ClientHello: dropped.
+    pub garbage: u64,
+    /// Failed handshakes by reason (every `HandshakeFailure` name, zeros included).
+    pub handshake_failures: BTreeMap<String, u64>,
+    /// Handshakes completed.
+    pub handshakes_ok: u64,
+    /// Sessions started by a ClientHello.
+    pub handshakes_started: u64,
+    /// The last plaintext alert a client sent (`fatal unknown_ca (48)`), read off the wire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_alert: Option<String>,
+    /// The last failed handshake's error, in the DTLS stack's words (the alert a client sent, when one did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Datagrams dropped because their session's queue was full.
+    pub queue_drops: u64,
+    /// Sessions replaced by a new ClientHello from the same address and port.
+    pub replaced: u64,
+    /// Simulated restarts (`embedded.restart_at`): every session forgotten at once.
+    pub restarts: u64,
+    /// Sessions now in the table, handshaking or established.
+    pub sessions_active: u64,
+    /// Sessions forgotten by those restarts.
+    pub sessions_dropped_by_restart: u64,
+    /// The most sessions at once.
+    pub sessions_peak: u64,
+    /// Counters this version does not know (written by a newer harness): kept, after the known ones.
+    #[serde(flatten)]
+    pub newer: BTreeMap<String, serde_json::Value>,
+}
+
 /// DTLS handshakes of the load devices.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HandshakeStats {
@@ -202,7 +327,8 @@ pub struct HandshakeStats {
     pub ok: u64,
     pub failed: u64,
     /// Count by verdict (`ok`, `ok_insecure`, `unknown_ca`, `handshake_timeout`...).
-    pub verdicts: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub verdicts: BTreeMap<TrustVerdict, u64>,
     /// Time to complete a handshake, successful ones only.
     pub latency: Latency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +355,7 @@ pub struct HandshakePoint {
     pub failed: u64,
 }
 
-pub use crate::trust::RefusedBy;
+pub use crate::trust::{RefusedBy, TrustVerdict};
 
 /// One trust case: expected and observed side by side.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -239,7 +365,8 @@ pub struct TrustCaseResult {
     pub expected: String,
     pub observed: String,
     /// The verdict name (`ok`, `unknown_ca`, ...).
-    pub verdict: String,
+    #[schemars(with = "String")]
+    pub verdict: TrustVerdict,
     /// Why the handshake failed, in the words of the check or the peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -495,7 +622,7 @@ impl HandshakeStats {
         let verdicts: Vec<String> = self
             .verdicts
             .iter()
-            .map(|(v, n)| format!("{} {n}", name(v)))
+            .map(|(v, n)| format!("{} {n}", name(v.name())))
             .collect();
         let mut text = format!(
             "{} attempted, {} ok, {} failed ({})",

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod openssl;
+pub mod pki;
 pub mod refuser;
 
 use coap_harness::app::{self as engine, RunOptions, RunOutput};

@@ -1,13 +1,17 @@
-//! Trust verdicts checked against independent peers, in one test binary: the openssl-CLI PKI judged by
-//! `openssl s_client` and by our client (`trust_oracle`), refusals observed against `openssl s_server`
-//! (`dtls_openssl_refusals`), `serve --coaps` with openssl-made keys judged by libcoap's clients
-//! (`serve_openssl_keys`), the layer that refused (`trust_layers`), and ThingsBoard's X.509 device
-//! authentication (`thingsboard_x509`).
+//! Checked against independent peers, in one test binary: the openssl-CLI PKI judged by `openssl s_client`
+//! and by our client (`trust_oracle`), refusals observed against `openssl s_server` (`dtls_openssl_refusals`),
+//! `serve --coaps` with openssl-made keys judged by libcoap's clients (`serve_openssl_keys`), the layer that
+//! refused (`trust_layers`), our DTLS client against libcoap's OpenSSL server (`libcoap_dtls`), real devices
+//! judged by the harness as a rogue server (`device_trust`), and the generated test PKI read back by the
+//! openssl CLI (`pki`), and ThingsBoard's X.509 device authentication (`thingsboard_x509`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod device_trust;
 mod dtls_openssl_refusals;
+mod libcoap_dtls;
+mod pki;
 mod serve_openssl_keys;
 mod thingsboard_x509;
 mod trust_layers;

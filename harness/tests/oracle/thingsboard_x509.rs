@@ -34,7 +34,7 @@ async fn shipped_thingsboard_x509_matrix_passes_with_its_finding() {
             );
             (
                 c.name.as_str(),
-                c.verdict.as_str(),
+                c.verdict.name(),
                 c.refused_by,
                 c.code.as_deref(),
             )

@@ -55,7 +55,7 @@ async fn each_case_names_the_layer_that_refused() {
         let c = case(cases, name);
         assert!(c.passed, "{c:?}");
         assert_eq!(c.refused_by, RefusedBy::Coap);
-        assert_eq!(c.verdict, "ok");
+        assert_eq!(c.verdict.name(), "ok");
         assert_eq!(c.code.as_deref(), Some("4.01"));
         assert!(c.alert.is_none());
         assert_eq!(c.request, "CON POST /api/v1/no-such-device/telemetry");
@@ -68,7 +68,7 @@ async fn each_case_names_the_layer_that_refused() {
     let c = case(cases, "client certificate, no device for it");
     assert!(c.passed, "{c:?}");
     assert_eq!(
-        (c.verdict.as_str(), c.refused_by),
+        (c.verdict.name(), c.refused_by),
         ("client_cert_unregistered", RefusedBy::Coap)
     );
 

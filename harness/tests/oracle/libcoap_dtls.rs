@@ -1,0 +1,223 @@
+//! Our DTLS client against an independent server: libcoap's `coap-server-openssl` (OpenSSL 3), with PKI we
+//! generate for the test. Trust verdicts, load over DTLS, and two-way DTLS when it requires a client
+//! certificate.
+
+use crate::common;
+
+use coap_harness::pki::{self, PkiOptions};
+use coap_harness::verdict::{self, Verdict};
+use common::*;
+
+fn make_pki() -> (tempfile::TempDir, pki::Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let g = pki::generate(&PkiOptions {
+        out: dir.path().to_path_buf(),
+        hosts: vec![],
+        force: false,
+    })
+    .unwrap();
+    (dir, g.manifest)
+}
+
+fn scenario(target: std::net::SocketAddr, pki_dir: &std::path::Path, body: &str) -> String {
+    format!(
+        "target: coaps://{target}\npki: {}\ndevices:\n  count: 1\ndtls:\n  ca: pki:ca\n  handshake_timeout: 5s\n{body}",
+        pki_dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_verdicts_against_libcoap_openssl_server() {
+    if !require("coap-server-openssl") {
+        return;
+    }
+    let (dir, m) = make_pki();
+    let (_server, addr) = libcoap_dtls_server(
+        &m.cert_path(pki::Role::Server),
+        &m.key_path(pki::Role::Server),
+        None,
+    );
+    let yaml = scenario(
+        addr,
+        dir.path(),
+        r#"trust_cases:
+  - name: trusted CA
+    expect: { handshake: ok, verdict: ok }
+  - name: other CA
+    client: { ca: pki:unknown_ca }
+    expect: { handshake: fail, verdict: unknown_ca }
+  - name: no CA
+    client: { ca: none }
+    expect: { handshake: ok, verdict: ok_insecure, insecure: true }
+  - name: wrong name
+    client: { server_name: thingsboard.example }
+    expect: { handshake: fail, verdict: hostname_mismatch }
+"#,
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    for c in &r.trust_cases {
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
+    }
+    // libcoap's dynamic resources: the first POST on a path creates it.
+    assert_eq!(r.trust_cases[0].code.as_deref(), Some("2.01"));
+    // The no-CA probe is that case's finding, in its own row; no unverified load ran (issue #18).
+    assert!(
+        !r.security.insecure,
+        "a ca: none trust case does not flag the run"
+    );
+    assert!(
+        r.trust_cases[2].insecure && r.trust_cases[2].observed.contains("verification disabled")
+    );
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_over_dtls_against_libcoap_every_outcome_recorded() {
+    if !require("coap-server-openssl") {
+        return;
+    }
+    let (dir, m) = make_pki();
+    let (_server, addr) = libcoap_dtls_server(
+        &m.cert_path(pki::Role::Server),
+        &m.key_path(pki::Role::Server),
+        None,
+    );
+    let yaml = scenario(
+        addr,
+        dir.path(),
+        "phases:\n  - duration: 2s\n    ramp: linear\n    interval: 250ms\n",
+    )
+    .replace("count: 1", "count: 20");
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    let h = r.handshakes.as_ref().unwrap();
+    assert_eq!((h.ok, h.failed), (20, 0), "{h:?}");
+    assert_eq!(
+        r.total.outcomes.ok, r.total.sent,
+        "{:?} {:?}",
+        r.total.outcomes, r.total.codes
+    );
+    // One resource created per device that sent (a device ramped in last may have had no slot left).
+    let senders = out.devices.iter().filter(|d| d.sent > 0).count() as u64;
+    assert!(senders >= 18, "{senders}");
+    assert_eq!(
+        r.total.codes.get("2.01"),
+        Some(&senders),
+        "{:?}",
+        r.total.codes
+    );
+    assert_eq!(r.total.codes.get("2.04"), Some(&(r.total.sent - senders)));
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_way_dtls_against_libcoap_requiring_client_certificates() {
+    if !require("coap-server-openssl") {
+        return;
+    }
+    let (dir, m) = make_pki();
+    let (_server, addr) = libcoap_dtls_server(
+        &m.cert_path(pki::Role::Server),
+        &m.key_path(pki::Role::Server),
+        Some(&m.cert_path(pki::Role::CaRoot)),
+    );
+    let yaml = scenario(
+        addr,
+        dir.path(),
+        r#"trust_cases:
+  - name: no client certificate
+    expect: { handshake: fail }
+  - name: rogue client certificate
+    client: { client_cert: pki:rogue_client }
+    expect: { handshake: fail }
+  - name: valid client certificate
+    client: { client_cert: pki:client }
+    expect: { handshake: ok, verdict: ok, code: "2.01" }
+"#,
+    );
+    let out = run(plan(&yaml)).await;
+    for c in &out.report.trust_cases {
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
+    }
+    let verdicts: Vec<&str> = out
+        .report
+        .trust_cases
+        .iter()
+        .map(|c| c.verdict.name())
+        .collect();
+    assert!(
+        matches!(verdicts[0], "peer_alert" | "client_cert_required"),
+        "no certificate: {verdicts:?}"
+    );
+    assert!(
+        matches!(verdicts[1], "client_cert_rejected" | "peer_alert"),
+        "{verdicts:?}"
+    );
+}
+
+/// Pre-shared keys, as libcoap and Californium devices use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psk_against_libcoap() {
+    if !require("coap-server-openssl") {
+        return;
+    }
+    let port = free_udp_port_pair();
+    let child = std::process::Command::new("coap-server-openssl")
+        .args([
+            "-A",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            "1000",
+            "-k",
+            "s3cret",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Peer::new(child);
+    wait_for_coap(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        std::time::Duration::from_secs(10),
+    );
+    let yaml = format!(
+        r#"target: coaps://127.0.0.1:{}
+devices:
+  count: 1
+dtls:
+  psk_identity: device-1
+  psk_key: s3cret
+  handshake_timeout: 2s
+trust_cases:
+  - name: right key
+    expect: {{ handshake: ok, verdict: ok, insecure: false, code: "2.01" }}
+  - name: wrong key
+    client: {{ psk_key: "hex:00112233" }}
+    expect: {{ handshake: fail }}
+"#,
+        port + 1
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    for c in &r.trust_cases {
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
+    }
+    assert_eq!(r.security.verification, "psk");
+    assert!(!r.security.insecure);
+}
