@@ -191,8 +191,10 @@ pub async fn run(plan: Arc<RunPlan>, opts: RunOptions) -> Result<RunOutput, Engi
     let measured = load::run(
         plan.clone(),
         device_target,
-        dtls,
-        client_certs,
+        load::DeviceTls {
+            settings: dtls,
+            client_certs,
+        },
         opts.progress,
         opts.cancel.child_token(),
         t0,

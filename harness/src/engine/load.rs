@@ -20,11 +20,18 @@ pub struct Measured {
     pub aborted: Option<String>,
 }
 
+/// What the devices present over DTLS: the fleet's settings, and each device's own client certificate when
+/// devices have their own (by this run's device index).
+#[derive(Default)]
+pub struct DeviceTls {
+    pub settings: Option<Arc<ClientSettings>>,
+    pub client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
+}
+
 pub async fn run(
     plan: Arc<RunPlan>,
     target: SocketAddr,
-    dtls: Option<Arc<ClientSettings>>,
-    client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
+    tls: DeviceTls,
     progress_mode: ProgressMode,
     cancel: CancellationToken,
     t0: Instant,
@@ -45,6 +52,10 @@ pub async fn run(
     });
 
     let cancel_for_abort = cancel.clone();
+    let DeviceTls {
+        settings: dtls,
+        client_certs,
+    } = tls;
     let shared = Arc::new(device::Shared {
         plan: plan.clone(),
         target,
