@@ -284,7 +284,7 @@ fn time_chart(
     id: &'static str,
     title: &str,
     y_label: &str,
-    y_format: fn(f64) -> String,
+    y_unit: svg::Unit,
     value: fn(&super::model::SeriesPoint) -> u64,
 ) -> LineChart {
     let x_max = runs
@@ -321,7 +321,7 @@ fn time_chart(
         x_range: (0.0, x_max),
         x_ticks: None,
         x_format: seconds_label,
-        y_format,
+        y_unit,
         series,
         markers: Vec::new(),
     }
@@ -337,7 +337,7 @@ fn over_time(s: &mut String, runs: &[Run]) {
         "compare-throughput",
         "Requests per second",
         "requests/s",
-        svg::number_label,
+        svg::Unit::Count,
         |p| p.requests,
     );
     s.push_str(&throughput.render());
@@ -347,7 +347,7 @@ fn over_time(s: &mut String, runs: &[Run]) {
         "compare-p99",
         "p99 latency per second",
         "latency",
-        us_label,
+        svg::Unit::Micros,
         |p| p.p99_us,
     );
     s.push_str(&p99.render());
