@@ -21,10 +21,11 @@ th{background:#f3f3f3;}td.num{text-align:right;font-variant-numeric:tabular-nums
 .pass{color:#1a7f37;font-weight:bold;}.fail{color:#c00;font-weight:bold;}.skip{color:#777;font-weight:bold;}\
 .warning{background:#fff4ce;border-left:4px solid #d4a000;padding:.4em .8em;margin:.3em 0;}\
 .note{color:#555;font-size:.9em;}\
-.tiles{display:flex;flex-wrap:wrap;gap:.6em;margin:.8em 0;}\
-.tile{flex:1 1 7.5em;min-width:7.5em;border:1px solid #ddd;border-radius:6px;padding:.5em .7em;background:#fafafa;}\
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5em,1fr));gap:.6em;margin:.8em 0;}\
+.tile{border:1px solid #ddd;border-radius:6px;padding:.5em .7em;background:#fafafa;}\
 .tile .tv{display:block;font-size:1.35em;font-weight:bold;font-variant-numeric:tabular-nums;white-space:nowrap;}\
 .tile .tk{display:block;color:#555;font-size:.85em;}\
+.tile.passed{background:#1a7f37;}.tile.failed{background:#c00;}.tile.fault{background:#8a4b00;}\
 .tile.passed,.tile.failed,.tile.fault{color:#fff;border-color:transparent;}.tile.passed .tk,.tile.failed .tk,.tile.fault .tk{color:#fff;}\
 .tile.bad .tv{color:#c00;}\
 svg.chart{display:block;margin:.6em 0;width:100%;max-width:980px;height:auto;background:#fff;}\
@@ -55,14 +56,15 @@ pub fn render(r: &Report) -> String {
              these figures may come from any peer that answered.</div>\n",
         );
     }
-    let _ = writeln!(
-        s,
-        "<h1>coap-harness: {}</h1>\n<p><span class=\"verdict {class}\" id=\"verdict\">{word}</span>{}</p>",
-        escape(&r.scenario.name),
-        reason
-            .map(|w| format!(" {}", escape(w)))
-            .unwrap_or_default()
-    );
+    let _ = writeln!(s, "<h1>coap-harness: {}</h1>", escape(&r.scenario.name));
+    tiles(&mut s, r, word, class);
+    if let Some(why) = reason {
+        let _ = writeln!(
+            s,
+            "<p id=\"verdict-reason\"><b>{word}</b>: {}</p>",
+            escape(why)
+        );
+    }
     if matches!(verdict, Verdict::Fault(_)) {
         s.push_str(
             "<p class=\"note\">FAULT: the harness could not measure the target (exit code 2).</p>\n",
@@ -86,7 +88,6 @@ pub fn render(r: &Report) -> String {
         );
     }
 
-    tiles(&mut s, r, word, class);
     metadata(&mut s, r);
     if r.no_load() {
         // Trust (and conformance) cases only: lead with them; there is no latency to chart.
@@ -152,8 +153,11 @@ fn tile(s: &mut String, key: &str, value: &str, label: &str, class: &str) {
 
 /// The headline, before any table: what a reader checks first (Gatling's global figures).
 fn tiles(s: &mut String, r: &Report, word: &str, class: &str) {
-    s.push_str("<div class=\"tiles\" id=\"tiles\">");
-    tile(s, "verdict", word, "verdict", class);
+    let _ = write!(
+        s,
+        "<div class=\"tiles\" id=\"tiles\"><div class=\"tile {class}\" data-tile=\"verdict\">\
+         <span class=\"tv\" id=\"verdict\">{word}</span><span class=\"tk\">verdict</span></div>"
+    );
     if r.no_load() {
         let passed = r.trust_cases.iter().filter(|c| c.passed).count();
         tile(
