@@ -118,7 +118,7 @@ pub fn render(r: &Report) -> String {
 
 /// Every table inside a box that scrolls sideways, so a wide table scrolls on a narrow screen instead of
 /// widening (or clipping) the page. User text is escaped, so every `<table` here is markup.
-fn scrolling_tables(page: &str) -> String {
+pub(super) fn scrolling_tables(page: &str) -> String {
     page.replace("<table", "<div class=\"scroll\"><table")
         .replace("</table>", "</table></div>")
 }
@@ -159,31 +159,41 @@ fn tiles(s: &mut String, r: &Report, word: &str, class: &str) {
          <span class=\"tv\" id=\"verdict\">{word}</span><span class=\"tk\">verdict</span></div>"
     );
     if r.no_load() {
-        let passed = r.trust_cases.iter().filter(|c| c.passed).count();
-        tile(
-            s,
-            "trust-cases",
-            &format!("{passed}/{}", r.trust_cases.len()),
-            "trust cases as expected",
-            if passed < r.trust_cases.len() {
-                "bad"
-            } else {
-                ""
-            },
-        );
-        let ran: Vec<_> = r
-            .conformance
-            .iter()
-            .filter(|c| c.skipped.is_none())
-            .collect();
-        let passed = ran.iter().filter(|c| c.passed).count();
-        tile(
-            s,
-            "conformance",
-            &format!("{passed}/{}", ran.len()),
-            "conformance cases passed",
-            if passed < ran.len() { "bad" } else { "" },
-        );
+        // Only the kinds of case the run had, each as passed of run.
+        let skipped = |c: &&super::model::ConformanceResult| c.skipped.is_none();
+        let kinds = [
+            (
+                "trust-cases",
+                "trust cases as expected",
+                r.trust_cases.iter().filter(|c| c.passed).count(),
+                r.trust_cases.len(),
+            ),
+            (
+                "conformance",
+                "conformance cases passed",
+                r.conformance
+                    .iter()
+                    .filter(skipped)
+                    .filter(|c| c.passed)
+                    .count(),
+                r.conformance.iter().filter(skipped).count(),
+            ),
+            (
+                "device-trust",
+                "device trust cases as expected",
+                r.device_trust.iter().filter(|c| c.passed).count(),
+                r.device_trust.len(),
+            ),
+        ];
+        for (key, label, passed, of) in kinds.into_iter().filter(|k| k.3 > 0) {
+            tile(
+                s,
+                key,
+                &format!("{passed}/{of}"),
+                label,
+                if passed < of { "bad" } else { "" },
+            );
+        }
     } else {
         let t = &r.total;
         let l = &t.latency;
