@@ -119,6 +119,8 @@ fn fmt(v: f64) -> String {
 /// Legend entries longer than this go in rows under the plot instead of the column at its right.
 const LEGEND_SIDE_CHARS: usize = 22;
 const LEGEND_ROW: f64 = 18.0;
+/// At most this many hover columns on a chart over time (one per second up to 12 minutes).
+const MAX_HOVER_COLUMNS: usize = 720;
 
 impl LineChart {
     /// Whether the legend goes under the plot (long labels, such as run names in a comparison).
@@ -306,20 +308,23 @@ impl LineChart {
                 && c.points.iter().zip(&first.points).all(|(a, b)| a.0 == b.0)
         });
         if shared {
-            let xs: Vec<f64> = first.points.iter().map(|p| sx(p.0)).collect();
-            for (i, (x, _)) in first.points.iter().enumerate() {
-                let left = if i == 0 {
+            // A long run (hours) gets one column every few seconds, so the page stays small.
+            let step = first.points.len().div_ceil(MAX_HOVER_COLUMNS).max(1);
+            let shown: Vec<usize> = (0..first.points.len()).step_by(step).collect();
+            let xs: Vec<f64> = shown.iter().map(|i| sx(first.points[*i].0)).collect();
+            for (k, i) in shown.iter().enumerate() {
+                let left = if k == 0 {
                     LEFT
                 } else {
-                    (xs[i - 1] + xs[i]) / 2.0
+                    (xs[k - 1] + xs[k]) / 2.0
                 };
                 let right = xs
-                    .get(i + 1)
-                    .map_or(xs[i] + (xs[i] - left).max(4.0), |n| (xs[i] + n) / 2.0);
+                    .get(k + 1)
+                    .map_or(xs[k] + (xs[k] - left).max(4.0), |n| (xs[k] + n) / 2.0);
                 let values: Vec<String> = self
                     .series
                     .iter()
-                    .map(|c| format!("{} {}", c.label, self.y_unit.value(c.points[i].1)))
+                    .map(|c| format!("{} {}", c.label, self.y_unit.value(c.points[*i].1)))
                     .collect();
                 let _ = write!(
                     s,
@@ -329,7 +334,7 @@ impl LineChart {
                     fmt(TOP),
                     fmt((right - left).max(1.0)),
                     fmt(plot_h),
-                    escape(&(self.x_format)(*x)),
+                    escape(&(self.x_format)(first.points[*i].0)),
                     escape(&values.join(", "))
                 );
             }
@@ -525,5 +530,43 @@ mod tests {
             ["0.00", "0.25", "0.50", "0.75", "1.00"].map(String::from)
         );
         assert_eq!(Unit::Micros.value(1_234.0), "1.23ms");
+    }
+
+    #[test]
+    fn hover_columns_stay_bounded_on_long_runs() {
+        let chart = |n: usize| LineChart {
+            id: "t",
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            x_range: (0.0, n as f64),
+            x_ticks: None,
+            x_format: |x| format!("{x}s"),
+            y_unit: Unit::Count,
+            series: vec![Series {
+                key: "k".into(),
+                label: "k".into(),
+                color: "#000",
+                dashed: false,
+                points: (0..n).map(|i| (i as f64 + 0.5, i as f64)).collect(),
+            }],
+            markers: Vec::new(),
+        };
+        let titles = |n: usize| chart(n).render().matches("<rect ").count();
+        assert_eq!(titles(1), 1);
+        assert_eq!(titles(600), 600);
+        assert_eq!(titles(MAX_HOVER_COLUMNS), MAX_HOVER_COLUMNS);
+        assert_eq!(titles(3_600), 720);
+        assert!(titles(86_400) <= MAX_HOVER_COLUMNS);
+        // Every point is still drawn.
+        let page = chart(3_600).render();
+        let points = page.split("points=\"").nth(1).unwrap();
+        assert_eq!(
+            points[..points.find('"').unwrap()]
+                .split_whitespace()
+                .count(),
+            3_600
+        );
+        assert!(page.contains("<title>3595.5s: k 3595</title>"));
     }
 }
