@@ -136,7 +136,7 @@ fn percent(n: u64, of: u64) -> String {
     let shown = (1..=4)
         .map(|d| format!("{p:.d$}"))
         .find(|t| t.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0))
-        .unwrap_or_else(|| format!("{:.4}", p.clamp(0.0001, 99.9999)));
+        .unwrap_or_else(|| if p < 50.0 { "<0.0001" } else { ">99.9999" }.into());
     format!("{shown}%")
 }
 
@@ -160,7 +160,7 @@ fn tiles(s: &mut String, r: &Report, word: &str, class: &str) {
     );
     if r.no_load() {
         // Only the kinds of case the run had, each as passed of run.
-        let skipped = |c: &&super::model::ConformanceResult| c.skipped.is_none();
+        let ran = |c: &&super::model::ConformanceResult| c.skipped.is_none();
         let kinds = [
             (
                 "trust-cases",
@@ -173,10 +173,10 @@ fn tiles(s: &mut String, r: &Report, word: &str, class: &str) {
                 "conformance cases passed",
                 r.conformance
                     .iter()
-                    .filter(skipped)
+                    .filter(ran)
                     .filter(|c| c.passed)
                     .count(),
-                r.conformance.iter().filter(skipped).count(),
+                r.conformance.iter().filter(ran).count(),
             ),
             (
                 "device-trust",
@@ -997,6 +997,19 @@ fn conformance(s: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tile_percentages_never_round_to_all_or_nothing() {
+        assert_eq!(percent(5, 5), "100%");
+        assert_eq!(percent(0, 5), "0%");
+        assert_eq!(percent(1, 3), "33.3%");
+        assert_eq!(percent(9_999, 10_000), "99.99%");
+        assert_eq!(percent(99_996, 100_000), "99.996%");
+        assert_eq!(percent(1, 1_000_000), "0.0001%");
+        assert_eq!(percent(1, 100_000_000), "<0.0001%");
+        assert_eq!(percent(99_999_999, 100_000_000), ">99.9999%");
+        assert_eq!(percent(0, 0), "–");
+    }
 
     #[test]
     fn percentile_axis_puts_nines_one_decade_apart() {
