@@ -3,26 +3,37 @@
 
 pub use super::escape::escape;
 use super::model::{human_us, Latency, Report, RequestStats};
-use super::svg::{self, Bar, LineChart, Series};
+use super::svg::{self, Bar, LineChart, Series, Unit};
 use crate::metrics::Outcome;
 use crate::report::verdict::{self, Verdict};
 use crate::trust::TrustVerdict;
 use std::fmt::Write;
 
 pub(super) const CSS: &str = "\
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#1d1d1f;}\
-h1{font-size:1.5em;margin:.4em 0;}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em;}\
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#1d1d1f;overflow-wrap:break-word;}\
+h1{font-size:1.5em;margin:.4em 0;overflow-wrap:anywhere;}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em;}\
+.scroll{overflow-x:auto;max-width:100%;}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em;}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;}\
-th{background:#f3f3f3;}td.num{text-align:right;font-variant-numeric:tabular-nums;}\
+th{background:#f3f3f3;}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;}\
 .insecure{background:#c00;color:#fff;font-weight:bold;font-size:1.15em;padding:1em;border:4px solid #700;margin:.5em 0;}\
 .verdict{display:inline-block;font-weight:bold;font-size:1.3em;padding:.2em .8em;border-radius:4px;color:#fff;}\
 .passed{background:#1a7f37;}.failed{background:#c00;}.fault{background:#8a4b00;}\
 .pass{color:#1a7f37;font-weight:bold;}.fail{color:#c00;font-weight:bold;}.skip{color:#777;font-weight:bold;}\
 .warning{background:#fff4ce;border-left:4px solid #d4a000;padding:.4em .8em;margin:.3em 0;}\
 .note{color:#555;font-size:.9em;}\
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5em,1fr));gap:.6em;margin:.8em 0;}\
+.tile{border:1px solid #ddd;border-radius:6px;padding:.5em .7em;background:#fafafa;}\
+.tile .tv{display:block;font-size:1.35em;font-weight:bold;font-variant-numeric:tabular-nums;white-space:nowrap;}\
+.tile .tk{display:block;color:#555;font-size:.85em;}\
+.tile.passed{background:#1a7f37;}.tile.failed{background:#c00;}.tile.fault{background:#8a4b00;}\
+.tile.passed,.tile.failed,.tile.fault{color:#fff;border-color:transparent;}.tile.passed .tk,.tile.failed .tk,.tile.fault .tk{color:#fff;}\
+.tile.bad .tv{color:#c00;}\
 svg.chart{display:block;margin:.6em 0;width:100%;max-width:980px;height:auto;background:#fff;}\
-code{background:#f3f3f3;padding:0 .2em;}";
+code{background:#f3f3f3;padding:0 .2em;}\
+@media print{body{max-width:none;padding:0;font-size:10pt;}.scroll{overflow:visible;}table{font-size:8pt;}\
+th,td{overflow-wrap:anywhere;}svg.chart{max-width:100%;}svg.chart,.tiles,.tile,tr,.warning,.insecure{break-inside:avoid;}\
+h2{break-after:avoid;}*{-webkit-print-color-adjust:exact;print-color-adjust:exact;}}";
 
 pub fn render(r: &Report) -> String {
     let mut s = String::with_capacity(64 * 1024);
@@ -46,14 +57,15 @@ pub fn render(r: &Report) -> String {
              these figures may come from any peer that answered.</div>\n",
         );
     }
-    let _ = writeln!(
-        s,
-        "<h1>coap-harness: {}</h1>\n<p><span class=\"verdict {class}\" id=\"verdict\">{word}</span>{}</p>",
-        escape(&r.scenario.name),
-        reason
-            .map(|w| format!(" {}", escape(w)))
-            .unwrap_or_default()
-    );
+    let _ = writeln!(s, "<h1>coap-harness: {}</h1>", escape(&r.scenario.name));
+    tiles(&mut s, r, word, class);
+    if let Some(why) = reason {
+        let _ = writeln!(
+            s,
+            "<p id=\"verdict-reason\"><b>{word}</b>: {}</p>",
+            escape(why)
+        );
+    }
     if matches!(verdict, Verdict::Fault(_)) {
         s.push_str(
             "<p class=\"note\">FAULT: the harness could not measure the target (exit code 2).</p>\n",
@@ -94,6 +106,7 @@ pub fn render(r: &Report) -> String {
         conformance(&mut s, r);
     }
     checks(&mut s, r);
+    machine(&mut s, r);
 
     let _ = writeln!(
         s,
@@ -101,7 +114,187 @@ pub fn render(r: &Report) -> String {
         escape(&r.harness_version),
         r.schema_version
     );
-    s
+    scrolling_tables(&s)
+}
+
+/// Every table inside a box that scrolls sideways, so a wide table scrolls on a narrow screen instead of
+/// widening (or clipping) the page. User text is escaped, so every `<table` here is markup.
+pub(super) fn scrolling_tables(page: &str) -> String {
+    page.replace("<table", "<div class=\"scroll\"><table")
+        .replace("</table>", "</table></div>")
+}
+
+/// `n` of `of` as a percentage for a tile, with the decimals it takes not to round 99.996% up to 100% (or
+/// 0.004% down to 0%).
+fn percent(n: u64, of: u64) -> String {
+    if of == 0 {
+        return super::model::NO_SAMPLE.into();
+    }
+    if n == of || n == 0 {
+        return format!("{}%", if n == 0 { 0 } else { 100 });
+    }
+    let p = n as f64 * 100.0 / of as f64;
+    let shown = (1..=4)
+        .map(|d| format!("{p:.d$}"))
+        .find(|t| t.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0))
+        .unwrap_or_else(|| if p < 50.0 { "<0.0001" } else { ">99.9999" }.into());
+    format!("{shown}%")
+}
+
+/// One headline tile: `key` for machines (`data-tile`), the value, and what it is for people.
+fn tile(s: &mut String, key: &str, value: &str, label: &str, class: &str) {
+    let _ = write!(
+        s,
+        "<div class=\"tile{}{class}\" data-tile=\"{key}\"><span class=\"tv\">{}</span><span class=\"tk\">{}</span></div>",
+        if class.is_empty() { "" } else { " " },
+        escape(value),
+        escape(label)
+    );
+}
+
+/// The headline, before any table: what a reader checks first (Gatling's global figures).
+fn tiles(s: &mut String, r: &Report, word: &str, class: &str) {
+    let _ = write!(
+        s,
+        "<div class=\"tiles\" id=\"tiles\"><div class=\"tile {class}\" data-tile=\"verdict\">\
+         <span class=\"tv\" id=\"verdict\">{word}</span><span class=\"tk\">verdict</span></div>"
+    );
+    if r.no_load() {
+        // Only the kinds of case the run had, each as passed of run.
+        let ran = |c: &&super::model::ConformanceResult| c.skipped.is_none();
+        let kinds = [
+            (
+                "trust-cases",
+                "trust cases as expected",
+                r.trust_cases.iter().filter(|c| c.passed).count(),
+                r.trust_cases.len(),
+            ),
+            (
+                "conformance",
+                "conformance cases passed",
+                r.conformance
+                    .iter()
+                    .filter(ran)
+                    .filter(|c| c.passed)
+                    .count(),
+                r.conformance.iter().filter(ran).count(),
+            ),
+            (
+                "device-trust",
+                "device trust cases as expected",
+                r.device_trust.iter().filter(|c| c.passed).count(),
+                r.device_trust.len(),
+            ),
+        ];
+        for (key, label, passed, of) in kinds.into_iter().filter(|k| k.3 > 0) {
+            tile(
+                s,
+                key,
+                &format!("{passed}/{of}"),
+                label,
+                if passed < of { "bad" } else { "" },
+            );
+        }
+    } else {
+        let t = &r.total;
+        let l = &t.latency;
+        let errors = t.outcomes.failures();
+        tile(s, "requests", &t.sent.to_string(), "requests", "");
+        tile(s, "ok", &percent(t.outcomes.ok, t.sent), "ok", "");
+        tile(
+            s,
+            "throughput",
+            &format!("{:.1}/s", t.throughput_rps),
+            "requests per second",
+            "",
+        );
+        tile(s, "p50", &l.show(l.p50_us), "p50 latency", "");
+        tile(s, "p99", &l.show(l.p99_us), "p99 latency", "");
+        tile(s, "p999", &l.show(l.p999_us), "p99.9 latency", "");
+        match &r.handshakes {
+            Some(h) => tile(
+                s,
+                "handshakes",
+                &format!("{}/{}", h.ok, h.attempted),
+                "DTLS handshakes ok",
+                if h.failed > 0 { "bad" } else { "" },
+            ),
+            None => tile(s, "handshakes", "–", "no DTLS handshakes", ""),
+        }
+        tile(
+            s,
+            "errors",
+            &errors.to_string(),
+            &format!("errors ({} of requests)", percent(errors, t.sent)),
+            if errors > 0 { "bad" } else { "" },
+        );
+    }
+    let failed = r.checks.iter().filter(|c| !c.passed).count();
+    tile(
+        s,
+        "checks",
+        &format!("{}/{}", r.checks.len() - failed, r.checks.len()),
+        "checks passed",
+        if failed > 0 { "bad" } else { "" },
+    );
+    s.push_str("</div>\n");
+}
+
+/// The generator and the machine it ran on: context for the figures, after them.
+fn machine(s: &mut String, r: &Report) {
+    if r.machine.is_none() && r.generator.is_none() {
+        return;
+    }
+    s.push_str("<h2>Generator and machine</h2>\n<table id=\"machine\">\n");
+    if let Some(m) = &r.machine {
+        kv(s, "host", &escape(&m.hostname));
+        kv(s, "OS", &escape(&m.os));
+        if let Some(cpu) = &m.cpu {
+            kv(s, "CPU", &escape(cpu));
+        }
+        kv(s, "cores", &m.cores.to_string());
+        if let Some(mib) = m.memory_mib {
+            kv(s, "memory", &format!("{:.1} GiB", mib as f64 / 1024.0));
+        }
+    }
+    if let Some(g) = &r.generator {
+        kv(
+            s,
+            "generator CPU",
+            &format!(
+                "{:.2} of {} cores busy on average, {:.2} in the busiest second{}",
+                g.cpu_busy_mean,
+                g.cores,
+                g.cpu_busy_peak,
+                if g.includes_embedded_server {
+                    " (embedded server included)"
+                } else {
+                    ""
+                }
+            ),
+        );
+        kv(
+            s,
+            "CPU time",
+            &format!("{:.1} s user, {:.1} s system", g.cpu_user_s, g.cpu_system_s),
+        );
+        kv(
+            s,
+            "peak resident memory",
+            &format!("{} MB", g.max_rss_kib / 1024),
+        );
+        if let Some(u) = &g.kernel_udp {
+            kv(
+                s,
+                "host UDP drops",
+                &format!(
+                    "{} receive-buffer, {} send-buffer ({} datagrams in, {} in errors)",
+                    u.rcvbuf_errors, u.sndbuf_errors, u.in_datagrams, u.in_errors
+                ),
+            );
+        }
+    }
+    s.push_str("</table>\n");
 }
 
 fn kv(s: &mut String, key: &str, value: &str) {
@@ -173,12 +366,6 @@ fn metadata(s: &mut String, r: &Report) {
         kv(s, "duration", &format!("{:.1} s", r.duration_s));
     }
     kv(s, "harness version", &escape(&r.harness_version));
-    if let Some(m) = &r.machine {
-        kv(s, "machine", &escape(&m.describe()));
-    }
-    if let Some(g) = &r.generator {
-        kv(s, "generator", &escape(&g.describe()));
-    }
     kv(
         s,
         "interrupted",
@@ -302,6 +489,13 @@ pub(super) fn us_label(v: f64) -> String {
     human_us(v.round() as u64)
 }
 
+/// The percentile at `x` on the 1/(1-p) log axis: `p99.9`.
+pub(super) fn percentile_label(x: f64) -> String {
+    let q = (1.0 - 10f64.powf(-x)) * 100.0;
+    let t = format!("{q:.4}");
+    format!("p{}", t.trim_end_matches('0').trim_end_matches('.'))
+}
+
 pub(super) fn seconds_label(v: f64) -> String {
     let t = format!("{v:.1}");
     format!("{}s", t.trim_end_matches(".0"))
@@ -333,8 +527,8 @@ pub(super) fn spectrum_chart(id: &'static str, title: &str, series: Vec<Series>)
         y_label: "latency".into(),
         x_range: (0.0, x_max),
         x_ticks: Some(ticks),
-        x_format: seconds_label,
-        y_format: us_label,
+        x_format: percentile_label,
+        y_unit: Unit::Micros,
         series,
         markers: Vec::new(),
     }
@@ -375,6 +569,10 @@ fn percentiles(s: &mut String, r: &Report) {
         }
     }
     if series.is_empty() {
+        s.push_str(
+            "<h2>Latency percentile spectrum</h2>\n<p class=\"note\" data-empty=\"percentiles\">No request \
+             completed, so there is no latency to draw.</p>\n",
+        );
         return;
     }
     let chart = spectrum_chart("percentiles", "Latency by percentile", series);
@@ -392,10 +590,46 @@ fn percentiles(s: &mut String, r: &Report) {
         human_us(l.max_us),
         l.count
     );
+    send_lag(s, r);
+}
+
+/// How late requests left versus their schedule, as a spectrum: the generator's own error, which the
+/// corrected latency above includes.
+fn send_lag(s: &mut String, r: &Report) {
+    let points = percentile_points(&r.total.send_lag);
+    if points.is_empty() {
+        return;
+    }
+    let chart = spectrum_chart(
+        "send-lag",
+        "Send lag by percentile (actual send minus intended send)",
+        vec![Series {
+            key: "send-lag".into(),
+            label: "send lag".into(),
+            color: "#8a4b00",
+            dashed: false,
+            points,
+        }],
+    );
+    s.push_str(&chart.render());
+    s.push('\n');
+    let lag = &r.total.send_lag;
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Send lag p50 {}, p99 {}, max {}: the generator's scheduling error, part of every \
+         latency measured from the intended send.</p>",
+        human_us(lag.p50_us),
+        human_us(lag.p99_us),
+        human_us(lag.max_us)
+    );
 }
 
 fn timeseries(s: &mut String, r: &Report) {
     if r.timeseries.is_empty() {
+        s.push_str(
+            "<h2>Over time</h2>\n<p class=\"note\" data-empty=\"over-time\">No second of the load completed, so \
+             there is nothing to draw over time: the totals above are the whole run.</p>\n",
+        );
         return;
     }
     let last_t = r.timeseries.iter().map(|p| p.t).max().unwrap_or(0) as f64;
@@ -425,7 +659,7 @@ fn timeseries(s: &mut String, r: &Report) {
         x_range: (0.0, x_max),
         x_ticks: None,
         x_format: seconds_label,
-        y_format: svg::number_label,
+        y_unit: Unit::Count,
         series: vec![
             Series {
                 key: "requests".into(),
@@ -452,7 +686,7 @@ fn timeseries(s: &mut String, r: &Report) {
         x_range: (0.0, x_max),
         x_ticks: None,
         x_format: seconds_label,
-        y_format: us_label,
+        y_unit: Unit::Micros,
         series: vec![
             Series {
                 key: "p50".into(),
@@ -472,9 +706,70 @@ fn timeseries(s: &mut String, r: &Report) {
         markers,
     };
     s.push_str("<h2>Over time</h2>\n");
+    if let [p] = &r.timeseries[..] {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\" data-short-run>One second of data: each curve is a single point ({} requests, \
+             {} errors, p50 {}, p99 {} in second {}).</p>",
+            p.requests,
+            p.errors,
+            human_us(p.p50_us),
+            human_us(p.p99_us),
+            p.t
+        );
+    }
     s.push_str(&throughput.render());
     s.push('\n');
     s.push_str(&latency.render());
+    s.push('\n');
+    cpu(s, r, x_max);
+}
+
+/// The generator's CPU, one figure per second of the load phases.
+fn cpu(s: &mut String, r: &Report, x_max: f64) {
+    let Some(g) = r
+        .generator
+        .as_ref()
+        .filter(|g| !g.cpu_busy_series.is_empty())
+    else {
+        return;
+    };
+    let chart = LineChart {
+        id: "cpu",
+        title: format!(
+            "Generator CPU, cores busy of {}{}",
+            g.cores,
+            if g.includes_embedded_server {
+                " (embedded server included)"
+            } else {
+                ""
+            }
+        ),
+        x_label: "time into the run".into(),
+        y_label: "cores busy".into(),
+        x_range: (0.0, x_max.max(g.cpu_busy_series.len() as f64)),
+        x_ticks: None,
+        x_format: seconds_label,
+        y_unit: Unit::Cores,
+        series: vec![Series {
+            key: "cpu".into(),
+            label: "cores busy".into(),
+            color: "#555",
+            dashed: false,
+            points: g
+                .cpu_busy_series
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64 + 0.5, *v))
+                .collect(),
+        }],
+        markers: r
+            .phases
+            .iter()
+            .map(|p| (p.start_s, p.name.clone()))
+            .collect(),
+    };
+    s.push_str(&chart.render());
     s.push('\n');
 }
 
@@ -569,7 +864,7 @@ fn handshakes(s: &mut String, r: &Report) {
         x_range: (0.0, (last + 1) as f64),
         x_ticks: None,
         x_format: seconds_label,
-        y_format: svg::number_label,
+        y_unit: svg::Unit::Count,
         series: vec![
             Series {
                 key: "handshakes-ok".into(),
@@ -658,7 +953,7 @@ fn trust_chart(s: &mut String, r: &Report) {
         "trust-handshakes",
         "DTLS handshake time per trust case",
         "time to open or fail the handshake",
-        us_label,
+        Unit::Micros,
         &bars,
     ));
     let opened = r
@@ -752,6 +1047,19 @@ fn conformance(s: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tile_percentages_never_round_to_all_or_nothing() {
+        assert_eq!(percent(5, 5), "100%");
+        assert_eq!(percent(0, 5), "0%");
+        assert_eq!(percent(1, 3), "33.3%");
+        assert_eq!(percent(9_999, 10_000), "99.99%");
+        assert_eq!(percent(99_996, 100_000), "99.996%");
+        assert_eq!(percent(1, 1_000_000), "0.0001%");
+        assert_eq!(percent(1, 100_000_000), "<0.0001%");
+        assert_eq!(percent(99_999_999, 100_000_000), ">99.9999%");
+        assert_eq!(percent(0, 0), "–");
+    }
 
     #[test]
     fn percentile_axis_puts_nines_one_decade_apart() {

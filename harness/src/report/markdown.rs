@@ -1,5 +1,8 @@
-//! summary.md: the run for people, as Markdown tables.
+//! summary.md: the run for people, as Markdown tables. Every name and value that comes from a scenario, a
+//! peer or an error goes through [`md`] (or [`code`] inside backticks), so a `|`, a tag or a `*` in it is
+//! shown as itself and never breaks a table or turns into markup.
 
+use super::escape::{markdown as md, markdown_code as code};
 use super::model::{human_us, Report, RequestStats};
 use super::verdict;
 use crate::metrics::Outcome;
@@ -11,10 +14,10 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "# coap-harness: {} — {}\n",
-        r.scenario.name,
+        md(&r.scenario.name),
         verdict.word()
     );
-    let _ = writeln!(s, "**Verdict: {}**\n", verdict.line());
+    let _ = writeln!(s, "**Verdict: {}**\n", md(&verdict.line()));
     if r.security.insecure {
         let _ = writeln!(
             s,
@@ -30,16 +33,19 @@ pub fn render(r: &Report) -> String {
     }
     // The insecure banner above already says it.
     for w in r.warnings.iter().filter(|w| !w.starts_with("INSECURE")) {
-        let _ = writeln!(s, "> **Warning**: {w}\n");
+        let _ = writeln!(s, "> **Warning**: {}\n", md(w));
     }
-    let _ = writeln!(s, "| | |\n|---|---|");
+    // The scenario heads the table: a header row of its own, never an empty one.
+    let _ = writeln!(s, "| scenario | {} |\n|---|---|", md(&r.scenario.name));
     let _ = writeln!(
         s,
-        "| target | `{}` ({}, {}) |",
-        r.target.url, r.target.transport, r.target.address
+        "| target | {} ({}, {}) |",
+        code(&r.target.url),
+        md(&r.target.transport),
+        md(&r.target.address)
     );
     let _ = writeln!(s, "| security | {} |", security_row(r));
-    let _ = writeln!(s, "| request | `{}` |", r.scenario.request);
+    let _ = writeln!(s, "| request | {} |", code(&r.scenario.request));
     if r.no_load() {
         let _ = writeln!(
             s,
@@ -47,17 +53,17 @@ pub fn render(r: &Report) -> String {
             r.trust_cases.len(),
             r.conformance.len()
         );
-        let _ = writeln!(s, "| started | {} |", r.started_at);
+        let _ = writeln!(s, "| started | {} |", md(&r.started_at));
     } else {
         let _ = writeln!(
             s,
             "| devices | {} ({} started, {} failed) |",
             r.devices.count, r.devices.started, r.devices.failed
         );
-        let _ = writeln!(s, "| started | {} |", r.started_at);
+        let _ = writeln!(s, "| started | {} |", md(&r.started_at));
         let _ = writeln!(s, "| duration | {:.1} s |", r.duration_s);
     }
-    let _ = writeln!(s, "| harness | {} |\n", r.harness_version);
+    let _ = writeln!(s, "| harness | {} |\n", md(&r.harness_version));
 
     if !r.trust_cases.is_empty() {
         let _ = writeln!(
@@ -68,32 +74,39 @@ pub fn render(r: &Report) -> String {
         for c in &r.trust_cases {
             let _ = writeln!(
                 s,
-                "| {} | {} | `{}`{} | `{}` | {} | {} | {} | {} |",
-                c.name,
+                "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
+                md(&c.name),
                 if c.passed { "pass" } else { "**FAIL**" },
-                c.verdict,
+                code(c.verdict.name()),
                 if c.insecure { " **INSECURE**" } else { "" },
-                c.refused_by,
-                c.handshake_layer().replace('|', "\\|"),
-                c.coap_layer().replace('|', "\\|"),
-                c.expected,
-                c.observed.replace('|', "\\|")
+                code(&c.refused_by.to_string()),
+                md(&c.handshake_layer()),
+                md(&c.coap_layer()),
+                md(&c.expected),
+                md(&c.observed)
             );
         }
         let _ = writeln!(s);
     }
     super::device_trust::markdown(&mut s, r);
     if !r.conformance.is_empty() {
-        let _ = writeln!(s, "## Conformance\n\n| case | result | code | expected | observed |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "## Conformance\n\n| case | result | code | expected | observed |\n|---|---|---|---|---|"
+        );
         for c in &r.conformance {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} |",
-                c.name,
-                if c.passed { "pass" } else { "**FAIL**" },
-                c.code.as_deref().unwrap_or("-"),
-                c.expected.replace('|', "\\|"),
-                c.observed.replace('|', "\\|")
+                md(&c.name),
+                match (&c.skipped, c.passed) {
+                    (Some(_), _) => "skip",
+                    (None, true) => "pass",
+                    (None, false) => "**FAIL**",
+                },
+                md(c.code.as_deref().unwrap_or("-")),
+                md(&c.expected),
+                md(&c.observed)
             );
         }
         let _ = writeln!(s);
@@ -102,7 +115,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "## DTLS handshakes\n\n{}. Handshake time p50 {}, p90 {}, p99 {}, max {}.\n",
-            h.counts(str::to_string),
+            h.counts(md),
             human_us(h.latency.p50_us),
             human_us(h.latency.p90_us),
             human_us(h.latency.p99_us),
@@ -126,7 +139,7 @@ pub fn render(r: &Report) -> String {
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &r.phases {
-        row(&mut s, &p.name, p.devices, &p.requests);
+        row(&mut s, &md(&p.name), p.devices, &p.requests);
     }
     row(&mut s, "**total**", r.devices.started, &r.total);
     let _ = writeln!(
@@ -140,10 +153,10 @@ pub fn render(r: &Report) -> String {
         human_us(r.total.send_lag.p99_us),
     );
     if let Some(g) = &r.generator {
-        let _ = writeln!(s, "Generator: {}.\n", g.describe());
+        let _ = writeln!(s, "Generator: {}.\n", md(&g.describe()));
     }
     if let Some(m) = &r.machine {
-        let _ = writeln!(s, "Machine: {}.\n", m.describe());
+        let _ = writeln!(s, "Machine: {}.\n", md(&m.describe()));
     }
 
     let _ = writeln!(s, "## Outcomes\n\n| outcome | count |\n|---|---:|");
@@ -154,13 +167,13 @@ pub fn render(r: &Report) -> String {
         }
     }
     for (code, n) in &r.total.codes {
-        let _ = writeln!(s, "| code {code} | {n} |");
+        let _ = writeln!(s, "| code {} | {n} |", md(code));
     }
     if let Some(rec) = super::recovery::of_report(r) {
         let _ = writeln!(
             s,
             "\n**Error window**: {}.",
-            super::recovery::describe(&rec)
+            md(&super::recovery::describe(&rec))
         );
     }
 
@@ -169,27 +182,61 @@ pub fn render(r: &Report) -> String {
 
 /// The load's security, with INSECURE when the load ran without verifying the server.
 fn security_row(r: &Report) -> String {
-    let mut row = r.security.describe();
+    let mut row = md(&r.security.describe());
     if r.security.insecure {
         row.push_str(" **INSECURE**");
     }
     row
 }
 
+/// Whether a check repeats a row of the trust-case or conformance table above (each case is also a check, so
+/// the verdict counts it): those are listed once, in their own table.
+fn in_a_case_table(r: &Report, name: &str) -> bool {
+    name.strip_prefix("trust case: ")
+        .is_some_and(|n| r.trust_cases.iter().any(|c| c.name == n))
+        || name
+            .strip_prefix("conformance: ")
+            .is_some_and(|n| r.conformance.iter().any(|c| c.name == n))
+}
+
 fn checks(mut s: String, r: &Report) -> String {
-    if !r.checks.is_empty() {
+    if r.checks.is_empty() {
+        return s;
+    }
+    let (cases, others): (Vec<_>, Vec<_>) =
+        r.checks.iter().partition(|c| in_a_case_table(r, &c.name));
+    let failed = r.checks.iter().filter(|c| !c.passed).count();
+    let _ = writeln!(
+        s,
+        "\n## Checks\n\n{} check{}, {failed} failed.",
+        r.checks.len(),
+        if r.checks.len() == 1 { "" } else { "s" }
+    );
+    if !cases.is_empty() {
         let _ = writeln!(
             s,
-            "\n## Checks\n\n| check | result | expected | observed |\n|---|---|---|---|"
+            "{} of them {} the trust-case and conformance tables above.",
+            cases.len(),
+            if cases.len() == 1 {
+                "is a row of"
+            } else {
+                "are rows of"
+            }
         );
-        for c in &r.checks {
+    }
+    if !others.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n| check | result | expected | observed |\n|---|---|---|---|"
+        );
+        for c in others {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} |",
-                c.name,
+                md(&c.name),
                 if c.passed { "pass" } else { "**FAIL**" },
-                c.expected,
-                c.observed
+                md(&c.expected),
+                md(&c.observed)
             );
         }
     }

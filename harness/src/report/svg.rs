@@ -31,11 +31,64 @@ pub struct LineChart {
     pub y_label: String,
     pub x_range: (f64, f64),
     pub x_ticks: Option<Vec<(f64, String)>>,
+    /// Writes an x position for people (hover titles, computed ticks).
     pub x_format: fn(f64) -> String,
-    pub y_format: fn(f64) -> String,
+    /// The y axis's unit: every tick label of the axis is written in the same one.
+    pub y_unit: Unit,
     pub series: Vec<Series>,
     /// Vertical lines at an x position, labelled (phase boundaries).
     pub markers: Vec<(f64, String)>,
+}
+
+/// What a y axis counts. Tick labels of one axis share one unit and precision (`0ms 0.5ms 1ms 1.5ms`, never
+/// `500µs 1.00ms`); hover titles give each value in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Plain counts or rates, scaled to k or M by the axis's top.
+    Count,
+    /// Microseconds, scaled to µs, ms or s by the axis's top.
+    Micros,
+    /// Cores busy (CPU seconds per wall second).
+    Cores,
+}
+
+impl Unit {
+    /// The labels of `ticks` (ascending, the last the axis's top), all in the unit the top calls for.
+    pub fn tick_labels(self, ticks: &[f64]) -> Vec<String> {
+        let top = ticks.iter().copied().fold(0.0f64, f64::max);
+        let (scale, suffix) = match self {
+            Unit::Micros if top >= 1e6 => (1e6, "s"),
+            Unit::Micros if top >= 1e3 => (1e3, "ms"),
+            Unit::Micros => (1.0, "µs"),
+            Unit::Count if top >= 1e6 => (1e6, "M"),
+            Unit::Count if top >= 1e4 => (1e3, "k"),
+            Unit::Count | Unit::Cores => (1.0, ""),
+        };
+        // The fewest decimals that write every tick exactly (0.5 needs one, 0.25 two).
+        let decimals = (0..=3)
+            .find(|d| {
+                ticks.iter().all(|t| {
+                    let v = t / scale;
+                    let shown: f64 = format!("{v:.d$}", d = *d).parse().unwrap_or(f64::NAN);
+                    (shown - v).abs() <= 1e-9 * v.abs().max(1.0)
+                })
+            })
+            .unwrap_or(3);
+        ticks
+            .iter()
+            .map(|t| format!("{:.d$}{suffix}", t / scale, d = decimals))
+            .collect()
+    }
+
+    /// One value in full, for a hover title.
+    pub fn value(self, v: f64) -> String {
+        match self {
+            Unit::Micros => crate::checks::human_us(v.max(0.0).round() as u64),
+            Unit::Count if v.fract().abs() < 1e-9 => format!("{v:.0}"),
+            Unit::Count => format!("{v:.1}"),
+            Unit::Cores => format!("{v:.2} cores"),
+        }
+    }
 }
 
 /// Ticks at 1, 2 or 5 times a power of ten, about `n` of them, covering `0..=max`; returns the ticks and the
@@ -66,6 +119,8 @@ fn fmt(v: f64) -> String {
 /// Legend entries longer than this go in rows under the plot instead of the column at its right.
 const LEGEND_SIDE_CHARS: usize = 22;
 const LEGEND_ROW: f64 = 18.0;
+/// At most this many hover columns on a chart over time (one per second up to 12 minutes).
+const MAX_HOVER_COLUMNS: usize = 720;
 
 impl LineChart {
     /// Whether the legend goes under the plot (long labels, such as run names in a comparison).
@@ -116,19 +171,19 @@ impl LineChart {
             escape(&self.title)
         );
         // Grid and y ticks.
-        for t in &y_ticks {
+        for (t, label) in y_ticks.iter().zip(self.y_unit.tick_labels(&y_ticks)) {
             let y = sy(*t);
             let _ = write!(
                 s,
                 "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
-                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>",
+                 <text data-tick=\"y\" x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>",
                 fmt(LEFT),
                 fmt(y),
                 fmt(LEFT + plot_w),
                 fmt(y),
                 fmt(LEFT - 6.0),
                 fmt(y + 4.0),
-                escape(&(self.y_format)(*t))
+                escape(&label)
             );
         }
         // X ticks.
@@ -199,6 +254,17 @@ impl LineChart {
                 },
                 points.join(" ")
             );
+            // A lone point draws no line: mark it, so a one-second run still shows its value.
+            if let [(x, y)] = series.points[..] {
+                let _ = write!(
+                    s,
+                    "<circle data-single=\"{}\" cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\"/>",
+                    escape(&series.key),
+                    fmt(sx(x)),
+                    fmt(sy(y)),
+                    series.color
+                );
+            }
             let (lx, ly) = if below {
                 (LEFT, HEIGHT + 4.0 + i as f64 * LEGEND_ROW)
             } else {
@@ -224,8 +290,72 @@ impl LineChart {
                 escape(&series.label)
             );
         }
+        self.hover(&mut s, &sx, &sy, plot_h);
         s.push_str("</svg>");
         s
+    }
+
+    /// Hover targets carrying `<title>` tooltips (no script needed). When every curve shares its x positions
+    /// (one point per second), one invisible column per position lists every curve's value there; otherwise
+    /// (percentile curves) one invisible dot per point.
+    fn hover(&self, s: &mut String, sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -> f64, plot_h: f64) {
+        let Some(first) = self.series.first() else {
+            return;
+        };
+        s.push_str("<g data-hover=\"\">");
+        let shared = self.series.iter().all(|c| {
+            c.points.len() == first.points.len()
+                && c.points.iter().zip(&first.points).all(|(a, b)| a.0 == b.0)
+        });
+        if shared {
+            // A long run (hours) gets one column every few seconds, so the page stays small.
+            let step = first.points.len().div_ceil(MAX_HOVER_COLUMNS).max(1);
+            let shown: Vec<usize> = (0..first.points.len()).step_by(step).collect();
+            let xs: Vec<f64> = shown.iter().map(|i| sx(first.points[*i].0)).collect();
+            for (k, i) in shown.iter().enumerate() {
+                let left = if k == 0 {
+                    LEFT
+                } else {
+                    (xs[k - 1] + xs[k]) / 2.0
+                };
+                let right = xs
+                    .get(k + 1)
+                    .map_or(xs[k] + (xs[k] - left).max(4.0), |n| (xs[k] + n) / 2.0);
+                let values: Vec<String> = self
+                    .series
+                    .iter()
+                    .map(|c| format!("{} {}", c.label, self.y_unit.value(c.points[*i].1)))
+                    .collect();
+                let _ = write!(
+                    s,
+                    "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#000\" fill-opacity=\"0\">\
+                     <title>{}: {}</title></rect>",
+                    fmt(left),
+                    fmt(TOP),
+                    fmt((right - left).max(1.0)),
+                    fmt(plot_h),
+                    escape(&(self.x_format)(first.points[*i].0)),
+                    escape(&values.join(", "))
+                );
+            }
+        } else {
+            for c in &self.series {
+                for (x, y) in &c.points {
+                    let _ = write!(
+                        s,
+                        "<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\" fill-opacity=\"0\">\
+                         <title>{}: {} at {}</title></circle>",
+                        fmt(sx(*x)),
+                        fmt(sy(*y)),
+                        c.color,
+                        escape(&c.label),
+                        escape(&self.y_unit.value(*y)),
+                        escape(&(self.x_format)(*x))
+                    );
+                }
+            }
+        }
+        s.push_str("</g>");
     }
 }
 
@@ -239,16 +369,16 @@ pub struct Bar {
 
 /// A horizontal bar chart of counts, one row per bar, the count printed after each bar.
 pub fn bar_chart(id: &'static str, title: &str, bars: &[Bar]) -> String {
-    bar_chart_with(id, title, "count", count_label, bars)
+    bar_chart_with(id, title, "count", Unit::Count, bars)
 }
 
-/// A horizontal bar chart whose values are in another unit (µs...): `axis` names it and `format` writes a
-/// value, on the ticks and after each bar.
+/// A horizontal bar chart whose values are in another unit (µs...): `axis` names it, `unit` writes the ticks
+/// (all in one unit) and the value after each bar.
 pub fn bar_chart_with(
     id: &'static str,
     title: &str,
     axis: &str,
-    format: fn(f64) -> String,
+    unit: Unit,
     bars: &[Bar],
 ) -> String {
     const ROW: f64 = 22.0;
@@ -279,8 +409,8 @@ pub fn bar_chart_with(
         fmt(LEFT),
         escape(title)
     );
-    for t in &ticks {
-        x_tick(&mut s, sx(*t), plot_h, &format(*t));
+    for (t, label) in ticks.iter().zip(unit.tick_labels(&ticks)) {
+        x_tick(&mut s, sx(*t), plot_h, &label);
     }
     let _ = write!(
         s,
@@ -300,11 +430,13 @@ pub fn bar_chart_with(
         let w = sx(b.value as f64) - label_w;
         let _ = write!(
             s,
-            "<g data-bar=\"{}\" data-value=\"{}\"><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>\
+            "<g data-bar=\"{}\" data-value=\"{}\"><title>{}: {}</title><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{}</text>\
              <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\
              <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\">{}</text></g>",
             escape(&b.key),
             b.value,
+            escape(&b.label),
+            escape(&unit.value(b.value as f64)),
             fmt(label_w - 6.0),
             fmt(y + ROW * 0.65),
             escape(&b.label),
@@ -315,7 +447,7 @@ pub fn bar_chart_with(
             b.color,
             fmt(label_w + w.max(1.0) + 4.0),
             fmt(y + ROW * 0.65),
-            escape(&format(b.value as f64))
+            escape(&unit.value(b.value as f64))
         );
     }
     s.push_str("</svg>");
@@ -347,7 +479,7 @@ fn x_tick(s: &mut String, x: f64, plot_h: f64, label: &str) {
     let _ = write!(
         s,
         "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
+         <text data-tick=\"x\" x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">{}</text>",
         fmt(x),
         fmt(TOP),
         fmt(x),
@@ -371,5 +503,70 @@ mod tests {
         assert!(top > 0.0 && t.len() >= 2);
         assert_eq!(number_label(12_000.0), "12k");
         assert_eq!(number_label(2.5), "2.5");
+    }
+
+    #[test]
+    fn an_axis_speaks_one_unit() {
+        let (t, _) = nice_ticks(1_400.0, 5);
+        assert_eq!(
+            Unit::Micros.tick_labels(&t),
+            ["0.0ms", "0.5ms", "1.0ms", "1.5ms"].map(String::from)
+        );
+        let (t, _) = nice_ticks(800.0, 5);
+        assert_eq!(Unit::Micros.tick_labels(&t)[1], "200µs");
+        let (t, _) = nice_ticks(2_500_000.0, 5);
+        assert!(Unit::Micros
+            .tick_labels(&t)
+            .iter()
+            .all(|l| l.ends_with('s') && !l.ends_with("ms")));
+        let (t, _) = nice_ticks(12_000.0, 5);
+        assert_eq!(
+            Unit::Count.tick_labels(&t),
+            ["0.0k", "2.5k", "5.0k", "7.5k", "10.0k", "12.5k"].map(String::from)
+        );
+        let (t, _) = nice_ticks(1.0, 4);
+        assert_eq!(
+            Unit::Cores.tick_labels(&t),
+            ["0.00", "0.25", "0.50", "0.75", "1.00"].map(String::from)
+        );
+        assert_eq!(Unit::Micros.value(1_234.0), "1.23ms");
+    }
+
+    #[test]
+    fn hover_columns_stay_bounded_on_long_runs() {
+        let chart = |n: usize| LineChart {
+            id: "t",
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            x_range: (0.0, n as f64),
+            x_ticks: None,
+            x_format: |x| format!("{x}s"),
+            y_unit: Unit::Count,
+            series: vec![Series {
+                key: "k".into(),
+                label: "k".into(),
+                color: "#000",
+                dashed: false,
+                points: (0..n).map(|i| (i as f64 + 0.5, i as f64)).collect(),
+            }],
+            markers: Vec::new(),
+        };
+        let titles = |n: usize| chart(n).render().matches("<rect ").count();
+        assert_eq!(titles(1), 1);
+        assert_eq!(titles(600), 600);
+        assert_eq!(titles(MAX_HOVER_COLUMNS), MAX_HOVER_COLUMNS);
+        assert_eq!(titles(3_600), 720);
+        assert!(titles(86_400) <= MAX_HOVER_COLUMNS);
+        // Every point is still drawn.
+        let page = chart(3_600).render();
+        let points = page.split("points=\"").nth(1).unwrap();
+        assert_eq!(
+            points[..points.find('"').unwrap()]
+                .split_whitespace()
+                .count(),
+            3_600
+        );
+        assert!(page.contains("<title>3595.5s: k 3595</title>"));
     }
 }

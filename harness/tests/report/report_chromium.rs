@@ -1,9 +1,11 @@
 //! report.html in a real browser: a real run's page rendered by headless Chromium to a PNG, decoded, and held
-//! to be the size asked for and not blank. A blank page through the same check is the control that the check
-//! can fail.
+//! to be the size asked for and not blank (a blank page through the same check is the control that the check
+//! can fail); and laid out at 1280 and 800 px, where a probe reads what the page shows (the headline tiles and
+//! their figures, the percentile axis, whether anything runs off the side) and a printed PDF comes out.
 
 use crate::common;
 
+use coap_harness::report::model::human_us;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +22,14 @@ const BROWSER_LIMIT: Duration = Duration::from_secs(90);
 
 /// Renders `page` with headless Chromium into `png`, `WIDTH` x `HEIGHT`, with its own profile folder.
 fn screenshot(page: &Path, png: &Path) {
+    chromium(page, WIDTH, &[format!("--screenshot={}", png.display())]);
+    assert!(png.exists(), "chromium wrote no screenshot");
+}
+
+/// Runs headless Chromium on `page` in a window `width` px wide with `extra` arguments; returns its stdout.
+fn chromium(page: &Path, width: u32, extra: &[String]) -> String {
     let profile = tempfile::tempdir().unwrap();
+    let out = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new("chromium")
         .args([
             "--headless",
@@ -35,11 +44,11 @@ fn screenshot(page: &Path, png: &Path) {
             "--force-device-scale-factor=1",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--window-size={WIDTH},{HEIGHT}"))
-        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("--window-size={width},{HEIGHT}"))
+        .args(extra)
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(out.reopen().unwrap())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chromium");
@@ -61,7 +70,7 @@ fn screenshot(page: &Path, png: &Path) {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "chromium failed ({status}): {err}");
-    assert!(png.exists(), "chromium wrote no screenshot: {err}");
+    std::fs::read_to_string(out.path()).unwrap()
 }
 
 /// What the decoded screenshot looks like.
@@ -140,4 +149,169 @@ async fn report_html_renders_to_a_picture_in_chromium() {
     let b = look(&blank);
     assert_eq!((b.width, b.height), (WIDTH, HEIGHT));
     assert!(!not_blank(&b), "an empty page passes as not blank");
+}
+
+/// Reads the page as laid out: appended to a copy of report.html, it writes what it measured into an
+/// attribute of `<body>`, which `--dump-dom` prints. (report.html itself has no script.)
+const PROBE: &str = r#"<script>
+(function () {
+  var d = document.documentElement, top = function (q) {
+    var e = document.querySelector(q); return e ? e.getBoundingClientRect().top : null; };
+  var o = { scrollWidth: d.scrollWidth, clientWidth: d.clientWidth, innerWidth: window.innerWidth,
+    tiles: {}, tilesBottom: 0, firstChartTop: top('svg.chart'), phasesTop: top('#phases'),
+    machineTop: top('#machine'), xTicks: [], yTicks: [], tablesNotScrolling: [], offside: [] };
+  document.querySelectorAll('[data-tile]').forEach(function (t) {
+    o.tiles[t.dataset.tile] = t.querySelector('.tv').textContent;
+    o.tilesBottom = Math.max(o.tilesBottom, t.getBoundingClientRect().bottom); });
+  document.querySelectorAll('svg[data-chart=percentiles] [data-tick=x]').forEach(function (t) {
+    o.xTicks.push(t.textContent); });
+  document.querySelectorAll('svg[data-chart=percentiles] [data-tick=y]').forEach(function (t) {
+    o.yTicks.push(t.textContent); });
+  document.querySelectorAll('table').forEach(function (t) {
+    var p = t.parentElement;
+    if (!p.classList.contains('scroll') || getComputedStyle(p).overflowX !== 'auto')
+      o.tablesNotScrolling.push(t.id); });
+  document.querySelectorAll('body *').forEach(function (e) {
+    if (e.closest('.scroll') || e.tagName === 'SCRIPT') return;
+    var r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > d.clientWidth + 0.5) o.offside.push(e.tagName + '#' + e.id + '.' + e.className); });
+  document.body.setAttribute('data-probe', JSON.stringify(o));
+})();
+</script>"#;
+
+/// What the probe measured, with the page laid out `width` px wide.
+fn probe(page_html: &str, width: u32, dir: &Path, name: &str) -> serde_json::Value {
+    let file = dir.join(format!("{name}-{width}.html"));
+    std::fs::write(
+        &file,
+        page_html.replace("</body>", &format!("{PROBE}</body>")),
+    )
+    .unwrap();
+    let dom = chromium(&file, width, &["--dump-dom".to_string()]);
+    let start = dom.find("data-probe=\"").expect("the probe ran") + "data-probe=\"".len();
+    let end = start + dom[start..].find('"').unwrap();
+    let json = dom[start..end]
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("probe output {json}: {e}"))
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The page a performance engineer opens: tiles with the run's figures first, charts next, the machine last;
+/// the percentile axis in nines; nothing wider than an 800 px window (wide tables scroll in their box); and it
+/// prints. Each figure is held against report.json as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_html_reads_at_1280_and_800_px_and_prints() {
+    if !common::require("chromium") {
+        return;
+    }
+    let out = common::run(common::plan(RUN)).await.report;
+    let dir = tempfile::tempdir().unwrap();
+    coap_harness::report::write_all(&out, dir.path()).unwrap();
+    let r: coap_harness::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert!(r.total.latency.count > 0 && !r.phases.is_empty());
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains("@media print"));
+
+    let l = &r.total.latency;
+    let expected_tiles = [
+        ("verdict", "PASSED".to_string()),
+        ("requests", r.total.sent.to_string()),
+        ("ok", "100%".to_string()),
+        ("throughput", format!("{:.1}/s", r.total.throughput_rps)),
+        ("p50", human_us(l.p50_us)),
+        ("p99", human_us(l.p99_us)),
+        ("p999", human_us(l.p999_us)),
+        ("handshakes", "–".to_string()),
+        ("errors", r.total.outcomes.failures().to_string()),
+        ("checks", format!("{0}/{0}", r.checks.len())),
+    ];
+    assert!(r.checks.iter().all(|c| c.passed) && r.total.outcomes.ok == r.total.sent);
+
+    for width in [1280, 800] {
+        let p = probe(&page, width, dir.path(), "report");
+        eprintln!("at {width} px: {p}");
+        assert_eq!(num(&p["innerWidth"]), width as f64, "window width");
+        // Nothing runs off the side: the page is no wider than the window.
+        assert!(
+            num(&p["scrollWidth"]) <= num(&p["clientWidth"]),
+            "page wider than {width} px: {p}"
+        );
+        assert_eq!(
+            p["offside"],
+            serde_json::json!([]),
+            "elements past the right edge"
+        );
+        assert_eq!(p["tablesNotScrolling"], serde_json::json!([]));
+        for (key, value) in &expected_tiles {
+            assert_eq!(p["tiles"][key].as_str(), Some(value.as_str()), "tile {key}");
+        }
+        // Tiles first, then charts and tables, the machine last; all tiles in the first screen.
+        let tiles_bottom = num(&p["tilesBottom"]);
+        assert!(
+            tiles_bottom < HEIGHT as f64,
+            "tiles below the fold: {tiles_bottom}"
+        );
+        assert!(tiles_bottom <= num(&p["phasesTop"]));
+        assert!(tiles_bottom <= num(&p["firstChartTop"]));
+        assert!(num(&p["phasesTop"]) < num(&p["machineTop"]));
+        assert!(num(&p["firstChartTop"]) < num(&p["machineTop"]));
+        // The HdrHistogram axis, and one unit on the latency axis.
+        let x: Vec<&str> = p["xTicks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        for tick in ["50%", "90%", "99%", "99.9%", "99.99%"] {
+            assert!(x.contains(&tick), "percentile tick {tick} in {x:?}");
+        }
+        let units: std::collections::BTreeSet<String> = p["yTicks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .unwrap()
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(units.len(), 1, "latency axis in one unit: {}", p["yTicks"]);
+    }
+
+    // The control: without the scrolling boxes, the phase table widens the page past 800 px, so the check
+    // above can fail.
+    let unboxed = page.replace(".scroll{overflow-x:auto;max-width:100%;}", "");
+    assert_ne!(unboxed, page);
+    let c = probe(&unboxed, 800, dir.path(), "control");
+    assert!(
+        num(&c["scrollWidth"]) > num(&c["clientWidth"]),
+        "the control fits in 800 px: {c}"
+    );
+
+    // It prints: a PDF of more than one page.
+    let pdf = dir.path().join("report.pdf");
+    chromium(
+        &dir.path().join("report.html"),
+        800,
+        &[
+            format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer".to_string(),
+        ],
+    );
+    let bytes = std::fs::read(&pdf).expect("chromium printed a PDF");
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&bytes);
+    let pages = text.matches("/Type /Page").count() - text.matches("/Type /Pages").count();
+    eprintln!("report.pdf: {} bytes, {pages} pages", bytes.len());
+    assert!(pages >= 2, "printed {pages} pages");
 }

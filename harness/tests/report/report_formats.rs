@@ -376,3 +376,114 @@ fn report_command_rejects_what_is_not_a_report() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.json"));
 }
+
+/// The cells of a Markdown table row, split at the `|` that are not backslash-escaped.
+fn md_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut escaped = false;
+    for c in line.trim().chars() {
+        if c == '|' && !escaped {
+            cells.push(String::new());
+        } else {
+            cells.last_mut().unwrap().push(c);
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    // The outer pipes leave an empty first and last piece.
+    assert!(
+        cells.first().unwrap().is_empty() && cells.last().unwrap().is_empty(),
+        "row `{line}`"
+    );
+    cells[1..cells.len() - 1].to_vec()
+}
+
+/// summary.md of a trust matrix whose names and values carry `|`, HTML and Markdown: every table keeps its
+/// column count, nothing turns into markup, the header rows say something, and each trust case is listed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_md_escapes_names_and_lists_trust_cases_once() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/trust-matrix.yaml");
+    let plan = coap_harness::scenario::load(&file, &Default::default()).unwrap();
+    let out = coap_harness::app::run(Arc::new(plan), Default::default())
+        .await
+        .expect("the run completes");
+    let mut r = out.report;
+    assert!(r.trust_cases.len() >= 2);
+    r.scenario.name = "matrix | <img src=x onerror=alert(1)> **bold**".into();
+    for (i, c) in r.trust_cases.iter_mut().enumerate() {
+        c.name = format!("case{i} | <b>x</b> _it_ `tick`");
+        c.observed = format!("{}\nsecond line | [link](http://x)", c.observed);
+    }
+    // The checks that repeat the trust cases carry their (new) names, as a real run's would.
+    let names: Vec<String> = r.trust_cases.iter().map(|c| c.name.clone()).collect();
+    let mut i = 0;
+    for check in r
+        .checks
+        .iter_mut()
+        .filter(|c| c.name.starts_with("trust case: "))
+    {
+        check.name = format!("trust case: {}", names[i]);
+        i += 1;
+    }
+    assert_eq!(i, names.len(), "one check per trust case");
+    r.checks.push(coap_harness::report::Check {
+        name: "p99 < 1ms | *x*".into(),
+        passed: false,
+        expected: "< 1ms".into(),
+        observed: "2ms <script>".into(),
+    });
+    r.warnings
+        .push("warning with <i>html</i> and | pipe".into());
+
+    let md = coap_harness::report::markdown::render(&r);
+    eprintln!("{md}");
+    for raw in [
+        "<b>", "<img", "<script", "<i>", "**bold**", "[link](", "`tick`",
+    ] {
+        assert!(!md.contains(raw), "summary.md holds `{raw}` unescaped");
+    }
+    assert!(md.contains("&lt;img src=x onerror=alert(1)&gt; \\*\\*bold\\*\\*"));
+    // Each table: a header with no empty cell, a delimiter row, rows of the same width.
+    let mut tables = 0;
+    let lines: Vec<&str> = md.lines().collect();
+    let mut at = 0;
+    while at < lines.len() {
+        if !lines[at].starts_with('|') {
+            at += 1;
+            continue;
+        }
+        tables += 1;
+        let header = md_cells(lines[at]);
+        assert!(
+            header.iter().all(|c| !c.trim().is_empty()),
+            "empty header cell in `{}`",
+            lines[at]
+        );
+        let width = header.len();
+        at += 1;
+        assert!(md_cells(lines[at]).iter().all(|c| c
+            .trim()
+            .trim_matches(':')
+            .chars()
+            .all(|ch| ch == '-')));
+        while at < lines.len() && lines[at].starts_with('|') {
+            assert_eq!(md_cells(lines[at]).len(), width, "row `{}`", lines[at]);
+            at += 1;
+        }
+    }
+    assert!(tables >= 3, "{tables} tables");
+    // Each trust case once (its table row), not again among the checks; other checks still listed.
+    for c in &r.trust_cases {
+        let shown = coap_harness::report::escape::markdown(&c.name);
+        assert_eq!(
+            md.matches(&shown).count(),
+            1,
+            "trust case {} listed once",
+            c.name
+        );
+    }
+    assert!(md.contains("| p99 &lt; 1ms \\| \\*x\\* | **FAIL** | &lt; 1ms | 2ms &lt;script&gt; |"));
+    assert!(md.contains(&format!(
+        "{} of them are rows of the trust-case and conformance tables above.",
+        r.trust_cases.len()
+    )));
+}

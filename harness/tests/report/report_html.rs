@@ -95,6 +95,26 @@ fn bars_of(doc: &Document) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The tooltips of a chart's hover targets.
+fn hover_titles(doc: &Document) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.attribute("data-hover").is_some())
+        .flat_map(|g| g.descendants().filter(|n| n.has_tag_name("title")))
+        .map(|t| t.text().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The value a headline tile shows.
+fn tile(page: &str, key: &str) -> String {
+    let at = page
+        .find(&format!("data-tile=\"{key}\""))
+        .unwrap_or_else(|| panic!("no tile {key}"));
+    let v = at + page[at..].find("class=\"tv\"").unwrap();
+    let start = v + page[v..].find('>').unwrap() + 1;
+    let end = start + page[start..].find('<').unwrap();
+    page[start..end].to_string()
+}
+
 fn count(page: &str, needle: &str) -> usize {
     page.matches(needle).count()
 }
@@ -183,8 +203,85 @@ fn common_checks(page: &str, r: &Report) {
         );
     }
 
+    // Headline tiles first, with this run's figures; the machine table after the checks.
+    let tiles = page.find("id=\"tiles\"").expect("tiles");
+    assert!(tiles < page.find("id=\"metadata\"").unwrap());
+    assert!(tiles < page.find("<svg").unwrap_or(usize::MAX));
+    assert!(page.contains(&format!(
+        "data-tile=\"verdict\"><span class=\"tv\" id=\"verdict\">{word}<"
+    )));
+    let passed = r.checks.iter().filter(|c| c.passed).count();
+    assert!(tile(page, "checks") == format!("{passed}/{}", r.checks.len()));
+    if r.phases.is_empty() {
+        assert!(page.contains("data-tile=\"trust-cases\""));
+    } else {
+        assert_eq!(tile(page, "requests"), r.total.sent.to_string());
+        assert_eq!(
+            tile(page, "errors"),
+            r.total.outcomes.failures().to_string()
+        );
+        assert_eq!(
+            tile(page, "p99"),
+            r.total.latency.show(r.total.latency.p99_us)
+        );
+    }
+    if r.machine.is_some() {
+        let machine = page.find("<table id=\"machine\"").expect("machine table");
+        assert!(page.find("<h2>Checks</h2>").unwrap() < machine);
+    }
+    // Every table scrolls in its own box.
+    assert_eq!(
+        count(page, "<table"),
+        count(page, "<div class=\"scroll\"><table")
+    );
+
+    if let Some(svg) = chart(page, "percentiles") {
+        // Every drawn point has a hover title giving its value and percentile: one per point, or one per
+        // percentile listing every curve when the curves share their percentiles.
+        let doc = parse(svg);
+        let curves: Vec<usize> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .map(|n| n.attribute("points").unwrap().split_whitespace().count())
+            .collect();
+        let titles = hover_titles(&doc);
+        let shared = curves.iter().all(|n| *n == curves[0]) && titles.len() == curves[0];
+        assert!(
+            shared || titles.len() == curves.iter().sum::<usize>(),
+            "{} hover titles for curves of {curves:?} points",
+            titles.len()
+        );
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.starts_with("p50: from intended send ")
+                    || t.starts_with("from intended send: ") && t.ends_with(" at p50")),
+            "a hover title at p50: {titles:?}"
+        );
+    }
+    if let Some(g) = r
+        .generator
+        .as_ref()
+        .filter(|g| !g.cpu_busy_series.is_empty())
+    {
+        let doc = parse(chart(page, "cpu").expect("generator CPU chart"));
+        assert_eq!(point_count(&doc, "cpu"), g.cpu_busy_series.len());
+    }
+
     if !r.timeseries.is_empty() {
         let doc = parse(chart(page, "throughput").expect("throughput chart"));
+        // Hovering a second shows its figures.
+        let titles = hover_titles(&doc);
+        assert_eq!(titles.len(), r.timeseries.len());
+        for (t, p) in titles.iter().zip(&r.timeseries) {
+            assert!(
+                t.ends_with(&format!(
+                    ": requests/s {}, errors/s {}",
+                    p.requests, p.errors
+                )),
+                "hover title {t}"
+            );
+        }
         assert_eq!(point_count(&doc, "requests"), r.timeseries.len());
         assert_eq!(point_count(&doc, "errors"), r.timeseries.len());
         let names: Vec<String> = r.phases.iter().map(|p| p.name.clone()).collect();
@@ -342,4 +439,70 @@ async fn insecure_dtls_fleet_shows_the_banner_and_handshake_curve() {
     let doc = parse(chart(&page, "percentiles").unwrap());
     assert!(point_count(&doc, "handshake") >= 2);
     assert_eq!(count(&page, "id=\"insecure-banner\""), 1);
+}
+
+/// A run cut short still draws something: one second of data is a marked point with a note saying so, no
+/// completed second says there is nothing over time, and no latency sample says so instead of an empty chart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_and_empty_runs_say_what_they_have() {
+    let out = run_text(
+        "target: embedded\ndevices:\n  count: 5\nphases:\n  - duration: 1s\n    interval: 100ms\n",
+    )
+    .await;
+    let r = &out.report;
+    assert!(!r.timeseries.is_empty() && r.total.latency.count > 0);
+
+    // As report.json reads after a run stopped in its first second.
+    let mut one = r.clone();
+    one.timeseries.truncate(1);
+    if let Some(g) = one.generator.as_mut() {
+        g.cpu_busy_series.truncate(1);
+    }
+    let page = html::render(&one);
+    let p = &one.timeseries[0];
+    assert!(page.contains(&format!(
+        "<p class=\"note\" data-short-run>One second of data: each curve is a single point ({} requests, {} errors",
+        p.requests, p.errors
+    )));
+    let doc = parse(chart(&page, "throughput").unwrap());
+    assert_eq!(point_count(&doc, "requests"), 1);
+    for key in ["requests", "errors"] {
+        assert!(
+            doc.descendants()
+                .any(|n| n.has_tag_name("circle") && n.attribute("data-single") == Some(key)),
+            "a marked point for {key}"
+        );
+    }
+    assert_eq!(hover_titles(&doc).len(), 1);
+    if one
+        .generator
+        .as_ref()
+        .is_some_and(|g| !g.cpu_busy_series.is_empty())
+    {
+        let doc = parse(chart(&page, "cpu").unwrap());
+        assert!(doc
+            .descendants()
+            .any(|n| n.attribute("data-single") == Some("cpu")));
+    }
+
+    // No second completed.
+    let mut none = r.clone();
+    none.timeseries.clear();
+    let page = html::render(&none);
+    assert!(chart(&page, "throughput").is_none());
+    assert!(page.contains("data-empty=\"over-time\""));
+
+    // No request completed.
+    let empty = coap_harness::report::model::Latency::from_histogram(
+        &hdrhistogram::Histogram::<u64>::new(3).unwrap(),
+    );
+    let mut silent = none.clone();
+    silent.total.latency = empty.clone();
+    silent.total.latency_uncorrected = empty.clone();
+    silent.total.send_lag = empty;
+    let page = html::render(&silent);
+    assert!(chart(&page, "percentiles").is_none());
+    assert!(chart(&page, "send-lag").is_none());
+    assert!(page.contains("data-empty=\"percentiles\""));
+    assert_eq!(tile(&page, "p99"), "–");
 }
