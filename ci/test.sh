@@ -11,7 +11,6 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Independent peers and tools the tests drive, installed only when missing:
 #   libcoap3-bin  coap-client-*/coap-server-* (interop tests, plain CoAP and DTLS, oracle/device_trust.rs)
-#   openssl       the CLI makes the oracle PKI and judges certificates with s_server/s_client (tests/oracle/)
 #   chromium      renders report.html headless to a PNG (report tests)
 #   openssl       the CLI: test PKI and s_server/s_client as independent DTLS peers (trust tests)
 #   kubernetes-validate (PyPI)  schema-validates the manifests in ci/k8s/
@@ -26,7 +25,6 @@ command -v coap-client-notls >/dev/null 2>&1 && command -v coap-server-notls >/d
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 command -v zip >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || missing+=(zip unzip)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   $SUDO apt-get update -qq
@@ -39,6 +37,7 @@ fi
 if ! command -v check-jsonschema >/dev/null 2>&1; then
   log "installing check-jsonschema (PyPI)"
   python3 -m pip install -q check-jsonschema
+fi
 # Independent readers of the report's files: HdrHistogram's Python port reads latency.hlog, and the
 # Prometheus client's parser reads the /metrics exposition.
 if ! python3 -c 'import hdrh, prometheus_client' >/dev/null 2>&1; then

@@ -459,3 +459,23 @@ fn gitlab_job_replayed_in_order_caches_cargo_in_the_project_and_compares_with_th
     );
     assert!(out.contains("## coap-harness compare"), "{out}");
 }
+
+/// The CI entry points parse as bash (a merge once left ci/test.sh without a `fi`, and CI stopped at once).
+#[test]
+fn ci_scripts_are_valid_bash() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for script in [".ci/run", "ci/test.sh", "ci/bench.sh"] {
+        let path = root.join(script);
+        assert!(path.is_file(), "{script} is missing");
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
