@@ -191,6 +191,61 @@ impl fmt::Display for RefusedBy {
 }
 
 /// A verdict with the words that explain it.
+/// What a device under test did with one certificate the harness presented (`device_trust:` runs); the
+/// serialized names are [`DeviceVerdict::name`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceVerdict {
+    /// The device aborted the handshake (with the alert it sent, when one arrived).
+    Refused,
+    /// The handshake completed and a request arrived: the device trusted the certificate.
+    Accepted,
+    /// The handshake completed but no request arrived.
+    ConnectedNoRequest,
+    /// The device never sent a ClientHello: a setup error, never a pass.
+    NoConnection,
+    /// Two-way: the harness demanded a client certificate and the device sent none.
+    ClientCertMissing,
+    /// Two-way: the device sent a certificate and the harness refused it (expired, unknown issuer...).
+    ClientCertRejected,
+    /// The case could not be run (its certificate could not be made or presented); the reason is given.
+    NotRun,
+}
+
+impl DeviceVerdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceVerdict::Refused => "refused",
+            DeviceVerdict::Accepted => "accepted",
+            DeviceVerdict::ConnectedNoRequest => "connected_no_request",
+            DeviceVerdict::NoConnection => "no_connection",
+            DeviceVerdict::ClientCertMissing => "client_cert_missing",
+            DeviceVerdict::ClientCertRejected => "client_cert_rejected",
+            DeviceVerdict::NotRun => "not_run",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DeviceVerdict::Refused,
+            DeviceVerdict::Accepted,
+            DeviceVerdict::ConnectedNoRequest,
+            DeviceVerdict::NoConnection,
+            DeviceVerdict::ClientCertMissing,
+            DeviceVerdict::ClientCertRejected,
+            DeviceVerdict::NotRun,
+        ]
+        .into_iter()
+        .find(|v| v.name() == s)
+    }
+}
+
+impl fmt::Display for DeviceVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judgement {
     pub verdict: TrustVerdict,

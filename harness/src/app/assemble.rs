@@ -196,10 +196,10 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
         report.checks.push(Check {
             name: crate::report::device_trust::check_name(case),
             passed: case.passed,
-            expected: case.expected.clone(),
+            expected: case.expected.to_string(),
             observed: match &case.alert {
                 Some(a) => format!("{} ({a})", case.verdict),
-                None => case.verdict.clone(),
+                None => case.verdict.to_string(),
             },
         });
     }

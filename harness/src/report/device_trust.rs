@@ -4,6 +4,7 @@
 
 use super::escape::escape;
 use super::model::{DeviceTrustResult, Report};
+use crate::trust::DeviceVerdict;
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use std::fmt::Write;
 use std::time::Duration;
@@ -14,10 +15,10 @@ pub fn check_name(c: &DeviceTrustResult) -> String {
 }
 
 fn result(c: &DeviceTrustResult) -> &'static str {
-    match (c.passed, c.verdict.as_str()) {
-        (_, "no_connection") => "ERROR",
-        (false, "not_run") => "NOT RUN",
-        (true, "not_run") => "not run (expected)",
+    match (c.passed, c.verdict) {
+        (_, DeviceVerdict::NoConnection) => "ERROR",
+        (false, DeviceVerdict::NotRun) => "NOT RUN",
+        (true, DeviceVerdict::NotRun) => "not run (expected)",
         (true, _) => "pass",
         (false, _) => "FAIL",
     }
@@ -97,14 +98,14 @@ pub fn terminal(s: &mut String, r: &Report) {
         if let Some(a) = &c.attack {
             let _ = writeln!(s, "           an attacker could: {a}");
         }
-        if c.verdict == "no_connection" {
+        if c.verdict == DeviceVerdict::NoConnection {
             let _ = writeln!(
                 s,
                 "           the device never sent a ClientHello ({})",
                 c.exit.as_deref().unwrap_or("no command")
             );
         }
-        if c.verdict == "not_run" {
+        if c.verdict == DeviceVerdict::NotRun {
             let _ = writeln!(
                 s,
                 "           this case was not run: the device was not tested for it"
@@ -133,8 +134,8 @@ pub fn html(s: &mut String, r: &Report) {
             escape(&c.case),
             if c.passed { "pass" } else { "fail" },
             result(c),
-            escape(&c.verdict),
-            escape(&c.expected),
+            escape(c.verdict.name()),
+            escape(c.expected.name()),
             escape(c.alert.as_deref().unwrap_or("")),
             escape(&c.presented),
             escape(c.attack.as_deref().unwrap_or("")),
@@ -150,7 +151,7 @@ pub fn junit(r: &Report) -> Option<TestSuite> {
     }
     let mut suite = TestSuite::new("device_trust");
     for c in &r.device_trust {
-        let status = if c.passed && c.verdict == "not_run" {
+        let status = if c.passed && c.verdict == DeviceVerdict::NotRun {
             let mut st = TestCaseStatus::skipped();
             st.set_message(format!(
                 "not run (expected): {}",
@@ -160,11 +161,12 @@ pub fn junit(r: &Report) -> Option<TestSuite> {
         } else if c.passed {
             TestCaseStatus::success()
         } else {
-            let kind = if c.verdict == "no_connection" || c.verdict == "not_run" {
-                NonSuccessKind::Error
-            } else {
-                NonSuccessKind::Failure
-            };
+            let kind =
+                if c.verdict == DeviceVerdict::NoConnection || c.verdict == DeviceVerdict::NotRun {
+                    NonSuccessKind::Error
+                } else {
+                    NonSuccessKind::Failure
+                };
             let mut st = TestCaseStatus::non_success(kind);
             let mut body = format!(
                 "certificate: {}\nexpected: {}\nobserved: {}",

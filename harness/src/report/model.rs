@@ -355,7 +355,7 @@ pub struct HandshakePoint {
     pub failed: u64,
 }
 
-pub use crate::trust::{RefusedBy, TrustVerdict};
+pub use crate::trust::{DeviceVerdict, RefusedBy, TrustVerdict};
 
 /// One trust case: expected and observed side by side.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -452,10 +452,12 @@ pub struct DeviceTrustResult {
     /// The verdict is the expected one.
     pub passed: bool,
     /// The expected verdict.
-    pub expected: String,
+    #[schemars(with = "String")]
+    pub expected: DeviceVerdict,
     /// `refused`, `accepted`, `connected_no_request`, `no_connection`, `client_cert_missing`,
     /// `client_cert_rejected` (two-way cases: what the harness made of the device's certificate) or `not_run`.
-    pub verdict: String,
+    #[schemars(with = "String")]
+    pub verdict: DeviceVerdict,
     /// How the device refused, as the server saw it (the alert it sent, when one arrived); for
     /// `client_cert_*` the harness's reason; for `not_run` why the case could not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! interrupted), 2 the target could not be measured at all (nothing answered, or it answered garbage).
 
 use crate::report::Report;
+use crate::trust::DeviceVerdict;
 use serde::{Deserialize, Serialize};
 
 /// The exit status of a run, with the one-line reason for anything but success.
@@ -134,7 +135,7 @@ pub fn of(r: &Report) -> Verdict {
     if let Some(c) = r
         .device_trust
         .iter()
-        .find(|c| c.verdict == "not_run" && !c.passed)
+        .find(|c| c.verdict == DeviceVerdict::NotRun && !c.passed)
     {
         return Verdict::Fault(format!(
             "device-trust case `{}` for `{}` was not run: {} (remove the case, or expect `{{{}: not_run}}` to \
@@ -145,7 +146,11 @@ pub fn of(r: &Report) -> Verdict {
             c.case
         ));
     }
-    if let Some(c) = r.device_trust.iter().find(|c| c.verdict == "no_connection") {
+    if let Some(c) = r
+        .device_trust
+        .iter()
+        .find(|c| c.verdict == DeviceVerdict::NoConnection)
+    {
         return Verdict::Fault(format!(
             "device `{}` never connected in case `{}` ({}): check the device command or address{}",
             c.device,

@@ -35,7 +35,7 @@ fn table(out: &Path) -> Vec<(String, String, String, Option<String>)> {
     let r: coap_harness::report::Report = serde_json::from_str(&text).unwrap();
     r.device_trust
         .into_iter()
-        .map(|c| (c.device, c.case, c.verdict, c.alert))
+        .map(|c| (c.device, c.case, c.verdict.name().to_string(), c.alert))
         .collect()
 }
 
