@@ -2,7 +2,7 @@
 //! under test accepted from the rogue server, with the alert it sent when it refused, and what an attacker
 //! could do with each certificate it should not have accepted.
 
-use super::escape::escape;
+use super::escape::{escape, markdown as md, markdown_code as md_code};
 use super::model::{DeviceTrustResult, Report};
 use crate::trust::DeviceVerdict;
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
@@ -38,17 +38,17 @@ pub fn markdown(s: &mut String, r: &Report) {
     for c in &r.device_trust {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | `{}` | {} | {} |",
-            c.device.replace('|', "\\|"),
-            c.case,
+            "| {} | {} | {} | {} | {} | {} |",
+            md(&c.device),
+            md(&c.case),
             if c.passed {
-                result(c).to_string()
+                md(result(c))
             } else {
-                format!("**{}**", result(c))
+                format!("**{}**", md(result(c)))
             },
-            c.verdict,
-            c.expected,
-            c.alert.as_deref().unwrap_or("").replace('|', "\\|")
+            md_code(c.verdict.name()),
+            md(c.expected.name()),
+            md(c.alert.as_deref().unwrap_or(""))
         );
     }
     let accepted: Vec<&DeviceTrustResult> = r
@@ -61,11 +61,11 @@ pub fn markdown(s: &mut String, r: &Report) {
         for c in accepted {
             let _ = writeln!(
                 s,
-                "- {} `{}` ({}): {}",
-                c.device,
-                c.case,
-                c.presented,
-                c.attack.as_deref().unwrap_or("")
+                "- {} {} ({}): {}",
+                md(&c.device),
+                md_code(&c.case),
+                md(&c.presented),
+                md(c.attack.as_deref().unwrap_or(""))
             );
         }
     }

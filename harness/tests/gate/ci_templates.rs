@@ -436,7 +436,8 @@ fn gitlab_job_replayed_in_order_caches_cargo_in_the_project_and_compares_with_th
     let first = workspace();
     let (ok, out) = replay(first.path());
     // On failure, the run's own summary says which case failed and what it observed.
-    let summary = std::fs::read_to_string(first.path().join("reports/ci/summary.md")).unwrap_or_default();
+    let summary =
+        std::fs::read_to_string(first.path().join("reports/ci/summary.md")).unwrap_or_default();
     assert!(ok, "{out}\n{summary}");
     assert!(out.contains("no baseline"), "{out}");
     assert!(first.path().join("reports/ci/junit.xml").is_file());

@@ -190,7 +190,7 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     let scenario = write_scenario(
         dir.path(),
         &format!(
-            "device_trust:\n  device: {{ name: ours, command: \"{} device {{ca}} {{host}} {{port}}\", timeout: 10s }}\n  \
+            "device_trust:\n  device: {{ name: \"ours|<b>x</b>*\", command: \"{} device {{ca}} {{host}} {{port}}\", timeout: 10s }}\n  \
              cases: [valid, expired, not_yet_valid, wrong_host, self_signed, unknown_ca, wrong_key_usage, ca_as_leaf, incomplete_chain, weak_signature]\n",
             harness()
         ),
@@ -205,6 +205,21 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     );
     let rows = table(&out);
     assert_eq!(rows.len(), 10);
+    // summary.md: the device's name (with `|`, HTML and `*`) stays one cell of each row, shown as itself.
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let table_rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ours")).collect();
+    assert_eq!(table_rows.len(), 10, "{md}");
+    for row in table_rows {
+        let unescaped = row
+            .char_indices()
+            .filter(|&(i, c)| c == '|' && (i == 0 || row.as_bytes()[i - 1] != b'\\'))
+            .count();
+        assert_eq!(unescaped, 7, "six cells: {row}");
+        assert!(
+            row.starts_with("| ours\\|&lt;b&gt;x&lt;/b&gt;\\* |"),
+            "{row}"
+        );
+    }
     for (_, case, verdict, alert) in rows {
         if case == "valid" {
             assert_eq!(verdict, "accepted");
