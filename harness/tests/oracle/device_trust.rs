@@ -372,7 +372,7 @@ fn libcoap_clients_present_what_they_are_given_two_way() {
     assert_eq!(table(out.path()), want);
     let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(
-        md.contains("| coap-client-gnutls | client_expired | pass | `client_cert_rejected` | client_cert_rejected |"),
+        md.contains("| coap-client-gnutls | client\\_expired | pass | `client_cert_rejected` | client\\_cert\\_rejected |"),
         "{md}"
     );
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();

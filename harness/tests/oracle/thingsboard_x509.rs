@@ -152,21 +152,14 @@ async fn a_validating_server_fails_the_thingsboard_row_without_a_finding() {
     assert!(matches!(verdict::of(r), Verdict::Failed(_)));
 }
 
-/// `certs --devices 2` then `serve --client-auth thingsboard --device-certs OUT/devices`, judged by libcoap's
-/// OpenSSL client on the token-less path: device-1's certificate -> 2.01; the unregistered one -> 4.01 over
-/// an established session; the expired registered one -> no session (the server refuses it in the handshake).
-#[test]
-fn certs_devices_served_in_thingsboard_mode_judged_by_libcoap() {
-    if !common::require("coap-client-openssl") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// `certs --devices N --out DIR`, then `serve --client-auth thingsboard --device-certs DIR/devices` (token
+/// devices `dev-00000`.. too) as a separate process; returns it (stopped when dropped) and its DTLS port.
+fn serve_thingsboard(dir: &Path, devices: u32) -> (Peer, u16) {
     let bin = env!("CARGO_BIN_EXE_coap-harness");
     let made = Command::new(bin)
         .args(["certs", "--out"])
         .arg(dir)
-        .args(["--devices", "2"])
+        .args(["--devices", &devices.to_string()])
         .output()
         .unwrap();
     assert!(
@@ -182,12 +175,27 @@ fn certs_devices_served_in_thingsboard_mode_judged_by_libcoap() {
         .args(["--coaps", &format!("127.0.0.1:{secure}")])
         .args(["--cert", "server.pem", "--key", "server.key"])
         .args(["--client-auth", "thingsboard", "--device-certs", "devices"])
+        .args(["--token-pattern", "dev-{index:05}", "--token-count", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _server = Peer::new(child);
+    let server = Peer::new(child);
     common::wait_for_coap(([127, 0, 0, 1], plain).into(), Duration::from_secs(15));
+    (server, secure)
+}
+
+/// `certs --devices 2` then `serve --client-auth thingsboard --device-certs OUT/devices`, judged by libcoap's
+/// OpenSSL client on the token-less path: device-1's certificate -> 2.01; the unregistered one -> 4.01 over
+/// an established session; the expired registered one -> no session (the server refuses it in the handshake).
+#[test]
+fn certs_devices_served_in_thingsboard_mode_judged_by_libcoap() {
+    if !common::require("coap-client-openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_server, secure) = serve_thingsboard(dir, 2);
     let post = |cert: &str| {
         let key = cert.replace(".pem", ".key");
         let out = Command::new("timeout")
@@ -245,32 +253,7 @@ fn shipped_thingsboard_x509_matrix_against_a_separate_serve() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let bin = env!("CARGO_BIN_EXE_coap-harness");
-    let made = Command::new(bin)
-        .args(["certs", "--out"])
-        .arg(dir)
-        .args(["--devices", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let plain = common::free_udp_port();
-    let secure = common::free_udp_port();
-    let child = Command::new(bin)
-        .current_dir(dir)
-        .args(["serve", "--coap", &format!("127.0.0.1:{plain}")])
-        .args(["--coaps", &format!("127.0.0.1:{secure}")])
-        .args(["--cert", "server.pem", "--key", "server.key"])
-        .args(["--client-auth", "thingsboard", "--device-certs", "devices"])
-        .args(["--token-pattern", "dev-{index:05}", "--token-count", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Peer::new(child);
-    common::wait_for_coap(([127, 0, 0, 1], plain).into(), Duration::from_secs(15));
+    let (_server, secure) = serve_thingsboard(dir, 1);
     let text = std::fs::read_to_string(shipped()).unwrap();
     assert!(text.contains("pki: generate\n"));
     let scenario = dir.join("thingsboard-x509.yaml");
