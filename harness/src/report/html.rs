@@ -350,15 +350,7 @@ fn metadata(s: &mut String, r: &Report) {
         let _ = write!(devices, "; first failure: {}", escape(f));
     }
     if r.no_load() {
-        kv(
-            s,
-            "load",
-            &format!(
-                "none: {} trust cases, {} conformance cases",
-                r.trust_cases.len(),
-                r.conformance.len()
-            ),
-        );
+        kv(s, "load", &format!("none: {}", escape(&r.cases_run())));
         kv(s, "started", &escape(&r.started_at));
     } else {
         kv(s, "devices", &devices);

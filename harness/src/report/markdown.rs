@@ -47,12 +47,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "| security | {} |", security_row(r));
     let _ = writeln!(s, "| request | {} |", code(&r.scenario.request));
     if r.no_load() {
-        let _ = writeln!(
-            s,
-            "| load | none: {} trust cases, {} conformance cases |",
-            r.trust_cases.len(),
-            r.conformance.len()
-        );
+        let _ = writeln!(s, "| load | none: {} |", r.cases_run());
         let _ = writeln!(s, "| started | {} |", md(&r.started_at));
     } else {
         let _ = writeln!(

@@ -797,6 +797,20 @@ impl Report {
         self.phases.is_empty()
     }
 
+    /// What a run without load ran, for its header: `12 trust cases, 0 conformance cases`, and the
+    /// device-trust cases when it had any.
+    pub fn cases_run(&self) -> String {
+        let mut s = format!(
+            "{} trust cases, {} conformance cases",
+            self.trust_cases.len(),
+            self.conformance.len()
+        );
+        if !self.device_trust.is_empty() {
+            s.push_str(&format!(", {} device-trust cases", self.device_trust.len()));
+        }
+        s
+    }
+
     /// Whether every check passed (not the run's verdict: see [`crate::report::verdict::of`]).
     pub fn checks_passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)

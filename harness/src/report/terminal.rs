@@ -19,13 +19,12 @@ pub fn render(r: &Report) -> String {
         // No devices ran and no time was measured: say what did run instead of "(0 devices, 0.0s)".
         let _ = writeln!(
             s,
-            "\n{} -> {} ({}) over {}: no load phases; {} trust cases, {} conformance cases{}",
+            "\n{} -> {} ({}) over {}: no load phases; {}{}",
             r.scenario.name,
             r.target.url,
             r.target.address,
             r.target.transport,
-            r.trust_cases.len(),
-            r.conformance.len(),
+            r.cases_run(),
             if r.interrupted { ", INTERRUPTED" } else { "" }
         );
     } else {

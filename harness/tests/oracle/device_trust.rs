@@ -207,6 +207,10 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     assert_eq!(rows.len(), 10);
     // summary.md: the device's name (with `|`, HTML and `*`) stays one cell of each row, shown as itself.
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("| load | none: 0 trust cases, 0 conformance cases, 10 device-trust cases |"),
+        "{md}"
+    );
     let table_rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ours")).collect();
     assert_eq!(table_rows.len(), 10, "{md}");
     for row in table_rows {
