@@ -34,10 +34,18 @@ pub async fn run_all(
     server: Option<&dyn EmbeddedTarget>,
 ) -> Vec<ConformanceResult> {
     let mut out = Vec::with_capacity(plan.conformance.len());
-    for case in &plan.conformance {
-        out.push(run_one(plan, case, target, dtls, server).await);
+    for (index, case) in plan.conformance.iter().enumerate() {
+        out.push(run_one(plan, index, case, target, dtls, server).await);
     }
     out
+}
+
+/// The seed of case `index`'s message IDs and tokens. Each case opens a new socket, and the OS may hand it
+/// the port a previous case used: with one seed for every case, its first request would repeat that case's
+/// message ID and token, and a server's deduplication (RFC 7252 §4.5: same endpoint, same message ID)
+/// would answer it with the earlier case's cached response, which the client would then match.
+fn case_seed(seed: u64, index: usize) -> u64 {
+    seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 async fn open(target: SocketAddr, dtls: Option<&ClientSettings>) -> Result<Link, String> {
@@ -109,6 +117,7 @@ impl Verdicts {
 
 async fn run_one(
     plan: &RunPlan,
+    index: usize,
     case: &Case,
     target: SocketAddr,
     dtls: Option<&ClientSettings>,
@@ -142,7 +151,11 @@ async fn run_one(
                 .transmission
                 .max_transmit_wait()
                 .min(Duration::from_secs(10));
-            let mut d = Driver::new(&link, plan.transmission.clone(), plan.seed);
+            let mut d = Driver::new(
+                &link,
+                plan.transmission.clone(),
+                case_seed(plan.seed, index),
+            );
             let sent = Instant::now();
             let done = d.request(request(case, &token), None, limit).await;
             let response = session::response(&done).cloned();
@@ -336,6 +349,14 @@ fn newer(b: u32, a: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_case_has_its_own_seed() {
+        let seeds: std::collections::HashSet<u64> =
+            (0..64).map(|i| super::case_seed(7, i)).collect();
+        assert_eq!(seeds.len(), 64);
+        assert!(!seeds.contains(&7));
+    }
+
     #[test]
     fn observe_numbers_compare_as_serial_numbers() {
         assert!(super::newer(2, 1));
