@@ -119,6 +119,12 @@ pub struct Config {
     /// of CoAP devices sets about a datagram on its path's MTU, so that every established connection does
     /// not hold 8 KB it never fills.
     pub inbound_buffer_after_handshake: usize,
+
+    /// Where sessions are kept for resumption by session ID (coap-harness fork, FORK.md change 13). A
+    /// server names each new session and resumes one a client offers; a client offers the session it
+    /// has for this server (its address and `server_name`) and stores the new one. `None` (the default):
+    /// no resumption, every handshake is full (upstream's behaviour).
+    pub session_store: Option<std::sync::Arc<dyn crate::session::SessionStore>>,
 }
 
 impl Default for Config {
@@ -145,6 +151,7 @@ impl Default for Config {
             handshake_recorder: None,
             named_curves: vec![],
             inbound_buffer_after_handshake: 0,
+            session_store: None,
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct State {
     pub(crate) local_verify_data: Vec<u8>,         // cached VerifyData
     pub(crate) local_key_signature: Vec<u8>,       // cached keySignature
     pub(crate) peer_certificates_verified: bool,
+    /// coap-harness fork (FORK.md change 13): the session's id (offered by the client, then the server's
+    /// choice), the stored session a resumption would use, and whether this handshake resumed one.
+    pub(crate) session_id: Vec<u8>,
+    pub(crate) resumable_session: Option<crate::session::Session>,
+    pub(crate) resumed: bool,
     //pub(crate) replay_detector: Vec<Box<dyn ReplayDetector + Send + Sync>>,
 }
 
@@ -103,6 +108,9 @@ impl Default for State {
             local_verify_data: vec![],           // cached VerifyData
             local_key_signature: vec![],         // cached keySignature
             peer_certificates_verified: false,
+            session_id: vec![],
+            resumable_session: None,
+            resumed: false,
             //replay_detector: vec![],
         }
     }

@@ -217,6 +217,18 @@ impl DTLSConn {
             }
         }
 
+        // coap-harness fork (FORK.md change 13): a client keeps one session per server, under its address
+        // and name (as pion/dtls does); a server keys its sessions by id.
+        let session_key = if is_client {
+            let addr = conn
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            format!("{addr}_{server_name}").into_bytes()
+        } else {
+            vec![]
+        };
+
         let cfg = HandshakeConfig {
             local_psk_callback: config.psk.take(),
             local_psk_identity_hint: config.psk_identity_hint.take(),
@@ -263,6 +275,8 @@ impl DTLSConn {
             } else {
                 std::mem::take(&mut config.named_curves)
             },
+            session_store: config.session_store.take(),
+            session_key,
             ..Default::default()
         };
 
@@ -559,6 +573,18 @@ impl DTLSConn {
         } else {
             NamedCurve::Unsupported
         }
+    }
+
+    /// Whether the handshake resumed a stored session (the abbreviated handshake) rather than running a
+    /// full one. coap-harness fork (FORK.md change 13).
+    pub fn resumed(&self) -> bool {
+        self.state.resumed
+    }
+
+    /// The id of this connection's session (empty when the server gave none: no session store).
+    /// coap-harness fork (FORK.md change 13).
+    pub fn session_id(&self) -> &[u8] {
+        &self.state.session_id
     }
 
     /// selected_srtpprotection_profile returns the selected SRTPProtectionProfile

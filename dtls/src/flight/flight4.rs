@@ -526,6 +526,13 @@ impl Flight for Flight4 {
             }));
         }
 
+        // coap-harness fork (FORK.md change 13): a new session gets a random 32-byte id when we keep
+        // sessions (none otherwise: the client then cannot offer it back).
+        if cfg.session_store.is_some() && state.session_id.is_empty() {
+            state.session_id = vec![0; 32];
+            rand::Rng::fill(&mut rand::rng(), state.session_id.as_mut_slice());
+        }
+
         if cfg.local_psk_callback.is_none() {
             extensions.extend_from_slice(&[
                 Extension::SupportedEllipticCurves(ExtensionSupportedEllipticCurves {
@@ -545,6 +552,7 @@ impl Flight for Flight4 {
                     HandshakeMessageServerHello {
                         version: PROTOCOL_VERSION1_2,
                         random: state.local_random.clone(),
+                        session_id: state.session_id.clone(),
                         cipher_suite: {
                             let cipher_suite = state.cipher_suite.lock().await;
                             if let Some(cipher_suite) = &*cipher_suite {
