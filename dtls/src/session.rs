@@ -92,6 +92,11 @@ impl MemorySessionStore {
             .collect()
     }
 
+    /// Forgets every session (as a restarted server that kept them in memory would).
+    pub fn clear(&self) {
+        *self.lock() = Entries::default();
+    }
+
     /// Whether no session is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

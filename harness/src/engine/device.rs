@@ -69,6 +69,15 @@ impl Shared {
         Some(std::borrow::Cow::Owned(own))
     }
 
+    /// Device `index`'s own session store, when it resumes its sessions (`dtls.resume`).
+    fn sessions_for(&self, index: u32) -> Option<dtls_client::DeviceSessions> {
+        self.dtls.as_ref()?;
+        let resume = self.plan.dtls.as_ref()?.client.resume;
+        resume
+            .device_resumes(index)
+            .then(dtls_client::device_sessions)
+    }
+
     fn handshake_done(&self, h: &HandshakeTally) {
         if let Some(m) = &self.live_metrics {
             m.handshake(h.verdict.name(), h.elapsed);
@@ -116,6 +125,8 @@ pub struct HandshakeTally {
     /// When it ended, from the start of the load.
     pub at: Duration,
     pub cause: HandshakeCause,
+    /// Whether it resumed the device's previous session (an abbreviated handshake, `dtls.resume`).
+    pub resumed: bool,
 }
 
 /// One device's own account of its run, for cross-checking against the server.
@@ -244,7 +255,12 @@ fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
 }
 
 /// Opens the device's link: its own UDP socket, and a DTLS session over it when the run uses DTLS.
-async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<Link> {
+async fn open_link(
+    sh: &Shared,
+    index: u32,
+    sessions: Option<&dtls_client::DeviceSessions>,
+    tally: &mut DeviceTally,
+) -> Option<Link> {
     let sock = match super::session::connect(local_ip(&sh.plan, index), sh.target).await {
         Ok(s) => s,
         Err(e) => {
@@ -256,7 +272,7 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
     let Some(settings) = sh.dtls_for(index) else {
         return Some(Link::Udp(sock));
     };
-    let (link, h) = dtls_handshake(sock, &settings, sh.t0, HandshakeCause::First).await;
+    let (link, h) = dtls_handshake(sock, &settings, sessions, sh.t0, HandshakeCause::First).await;
     sh.handshake_done(&h);
     tally.handshake = Some(h);
     link
@@ -265,10 +281,11 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
 async fn dtls_handshake(
     sock: Arc<tokio::net::UdpSocket>,
     settings: &ClientSettings,
+    sessions: Option<&dtls_client::DeviceSessions>,
     t0: Instant,
     cause: HandshakeCause,
 ) -> (Option<Link>, HandshakeTally) {
-    let result = dtls_client::handshake(sock, settings).await;
+    let result = dtls_client::handshake_resuming(sock, settings, sessions).await;
     let at = t0.elapsed();
     match result {
         Ok(session) => (
@@ -279,6 +296,7 @@ async fn dtls_handshake(
                 elapsed: session.elapsed,
                 at,
                 cause,
+                resumed: session.resumed,
             },
         ),
         Err(failed) => (
@@ -289,6 +307,7 @@ async fn dtls_handshake(
                 elapsed: failed.elapsed,
                 at,
                 cause,
+                resumed: false,
             },
         ),
     }
@@ -336,6 +355,7 @@ fn fail_due(
 async fn rehandshake(
     sh: &Shared,
     index: u32,
+    sessions: Option<&dtls_client::DeviceSessions>,
     cause: HandshakeCause,
     pacer: &mut Pacer<'_>,
     rec: &mut Recorder,
@@ -365,7 +385,7 @@ async fn rehandshake(
         let handshake = async {
             let sock = super::session::connect(local_ip(&sh.plan, index), sh.target).await;
             match sock {
-                Ok(sock) => dtls_handshake(sock, settings, sh.t0, cause).await,
+                Ok(sock) => dtls_handshake(sock, settings, sessions, sh.t0, cause).await,
                 Err(e) => (
                     None,
                     HandshakeTally {
@@ -374,6 +394,7 @@ async fn rehandshake(
                         elapsed: Duration::ZERO,
                         at: sh.t0.elapsed(),
                         cause,
+                        resumed: false,
                     },
                 ),
             }
@@ -417,9 +438,10 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         _ = sh.cancel.cancelled() => return tally,
         _ = tokio::time::sleep_until((sh.t0 + first).into()) => {}
     }
+    let sessions = sh.sessions_for(index);
     let link = tokio::select! {
         _ = sh.cancel.cancelled() => return tally,
-        link = open_link(&sh, index, &mut tally) => link,
+        link = open_link(&sh, index, sessions.as_ref(), &mut tally) => link,
     };
     let Some(mut link) = link else {
         return tally;
@@ -585,7 +607,17 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             rec.flush(Instant::now());
             sh.link_change(&link, -1);
             link.close().await;
-            match rehandshake(&sh, index, cause, &mut pacer, &mut rec, &mut tally).await {
+            match rehandshake(
+                &sh,
+                index,
+                sessions.as_ref(),
+                cause,
+                &mut pacer,
+                &mut rec,
+                &mut tally,
+            )
+            .await
+            {
                 Some(new) => {
                     link = new;
                     sh.link_change(&link, 1);
