@@ -207,7 +207,9 @@ impl DtlsServerConfig {
 
     /// The listener's session cache for resumption, shared by all its sessions; `None` when
     /// [`Self::session_cache`] is 0.
-    pub(crate) fn session_store(&self) -> Option<std::sync::Arc<::dtls::session::MemorySessionStore>> {
+    pub(crate) fn session_store(
+        &self,
+    ) -> Option<std::sync::Arc<::dtls::session::MemorySessionStore>> {
         (self.session_cache > 0).then(|| {
             std::sync::Arc::new(::dtls::session::MemorySessionStore::new(
                 self.session_cache,
