@@ -71,12 +71,15 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The client's and the server's session stores, in `resume` mode.
+type Stores = (Arc<dyn SessionStore>, Arc<dyn SessionStore>);
+
 /// One handshake pair; whether it resumed a session (both ends agree).
 async fn pair(
     cert: &Certificate,
     roots: &rustls::RootCertStore,
     curves: &[NamedCurve],
-    stores: Option<&(Arc<dyn SessionStore>, Arc<dyn SessionStore>)>,
+    stores: Option<&Stores>,
 ) -> bool {
     let (a, b) = util::conn::conn_pipe::pipe();
     let suites = vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256];
