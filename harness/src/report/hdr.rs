@@ -127,7 +127,19 @@ pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
+/// A histogram as [`Report::latency_per_second`] holds it: HdrHistogram V2 + DEFLATE, base64.
+pub(crate) fn encode(h: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Serializer as _;
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing into memory does not fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The histogram [`encode`] wrote.
+pub(crate) fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
     let bytes = base64::engine::general_purpose::STANDARD
