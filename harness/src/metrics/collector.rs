@@ -104,7 +104,7 @@ pub struct SecondPoint {
     /// Send lag of the requests that ended in this second.
     pub send_lag_p50_us: u64,
     pub send_lag_p99_us: u64,
-    /// Devices with an open socket, and those with an established DTLS session, as the second ended.
+    /// The most devices with an open socket at once in this second, and the most established DTLS sessions.
     pub active_devices: u64,
     pub dtls_sessions: u64,
 }
@@ -181,6 +181,24 @@ pub struct Live {
     /// Devices with an open socket, and those with an established DTLS session (the devices move these).
     pub active_devices: i64,
     pub dtls_sessions: i64,
+    /// The most of each at once since the collector last took a per-second sample (the devices raise these
+    /// with the counts; [`Collector::sample_gauges`] takes them).
+    pub peak_devices: i64,
+    pub peak_sessions: i64,
+}
+
+impl Live {
+    /// Moves the active-device count by `by` (+1 a device came up, -1 it ended).
+    pub fn devices_by(&mut self, by: i64) {
+        self.active_devices += by;
+        self.peak_devices = self.peak_devices.max(self.active_devices);
+    }
+
+    /// Moves the established-DTLS-session count by `by`.
+    pub fn sessions_by(&mut self, by: i64) {
+        self.dtls_sessions += by;
+        self.peak_sessions = self.peak_sessions.max(self.dtls_sessions);
+    }
 }
 
 /// The newest second of the run with completions, as far as batches have arrived.
@@ -231,8 +249,9 @@ const OPEN_SECONDS: u64 = 2;
 pub struct Collector {
     phases: Vec<PhaseAgg>,
     open: BTreeMap<u64, OpenSecond>,
-    /// Active devices and DTLS sessions sampled as each second ended (by second), see [`Self::sample_gauges`].
-    gauges: BTreeMap<u64, (u64, u64)>,
+    /// Active devices and DTLS sessions sampled as each second ended (by second): the most at once in the
+    /// second, and the counts at the sample. See [`Self::sample_gauges`].
+    gauges: BTreeMap<u64, ((u64, u64), (u64, u64))>,
     series: Vec<SecondPoint>,
     intervals: Vec<Vec<u8>>,
     /// Seconds below this are closed: `series[t]` exists for each.
@@ -399,28 +418,39 @@ impl Collector {
         }
     }
 
-    /// Records the live active-device and DTLS-session counts (which the devices move) as those at the end of
-    /// second `t`. The load calls it once a second; seconds it missed carry the previous second's counts.
+    /// Records the most active devices and DTLS sessions at once (which the devices count) since the last
+    /// sample as second `t`'s. The load calls it as each second ends; seconds it missed carry the previous
+    /// second's counts.
     pub fn sample_gauges(&mut self, t: u64) {
-        let live = self.live.lock().expect("live lock");
-        let at = (
-            live.active_devices.max(0) as u64,
-            live.dtls_sessions.max(0) as u64,
-        );
+        let mut live = self.live.lock().expect("live lock");
+        let n = |v: i64| v.max(0) as u64;
+        let at = (n(live.peak_devices), n(live.peak_sessions));
+        let then = (n(live.active_devices), n(live.dtls_sessions));
+        live.peak_devices = live.active_devices;
+        live.peak_sessions = live.dtls_sessions;
         drop(live);
-        self.gauges.insert(t, at);
+        self.gauges.insert(t, (at, then));
         // A second closed before its sample arrived (late tick): it takes the sample now.
         if let Some(p) = self.series.get_mut(t as usize) {
             (p.active_devices, p.dtls_sessions) = at;
         }
+        // Seconds closed after it without a sample of their own carry what it left.
+        for p in self.series.iter_mut().skip(t as usize + 1) {
+            if self.gauges.contains_key(&p.t) {
+                break;
+            }
+            (p.active_devices, p.dtls_sessions) = then;
+        }
     }
 
-    /// The gauges at the end of second `t`: its own sample, else the latest before it (none yet: zero).
+    /// Second `t`'s gauges: its own sample (the most at once), else the counts as the latest sample before it
+    /// left them (none yet: zero).
     fn gauges_at(&self, t: u64) -> (u64, u64) {
-        self.gauges
-            .range(..=t)
-            .next_back()
-            .map_or((0, 0), |(_, g)| *g)
+        match self.gauges.range(..=t).next_back() {
+            Some((at, (peak, _))) if *at == t => *peak,
+            Some((_, (_, then))) => *then,
+            None => (0, 0),
+        }
     }
 
     /// A second without completions.
@@ -437,6 +467,11 @@ impl Collector {
 
     /// Closes every second up to `run_secs` (exclusive) and returns the totals.
     pub fn finish(mut self, run_secs: u64) -> Aggregate {
+        // The last second (cut short by the end of the run) gets the counts since the last sample.
+        let last = run_secs.saturating_sub(1);
+        if self.gauges.keys().next_back().is_none_or(|t| *t < last) {
+            self.sample_gauges(last);
+        }
         self.close_seconds_before(u64::MAX);
         let next = self.series.last().map_or(0, |p| p.t + 1);
         for t in next..run_secs {
@@ -536,8 +571,8 @@ mod tests {
             ..sample(0, outcome, 500, ms)
         };
         // Second 0: devices come up; two ok, a timeout, a 4.04 and a 5.03; lags 10..50 µs.
-        c.live().lock().unwrap().active_devices = 3;
-        c.live().lock().unwrap().dtls_sessions = 2;
+        c.live().lock().unwrap().devices_by(3);
+        c.live().lock().unwrap().sessions_by(2);
         c.record_batch(&vec![
             at(Outcome::Ok, Some(Code::CREATED), 10, 100),
             at(Outcome::Ok, Some(Code::CREATED), 20, 200),
@@ -551,10 +586,13 @@ mod tests {
             ),
         ]);
         c.sample_gauges(0);
-        // Second 1 gets no sample (a missed tick): it carries second 0's gauges. Second 2: one device left.
+        // Second 1 gets no sample (a missed tick): it carries the counts second 0 left.
         c.record_batch(&vec![at(Outcome::Reset, None, 5, 1_500)]);
-        c.live().lock().unwrap().active_devices = 1;
-        c.live().lock().unwrap().dtls_sessions = 0;
+        // Second 2: a device comes and goes (the peak counts), then two end and every session closes.
+        c.live().lock().unwrap().devices_by(1);
+        c.live().lock().unwrap().devices_by(-1);
+        c.live().lock().unwrap().devices_by(-2);
+        c.live().lock().unwrap().sessions_by(-2);
         c.sample_gauges(2);
         c.record_batch(&vec![at(Outcome::SessionClosed, None, 7, 2_100)]);
         // A straggler for second 0, after second 0 has closed: counted by kind too.
@@ -579,12 +617,18 @@ mod tests {
         assert_eq!(s[1].send_lag_p50_us, 5);
         assert_eq!((s[1].active_devices, s[1].dtls_sessions), (3, 2), "carried");
         assert_eq!(s[2].outcomes.session_closed, 1);
-        assert_eq!((s[2].active_devices, s[2].dtls_sessions), (1, 0));
-        // Silent seconds keep the last counts and have no send lag.
+        assert_eq!(
+            (s[2].active_devices, s[2].dtls_sessions),
+            (4, 2),
+            "the most at once"
+        );
+        // Silent seconds keep the counts the last sample left and have no send lag; the last second (not
+        // sampled before the run ended) gets the counts since.
         assert_eq!(
             (s[4].requests, s[4].send_lag_p50_us, s[4].active_devices),
             (0, 0, 1)
         );
+        assert_eq!((s[6].active_devices, s[6].dtls_sessions), (1, 0));
         // Every request is in exactly one second, by kind.
         let kinds: u64 = s.iter().map(|p| p.outcomes.total()).sum();
         assert_eq!(kinds, agg.total.sent());
