@@ -109,6 +109,9 @@ pub struct SecondPoint {
     pub dtls_sessions: u64,
 }
 
+/// Active devices and DTLS sessions: the most at once in a second, and the counts when it was sampled.
+type GaugeSample = ((u64, u64), (u64, u64));
+
 /// A second still open to late batches.
 struct OpenSecond {
     requests: u64,
@@ -251,7 +254,7 @@ pub struct Collector {
     open: BTreeMap<u64, OpenSecond>,
     /// Active devices and DTLS sessions sampled as each second ended (by second): the most at once in the
     /// second, and the counts at the sample. See [`Self::sample_gauges`].
-    gauges: BTreeMap<u64, ((u64, u64), (u64, u64))>,
+    gauges: BTreeMap<u64, GaugeSample>,
     series: Vec<SecondPoint>,
     intervals: Vec<Vec<u8>>,
     /// Seconds below this are closed: `series[t]` exists for each.

@@ -346,7 +346,9 @@ async fn serve_metrics_count_what_the_server_answered() {
     }
     // Then one request on each of three other routes: an attribute post, an Observe registration of the
     // attributes, and a firmware download this server does not serve.
-    let others: [(u16, Code, &[&str], Option<u32>, Code); 3] = [
+    // (message ID, method, path, Observe, expected code)
+    type Request<'a> = (u16, Code, &'a [&'a str], Option<u32>, Code);
+    let others: [Request; 3] = [
         (
             10,
             Code::POST,

@@ -485,6 +485,21 @@ async fn short_and_empty_runs_say_what_they_have() {
             .any(|n| n.attribute("data-single") == Some("cpu")));
     }
 
+    // The newer charts over time mark their lone point too.
+    for (id, key) in [
+        ("errors-by-kind", "errors:all"),
+        ("devices-over-time", "active-devices"),
+        ("send-lag-over-time", "send-lag-p50"),
+    ] {
+        let doc = parse(chart(&page, id).unwrap_or_else(|| panic!("{id} chart")));
+        assert!(
+            doc.descendants()
+                .any(|n| n.attribute("data-single") == Some(key)),
+            "a marked point for {key} in {id}"
+        );
+        assert_eq!(hover_titles(&doc).len(), 1, "{id}");
+    }
+
     // No second completed.
     let mut none = r.clone();
     none.timeseries.clear();
@@ -601,4 +616,47 @@ async fn newer_series_are_charted_and_older_reports_still_render() {
     assert!(page.contains("data-empty=\"send-lag-over-time\""));
     let doc = parse(chart(&page, "handshakes-over-time").expect("handshake chart"));
     assert!(series(&doc, "handshakes-ok").is_some());
+}
+
+/// A target where nothing listens: every request fails as `unreachable`, and the error chart draws that kind,
+/// second by second, with the counts report.json has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_charted_by_kind() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run_text(&format!(
+        "target: coap://127.0.0.1:{port}\ndevices:\n  count: 3\nphases:\n  - duration: 2s\n    interval: 200ms\n"
+    ))
+    .await;
+    let r = &out.report;
+    let kinds: Vec<_> = r
+        .timeseries
+        .iter()
+        .map(|p| p.errors_by_kind.expect("recorded"))
+        .collect();
+    let unreachable: u64 = kinds.iter().map(|k| k.unreachable).sum();
+    assert!(unreachable > 0, "{:?}", r.total.outcomes);
+    assert_eq!(
+        kinds.iter().map(|k| k.total()).sum::<u64>(),
+        r.timeseries.iter().map(|p| p.errors).sum::<u64>(),
+        "every error has its kind"
+    );
+    let page = html::render(r);
+    let doc = parse(chart(&page, "errors-by-kind").expect("error chart"));
+    assert!(series(&doc, "errors:unreachable").is_some());
+    assert!(series(&doc, "errors:all").is_none());
+    assert!(series(&doc, "errors:timeout").is_some() == kinds.iter().any(|k| k.timeout > 0));
+    for (title, (p, k)) in hover_titles(&doc)
+        .iter()
+        .zip(r.timeseries.iter().zip(&kinds))
+    {
+        assert!(
+            title.starts_with(&format!("{}.5s: ", p.t))
+                && title.contains(&format!("unreachable/s {}", k.unreachable)),
+            "{title}"
+        );
+    }
 }
