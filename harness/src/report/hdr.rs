@@ -78,7 +78,7 @@ fn sub_bucket_count(h: &Histogram<u64>) -> u64 {
 /// and plotters read by default), then one interval per phase (tagged with its name) holding its corrected
 /// latency, then one tagged `handshake` with the DTLS handshake latency when the run had handshakes. Values
 /// in microseconds; the per-interval max column is in milliseconds. Reports without per-second histograms
-/// (merged, or from older versions) get the tagged intervals only.
+/// (from older versions, or merged from shards of older versions) get the tagged intervals only.
 pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let mut serializer = V2DeflateSerializer::new();

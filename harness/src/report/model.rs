@@ -84,7 +84,8 @@ pub struct Report {
     pub recovery: Option<crate::report::recovery::Recovery>,
     /// Each second's corrected request latency, one per point of `timeseries` (HdrHistogram V2 + DEFLATE,
     /// base64, 2 significant digits): the per-second intervals of `latency.hlog`. Responses that completed
-    /// after their second was closed are counted in `timeseries` but not here. Not kept by `merge`.
+    /// after their second was closed are counted in `timeseries` but not here. `merge` adds the shards'
+    /// seconds together (aligned as `timeseries` is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_per_second: Vec<String>,
 }
@@ -623,10 +624,10 @@ pub struct SeriesPoint {
     pub send_lag_p50_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag_p99_us: Option<u64>,
-    /// Devices with an open socket as the second ended.
+    /// The most devices with an open socket at once in this second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_devices: Option<u64>,
-    /// Devices with an established DTLS session as the second ended (0 over plain CoAP).
+    /// The most established DTLS sessions at once in this second (0 over plain CoAP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtls_sessions: Option<u64>,
 }
