@@ -434,6 +434,41 @@ mod tests {
     }
 
     #[test]
+    fn newer_series_fields_add_up_and_stay_absent_when_a_shard_lacks_them() {
+        let newer = |t, requests, timeouts, lag_p50, lag_p99, devices| SeriesPoint {
+            errors_by_kind: Some(ErrorKinds {
+                timeout: timeouts,
+                ..Default::default()
+            }),
+            send_lag_p50_us: Some(lag_p50),
+            send_lag_p99_us: Some(lag_p99),
+            active_devices: Some(devices),
+            dtls_sessions: Some(devices / 2),
+            ..point(t, requests, 100, 200)
+        };
+        let a = [newer(0, 10, 1, 100, 900, 4), newer(1, 10, 0, 100, 900, 4)];
+        let b = [newer(0, 30, 2, 200, 500, 6)];
+        // An older shard: its second 1 has none of the newer figures.
+        let c = [point(1, 5, 100, 200)];
+        let s = series([(0, &a[..]), (0, &b[..]), (0, &c[..])].into_iter());
+        assert_eq!(s[0].errors_by_kind.unwrap().timeout, 3);
+        assert_eq!(s[0].send_lag_p50_us, Some(175), "request-weighted");
+        assert_eq!(s[0].send_lag_p99_us, Some(900), "the larger");
+        assert_eq!(
+            (s[0].active_devices, s[0].dtls_sessions),
+            (Some(10), Some(5))
+        );
+        assert_eq!(s[1].requests, 15);
+        assert_eq!(s[1].errors_by_kind, None, "part of second 1 has no kinds");
+        assert_eq!(s[1].active_devices, None);
+        assert_eq!(
+            s[1].send_lag_p50_us,
+            Some(100),
+            "from the shard that has it"
+        );
+    }
+
+    #[test]
     fn total_rates_add_up_and_others_are_kept() {
         let phase = |pacing: &str| PhaseReport {
             name: "p".into(),
