@@ -464,14 +464,22 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
         }
     }
     let ok = all.iter().filter(|h| h.verdict.connected()).count() as u64;
-    let mut per_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut per_second: BTreeMap<u64, HandshakePoint> = BTreeMap::new();
     for h in &all {
-        let second = per_second.entry(h.at.as_secs()).or_default();
+        let t = h.at.as_secs();
+        let second = per_second.entry(t).or_insert_with(|| HandshakePoint {
+            t,
+            ..Default::default()
+        });
         if h.verdict.connected() {
-            second.0 += 1;
+            second.ok += 1;
         } else {
-            second.1 += 1;
+            second.failed += 1;
         }
+        *second
+            .verdicts
+            .entry(h.verdict.name().to_string())
+            .or_default() += 1;
     }
     let caused = |c: HandshakeCause| all.iter().filter(|h| h.cause == c).count() as u64;
     Some(HandshakeStats {
@@ -486,10 +494,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
             .map(|h| format!("{}: {}", h.verdict, h.detail.as_deref().unwrap_or(""))),
         reconnects: caused(HandshakeCause::Reconnect),
         churn: caused(HandshakeCause::Churn),
-        per_second: per_second
-            .into_iter()
-            .map(|(t, (ok, failed))| HandshakePoint { t, ok, failed })
-            .collect(),
+        per_second: per_second.into_values().collect(),
     })
 }
 

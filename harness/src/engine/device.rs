@@ -82,7 +82,7 @@ impl Shared {
             m.dtls_sessions.inc_by(by);
         }
         if dtls {
-            self.live.lock().expect("live lock").dtls_sessions += by;
+            self.live.lock().expect("live lock").sessions_by(by);
         }
     }
 
@@ -91,7 +91,7 @@ impl Shared {
         if let Some(m) = &self.live_metrics {
             m.active_devices.inc_by(by);
         }
-        self.live.lock().expect("live lock").active_devices += by;
+        self.live.lock().expect("live lock").devices_by(by);
     }
 }
 
