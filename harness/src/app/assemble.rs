@@ -467,14 +467,22 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
         }
     }
     let ok = all.iter().filter(|h| h.verdict.connected()).count() as u64;
-    let mut per_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut per_second: BTreeMap<u64, HandshakePoint> = BTreeMap::new();
     for h in &all {
-        let second = per_second.entry(h.at.as_secs()).or_default();
+        let t = h.at.as_secs();
+        let second = per_second.entry(t).or_insert_with(|| HandshakePoint {
+            t,
+            ..Default::default()
+        });
         if h.verdict.connected() {
-            second.0 += 1;
+            second.ok += 1;
         } else {
-            second.1 += 1;
+            second.failed += 1;
         }
+        *second
+            .verdicts
+            .entry(h.verdict.name().to_string())
+            .or_default() += 1;
     }
     let caused = |c: HandshakeCause| all.iter().filter(|h| h.cause == c).count() as u64;
     Some(HandshakeStats {
@@ -491,10 +499,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
         churn: caused(HandshakeCause::Churn),
         full: Some(Latency::from_histogram(&full)),
         resumed: Some(Latency::from_histogram(&resumed)),
-        per_second: per_second
-            .into_iter()
-            .map(|(t, (ok, failed))| HandshakePoint { t, ok, failed })
-            .collect(),
+        per_second: per_second.into_values().collect(),
     })
 }
 

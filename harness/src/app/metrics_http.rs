@@ -135,10 +135,10 @@ pub fn serve_render(server: Arc<crate::server::ServerHandle>) -> Render {
         m.render(&crate::metrics::export::ServeSnapshot {
             datagrams: st.datagrams_received,
             malformed: st.malformed,
-            responses_by_code: st
-                .responses_by_code
+            responses: st
+                .responses_by_route
                 .iter()
-                .map(|(c, n)| (c.to_string(), n))
+                .map(|(r, c, n)| (r.name(), c.to_string(), n))
                 .collect(),
             duplicates: st.duplicates,
             observe_registrations: st.observe_registrations,

@@ -91,7 +91,7 @@ impl Shared {
             m.dtls_sessions.inc_by(by);
         }
         if dtls {
-            self.live.lock().expect("live lock").dtls_sessions += by;
+            self.live.lock().expect("live lock").sessions_by(by);
         }
     }
 
@@ -100,7 +100,7 @@ impl Shared {
         if let Some(m) = &self.live_metrics {
             m.active_devices.inc_by(by);
         }
-        self.live.lock().expect("live lock").active_devices += by;
+        self.live.lock().expect("live lock").devices_by(by);
     }
 }
 
@@ -191,11 +191,12 @@ impl Recorder {
     fn flush(&mut self, now: Instant) {
         self.last_flush = now;
         if !self.batch.is_empty() {
+            // Sized for as many samples as this batch held: a device sending a few a second would otherwise
+            // allocate room for BATCH every FLUSH_EVERY, freed on the collector's thread (megabytes a second
+            // of fresh pages at 1,000 devices).
+            let next = Vec::with_capacity(self.batch.len().next_power_of_two().min(BATCH));
             // The collector outlives every device; a closed channel means the run is being torn down.
-            let _ = self.tx.send(std::mem::replace(
-                &mut self.batch,
-                Vec::with_capacity(BATCH),
-            ));
+            let _ = self.tx.send(std::mem::replace(&mut self.batch, next));
         }
     }
 }
@@ -467,7 +468,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let needs_time = plan.request.payload.needs_time();
     let mut rec = Recorder {
         tx: sh.tx.clone(),
-        batch: Vec::with_capacity(BATCH),
+        batch: Vec::new(),
         last_flush: Instant::now(),
     };
     // (exchange, intended offset, phase) of each request in flight, at most NSTART of them.
@@ -477,9 +478,15 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let mut aborted_as = Outcome::Unfinished;
     let mut buf = vec![0u8; 2048];
     let mut send_alarm = sh.alarms.alarm();
+    // tokio's timer for the rest (retransmissions, hand-overs, the hard end): one entry, moved when needed.
+    let sleep = tokio::time::sleep_until(sh.hard_end.into());
+    tokio::pin!(sleep);
 
     loop {
         let now = Instant::now();
+        if rec.deadline().is_some_and(|t| t <= now) {
+            rec.flush(now);
+        }
         if let Some(Churn::After(every)) = sh.churn {
             churn_due |= now >= session_opened + every;
         }
@@ -632,22 +639,30 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             continue;
         }
 
+        // The next send, when one may go out: woken by the precise alarm, the rest by tokio's timer.
+        let next_send = pacer
+            .next()
+            .filter(|_| in_flight.len() < nstart && !stopping && !lost_session)
+            .map(|t| sh.t0 + t);
         let mut wake = sh.hard_end;
         if let Some(t) = ep.poll_timeout() {
             wake = wake.min(t);
         }
+        // Samples waiting for hand-over go with this device's next wake-up when it comes within
+        // FLUSH_EVERY of their deadline: a wake-up of their own for every device every few hundred
+        // milliseconds would add thousands a second to a fleet's, each a timer expiry and a task poll.
         if let Some(t) = rec.deadline() {
-            wake = wake.min(t);
+            if next_send.is_none_or(|s| s > t + FLUSH_EVERY) {
+                wake = wake.min(t);
+            }
         }
         if let (Some(Churn::After(every)), false) = (sh.churn, churn_due) {
             wake = wake.min(session_opened + every);
         }
-        // The next send, when one may go out: woken by the precise alarm, the rest by tokio's timer.
-        let send_at = pacer
-            .next()
-            .filter(|_| in_flight.len() < nstart && !stopping && !lost_session)
-            .map(|t| sh.t0 + t)
-            .filter(|at| *at < wake);
+        let send_at = next_send.filter(|at| *at < wake);
+        if sleep.deadline() != wake.into() {
+            sleep.as_mut().reset(wake.into());
+        }
         tokio::select! {
             _ = send_alarm.until(send_at.unwrap_or(wake)), if send_at.is_some() => {}
             _ = sh.cancel.cancelled(), if !stopping => {
@@ -668,7 +683,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 }
                 Err(_) => {}
             },
-            _ = tokio::time::sleep_until(wake.into()) => {
+            _ = &mut sleep => {
                 let now = Instant::now();
                 ep.handle_timeout(now);
                 if rec.deadline().is_some_and(|t| t <= now) {

@@ -28,6 +28,8 @@ pub struct DeviceTls {
     pub client_certs: Option<Arc<[Option<dtls::crypto::Certificate>]>>,
 }
 
+const SECOND: Duration = Duration::from_secs(1);
+
 pub async fn run(
     plan: Arc<RunPlan>,
     target: SocketAddr,
@@ -45,8 +47,20 @@ pub async fn run(
     });
     let live = collector.live();
     let collector_task = tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            collector.record_batch(&batch);
+        // Once a second, on the second: the active devices and sessions as that second ended.
+        let mut tick = tokio::time::interval_at((t0 + SECOND).into(), SECOND);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                batch = rx.recv() => match batch {
+                    Some(batch) => collector.record_batch(&batch),
+                    None => break,
+                },
+                at = tick.tick() => {
+                    let ended = at.into_std().saturating_duration_since(t0).as_millis() as u64;
+                    collector.sample_gauges(((ended + 500) / 1000).saturating_sub(1));
+                }
+            }
         }
         collector
     });

@@ -6,7 +6,7 @@
 
 use crate::metrics::{Outcome, OutcomeCounts};
 use crate::report::model::{
-    DeviceInfo, HandshakePoint, HandshakeStats, Latency, PhaseReport, ProtocolCounters,
+    DeviceInfo, ErrorKinds, HandshakePoint, HandshakeStats, Latency, PhaseReport, ProtocolCounters,
     RequestStats, SeriesPoint,
 };
 use crate::report::{Check, Report};
@@ -90,8 +90,18 @@ pub fn add_up(shards: &[&Report]) -> Result<Report, (usize, String)> {
             .iter()
             .map(|r| (offset_ms(r), r.timeseries.as_slice())),
     );
-    // Per-second histograms are one shard's; the merged log keeps the per-phase intervals only.
-    m.latency_per_second = Vec::new();
+    // Each merged second's histogram holds every shard's requests of that second: the per-second intervals
+    // of latency.hlog survive the merge, and the series' latency percentiles become exact.
+    let per_second = per_second_latency(shards, offset_ms, &m.timeseries)?;
+    if !per_second.is_empty() {
+        for (p, h) in m.timeseries.iter_mut().zip(&per_second) {
+            if !h.is_empty() {
+                p.p50_us = h.value_at_quantile(0.5);
+                p.p99_us = h.value_at_quantile(0.99);
+            }
+        }
+    }
+    m.latency_per_second = per_second.iter().map(crate::report::hdr::encode).collect();
     m.protocol = ProtocolCounters {
         malformed_datagrams: shards.iter().map(|r| r.protocol.malformed_datagrams).sum(),
         first_malformed: shards
@@ -275,22 +285,29 @@ fn kind<'a>(
 fn handshake_series<'a>(
     shards: impl Iterator<Item = (u64, &'a [HandshakePoint])>,
 ) -> Vec<HandshakePoint> {
-    let mut by_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut by_second: BTreeMap<u64, HandshakePoint> = BTreeMap::new();
     for (offset_ms, points) in shards {
         let shift = (offset_ms + 500) / 1000;
         for p in points {
-            let a = by_second.entry(p.t + shift).or_default();
-            a.0 += p.ok;
-            a.1 += p.failed;
+            let t = p.t + shift;
+            let a = by_second.entry(t).or_insert_with(|| HandshakePoint {
+                t,
+                ..Default::default()
+            });
+            a.ok += p.ok;
+            a.failed += p.failed;
+            for (v, n) in &p.verdicts {
+                *a.verdicts.entry(v.clone()).or_default() += n;
+            }
         }
     }
-    by_second
-        .into_iter()
-        .map(|(t, (ok, failed))| HandshakePoint { t, ok, failed })
-        .collect()
+    by_second.into_values().collect()
 }
 
-/// Lines the shards' series up by wall-clock second (offset rounded to the nearest second) and adds them.
+/// Lines the shards' series up by wall-clock second (offset rounded to the nearest second) and adds them:
+/// counts and gauges summed, send lag p50 request-weighted and p99 the largest (like the latency's, which
+/// [`per_second_latency`] makes exact when every shard kept its per-second histograms). A figure older shards
+/// did not record stays absent unless every shard with that second has it.
 fn series<'a>(shards: impl Iterator<Item = (u64, &'a [SeriesPoint])>) -> Vec<SeriesPoint> {
     #[derive(Default)]
     struct Acc {
@@ -298,32 +315,108 @@ fn series<'a>(shards: impl Iterator<Item = (u64, &'a [SeriesPoint])>) -> Vec<Ser
         errors: u64,
         p50_weighted: f64,
         p99: u64,
+        kinds: Option<ErrorKinds>,
+        lag_p50_weighted: f64,
+        lag_requests: u64,
+        lag_p99: Option<u64>,
+        devices: Option<u64>,
+        sessions: Option<u64>,
+        /// Shards seen in this second, and how many had each newer figure.
+        parts: u32,
+        with_kinds: u32,
+        with_devices: u32,
+        with_sessions: u32,
     }
     let mut by_second: BTreeMap<u64, Acc> = BTreeMap::new();
     for (offset_ms, points) in shards {
         let shift = (offset_ms + 500) / 1000;
         for p in points {
             let a = by_second.entry(p.t + shift).or_default();
+            a.parts += 1;
             a.requests += p.requests;
             a.errors += p.errors;
             a.p50_weighted += p.p50_us as f64 * p.requests as f64;
             a.p99 = a.p99.max(p.p99_us);
+            if let Some(k) = &p.errors_by_kind {
+                a.with_kinds += 1;
+                a.kinds.get_or_insert_with(ErrorKinds::default).add(k);
+            }
+            if let (Some(p50), Some(p99)) = (p.send_lag_p50_us, p.send_lag_p99_us) {
+                a.lag_p50_weighted += p50 as f64 * p.requests as f64;
+                a.lag_requests += p.requests;
+                a.lag_p99 = Some(a.lag_p99.unwrap_or(0).max(p99));
+            }
+            if let Some(n) = p.active_devices {
+                a.with_devices += 1;
+                *a.devices.get_or_insert(0) += n;
+            }
+            if let Some(n) = p.dtls_sessions {
+                a.with_sessions += 1;
+                *a.sessions.get_or_insert(0) += n;
+            }
         }
     }
+    let mean = |weighted: f64, n: u64| {
+        if n > 0 {
+            (weighted / n as f64).round() as u64
+        } else {
+            0
+        }
+    };
     by_second
         .into_iter()
         .map(|(t, a)| SeriesPoint {
             t,
             requests: a.requests,
             errors: a.errors,
-            p50_us: if a.requests > 0 {
-                (a.p50_weighted / a.requests as f64).round() as u64
-            } else {
-                0
-            },
+            p50_us: mean(a.p50_weighted, a.requests),
             p99_us: a.p99,
+            errors_by_kind: a.kinds.filter(|_| a.with_kinds == a.parts),
+            send_lag_p50_us: a.lag_p99.map(|_| mean(a.lag_p50_weighted, a.lag_requests)),
+            send_lag_p99_us: a.lag_p99,
+            active_devices: a.devices.filter(|_| a.with_devices == a.parts),
+            dtls_sessions: a.sessions.filter(|_| a.with_sessions == a.parts),
         })
         .collect()
+}
+
+/// The merged per-second latency histograms, one per point of `merged` (the aligned series): each shard's
+/// second added to the merged second it falls in, as [`series`] aligns them. Empty when a shard with a
+/// series has no per-second histograms (an older version): then none are kept, rather than some seconds
+/// holding only part of the requests.
+fn per_second_latency(
+    shards: &[&Report],
+    offset_ms: impl Fn(&Report) -> u64,
+    merged: &[SeriesPoint],
+) -> Result<Vec<hdrhistogram::Histogram<u64>>, (usize, String)> {
+    if shards
+        .iter()
+        .any(|r| r.latency_per_second.len() != r.timeseries.len())
+    {
+        return Ok(Vec::new());
+    }
+    let index: BTreeMap<u64, usize> = merged.iter().enumerate().map(|(i, p)| (p.t, i)).collect();
+    let mut out: Vec<hdrhistogram::Histogram<u64>> = merged
+        .iter()
+        .map(|_| crate::metrics::collector::second_histogram())
+        .collect();
+    for (k, r) in shards.iter().enumerate() {
+        let shift = (offset_ms(r) + 500) / 1000;
+        for (p, encoded) in r.timeseries.iter().zip(&r.latency_per_second) {
+            let h = crate::report::hdr::decode(encoded).map_err(|e| {
+                (
+                    k,
+                    format!("its latency of second {} does not decode: {e}", p.t),
+                )
+            })?;
+            if let Some(i) = index.get(&(p.t + shift)) {
+                out[*i]
+                    .add(&h)
+                    .map_err(|e| (k, format!("its latency of second {}: {e:?}", p.t)))?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -337,6 +430,7 @@ mod tests {
             errors: 1,
             p50_us: p50,
             p99_us: p99,
+            ..Default::default()
         }
     }
 
@@ -351,6 +445,41 @@ mod tests {
         assert_eq!((s[1].t, s[1].requests, s[1].errors), (1, 40, 2));
         assert_eq!(s[1].p50_us, 175, "request-weighted");
         assert_eq!(s[1].p99_us, 900, "the larger");
+    }
+
+    #[test]
+    fn newer_series_fields_add_up_and_stay_absent_when_a_shard_lacks_them() {
+        let newer = |t, requests, timeouts, lag_p50, lag_p99, devices| SeriesPoint {
+            errors_by_kind: Some(ErrorKinds {
+                timeout: timeouts,
+                ..Default::default()
+            }),
+            send_lag_p50_us: Some(lag_p50),
+            send_lag_p99_us: Some(lag_p99),
+            active_devices: Some(devices),
+            dtls_sessions: Some(devices / 2),
+            ..point(t, requests, 100, 200)
+        };
+        let a = [newer(0, 10, 1, 100, 900, 4), newer(1, 10, 0, 100, 900, 4)];
+        let b = [newer(0, 30, 2, 200, 500, 6)];
+        // An older shard: its second 1 has none of the newer figures.
+        let c = [point(1, 5, 100, 200)];
+        let s = series([(0, &a[..]), (0, &b[..]), (0, &c[..])].into_iter());
+        assert_eq!(s[0].errors_by_kind.unwrap().timeout, 3);
+        assert_eq!(s[0].send_lag_p50_us, Some(175), "request-weighted");
+        assert_eq!(s[0].send_lag_p99_us, Some(900), "the larger");
+        assert_eq!(
+            (s[0].active_devices, s[0].dtls_sessions),
+            (Some(10), Some(5))
+        );
+        assert_eq!(s[1].requests, 15);
+        assert_eq!(s[1].errors_by_kind, None, "part of second 1 has no kinds");
+        assert_eq!(s[1].active_devices, None);
+        assert_eq!(
+            s[1].send_lag_p50_us,
+            Some(100),
+            "from the shard that has it"
+        );
     }
 
     #[test]

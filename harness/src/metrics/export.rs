@@ -230,8 +230,9 @@ impl RunMetrics {
 pub struct ServeSnapshot {
     pub datagrams: u64,
     pub malformed: u64,
-    /// Requests processed by response code (`2.01`...).
-    pub responses_by_code: Vec<(String, u64)>,
+    /// Requests processed by route (`telemetry`, `attributes`, `rpc`, `claim`, `provision`, `firmware`,
+    /// `other`) and response code (`2.01`...).
+    pub responses: Vec<(&'static str, String, u64)>,
     /// Duplicate CON requests answered from the deduplication cache.
     pub duplicates: u64,
     pub observe_registrations: u64,
@@ -252,7 +253,9 @@ pub struct ServeDtls {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CodeLabels {
+pub struct RouteLabels {
+    /// The API route, one of a fixed few.
+    pub route: String,
     pub code: String,
 }
 
@@ -267,7 +270,7 @@ pub struct ServeMetrics {
     registry: Registry,
     datagrams: Counter,
     malformed: Counter,
-    requests: Family<CodeLabels, Counter>,
+    requests: Family<RouteLabels, Counter>,
     duplicates: Counter,
     observe_registrations: Counter,
     observers: Gauge,
@@ -304,7 +307,7 @@ impl Default for ServeMetrics {
         );
         registry.register(
             "requests",
-            "Requests processed (duplicates excluded), by response code",
+            "Requests processed (duplicates excluded), by API route and response code",
             m.requests.clone(),
         );
         registry.register(
@@ -346,11 +349,12 @@ impl ServeMetrics {
     pub fn render(&self, s: &ServeSnapshot) -> String {
         counter_to(&self.datagrams, s.datagrams);
         counter_to(&self.malformed, s.malformed);
-        for (code, n) in &s.responses_by_code {
+        for (route, code, n) in &s.responses {
             counter_to(
-                &self
-                    .requests
-                    .get_or_create(&CodeLabels { code: code.clone() }),
+                &self.requests.get_or_create(&RouteLabels {
+                    route: route.to_string(),
+                    code: code.clone(),
+                }),
                 *n,
             );
         }
@@ -429,7 +433,7 @@ mod tests {
         let m = ServeMetrics::default();
         let mut s = ServeSnapshot {
             datagrams: 10,
-            responses_by_code: vec![("2.01".into(), 7), ("4.01".into(), 1)],
+            responses: vec![("telemetry", "2.01".into(), 7), ("other", "4.01".into(), 1)],
             duplicates: 2,
             observers: 3,
             dtls: Some(ServeDtls {
@@ -441,14 +445,18 @@ mod tests {
         };
         m.render(&s);
         s.datagrams = 25;
-        s.responses_by_code[0].1 = 20;
+        s.responses[0].2 = 20;
         let text = m.render(&s);
         assert!(
             text.contains("coap_harness_server_datagrams_total 25\n"),
             "{text}"
         );
-        assert!(text.contains("coap_harness_server_requests_total{code=\"2.01\"} 20\n"));
-        assert!(text.contains("coap_harness_server_requests_total{code=\"4.01\"} 1\n"));
+        assert!(text.contains(
+            "coap_harness_server_requests_total{route=\"telemetry\",code=\"2.01\"} 20\n"
+        ));
+        assert!(
+            text.contains("coap_harness_server_requests_total{route=\"other\",code=\"4.01\"} 1\n")
+        );
         assert!(text.contains("coap_harness_server_deduplicated_total 2\n"));
         assert!(text.contains("coap_harness_server_observers 3\n"));
         assert!(text.contains("coap_harness_server_dtls_sessions 4\n"));

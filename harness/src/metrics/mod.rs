@@ -7,6 +7,6 @@ pub mod outcome;
 pub mod records;
 pub mod sample;
 
-pub use collector::{Aggregate, Collector, Live, PhaseAgg, SecondPoint};
+pub use collector::{Aggregate, Collector, Live, PhaseAgg, SecondPoint, SecondSoFar};
 pub use outcome::{Outcome, OutcomeCounts};
 pub use sample::{Batch, Sample};

@@ -78,7 +78,7 @@ fn sub_bucket_count(h: &Histogram<u64>) -> u64 {
 /// and plotters read by default), then one interval per phase (tagged with its name) holding its corrected
 /// latency, then one tagged `handshake` with the DTLS handshake latency when the run had handshakes. Values
 /// in microseconds; the per-interval max column is in milliseconds. Reports without per-second histograms
-/// (merged, or from older versions) get the tagged intervals only.
+/// (from older versions, or merged from shards of older versions) get the tagged intervals only.
 pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
@@ -127,7 +127,19 @@ pub fn render_hlog(report: &Report) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
+/// A histogram as [`Report::latency_per_second`] holds it: HdrHistogram V2 + DEFLATE, base64.
+pub(crate) fn encode(h: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Serializer as _;
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing into memory does not fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The histogram [`encode`] wrote.
+pub(crate) fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
     let bytes = base64::engine::general_purpose::STANDARD

@@ -714,7 +714,263 @@ fn timeseries(s: &mut String, r: &Report) {
     s.push('\n');
     s.push_str(&latency.render());
     s.push('\n');
+    let markers: Vec<(f64, String)> = r
+        .phases
+        .iter()
+        .map(|p| (p.start_s, p.name.clone()))
+        .collect();
+    errors_by_kind(s, r, x_max, &markers);
+    devices_over_time(s, r, x_max, &markers);
+    send_lag_over_time(s, r, x_max, &markers);
     cpu(s, r, x_max);
+}
+
+/// A chart over the run's seconds: one point per second at its middle.
+fn over_time(
+    id: &'static str,
+    title: &str,
+    y_label: &str,
+    y_unit: Unit,
+    x_max: f64,
+    markers: &[(f64, String)],
+    series: Vec<Series>,
+) -> String {
+    LineChart {
+        id,
+        title: title.into(),
+        x_label: "time into the run (one point per second)".into(),
+        y_label: y_label.into(),
+        x_range: (0.0, x_max),
+        x_ticks: None,
+        x_format: seconds_label,
+        y_unit,
+        series,
+        markers: markers.to_vec(),
+    }
+    .render()
+}
+
+/// The colour of an error kind's curve.
+fn kind_color(key: &str) -> &'static str {
+    match key {
+        "timeout" => "#c00",
+        "response_timeout" => "#e07000",
+        "reset" => "#7a3db8",
+        "coap_4xx" => "#d4a000",
+        "coap_5xx" => "#8a4b00",
+        "session_closed" => "#0b62c4",
+        "unreachable" => "#555",
+        "malformed" => "#b0307a",
+        "send_failed" => "#2a7f7f",
+        _ => "#888",
+    }
+}
+
+/// Failed requests per second by kind (timeouts, resets, 4.xx, 5.xx, closed DTLS sessions...), with failed
+/// DTLS handshakes per second when the run had any. Kinds that never happened are left out; a run without
+/// errors draws its zero line and says so. Reports of older versions (no kinds recorded) draw the errors
+/// without kinds.
+fn errors_by_kind(s: &mut String, r: &Report, x_max: f64, markers: &[(f64, String)]) {
+    use super::model::ErrorKinds;
+    let mid = |t: u64| t as f64 + 0.5;
+    let recorded = r.timeseries.iter().any(|p| p.errors_by_kind.is_some());
+    let mut series: Vec<Series> = Vec::new();
+    if recorded {
+        for (key, label) in ErrorKinds::KINDS {
+            let points: Vec<(f64, f64)> = r
+                .timeseries
+                .iter()
+                .map(|p| {
+                    let n = p.errors_by_kind.as_ref().map_or(0, |k| k.get(key));
+                    (mid(p.t), n as f64)
+                })
+                .collect();
+            if points.iter().any(|p| p.1 > 0.0) {
+                series.push(Series {
+                    key: format!("errors:{key}"),
+                    label: format!("{label}/s"),
+                    color: kind_color(key),
+                    dashed: false,
+                    points,
+                });
+            }
+        }
+    }
+    let handshake_failures = r.handshakes.as_ref().filter(|h| h.failed > 0).map(|h| {
+        r.timeseries
+            .iter()
+            .map(|p| {
+                let n = h
+                    .per_second
+                    .iter()
+                    .find(|q| q.t == p.t)
+                    .map_or(0, |q| q.failed);
+                (mid(p.t), n as f64)
+            })
+            .collect::<Vec<_>>()
+    });
+    let kinds_drawn = series.len();
+    if let Some(points) = handshake_failures {
+        series.push(Series {
+            key: "errors:handshake_failed".into(),
+            label: "failed handshakes/s".into(),
+            color: "#111",
+            dashed: true,
+            points,
+        });
+    }
+    let total_errors: u64 = r.timeseries.iter().map(|p| p.errors).sum();
+    let note = if !recorded {
+        series.insert(
+            0,
+            Series {
+                key: "errors:all".into(),
+                label: "errors/s".into(),
+                color: "#c00",
+                dashed: false,
+                points: r
+                    .timeseries
+                    .iter()
+                    .map(|p| (mid(p.t), p.errors as f64))
+                    .collect(),
+            },
+        );
+        Some("This report was written by an older version that did not record errors by kind: all errors are drawn together.".to_string())
+    } else if kinds_drawn == 0 && total_errors == 0 {
+        series.insert(
+            0,
+            Series {
+                key: "errors:all".into(),
+                label: "errors/s".into(),
+                color: "#c00",
+                dashed: false,
+                points: r.timeseries.iter().map(|p| (mid(p.t), 0.0)).collect(),
+            },
+        );
+        Some("No request failed in any second.".to_string())
+    } else {
+        None
+    };
+    s.push_str(&over_time(
+        "errors-by-kind",
+        "Errors per second by kind",
+        "per second",
+        Unit::Count,
+        x_max,
+        markers,
+        series,
+    ));
+    s.push('\n');
+    if let Some(note) = note {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\" data-note=\"errors-by-kind\">{}</p>",
+            escape(&note)
+        );
+    }
+}
+
+/// Active devices (an open socket) and established DTLS sessions as each second ended.
+fn devices_over_time(s: &mut String, r: &Report, x_max: f64, markers: &[(f64, String)]) {
+    let mid = |t: u64| t as f64 + 0.5;
+    if r.timeseries.iter().all(|p| p.active_devices.is_none()) {
+        s.push_str(
+            "<p class=\"note\" data-empty=\"devices-over-time\">Active devices and DTLS sessions per second were \
+             not recorded in this report (an older version).</p>\n",
+        );
+        return;
+    }
+    let mut series = vec![Series {
+        key: "active-devices".into(),
+        label: "active devices".into(),
+        color: "#0b62c4",
+        dashed: false,
+        points: r
+            .timeseries
+            .iter()
+            .map(|p| (mid(p.t), p.active_devices.unwrap_or(0) as f64))
+            .collect(),
+    }];
+    let dtls = r.security.transport == "dtls"
+        || r.handshakes.is_some()
+        || r.timeseries
+            .iter()
+            .any(|p| p.dtls_sessions.unwrap_or(0) > 0);
+    if dtls {
+        series.push(Series {
+            key: "dtls-sessions".into(),
+            label: "DTLS sessions".into(),
+            color: "#7a3db8",
+            dashed: true,
+            points: r
+                .timeseries
+                .iter()
+                .map(|p| (mid(p.t), p.dtls_sessions.unwrap_or(0) as f64))
+                .collect(),
+        });
+    }
+    s.push_str(&over_time(
+        "devices-over-time",
+        if dtls {
+            "Active devices and DTLS sessions"
+        } else {
+            "Active devices"
+        },
+        "devices",
+        Unit::Count,
+        x_max,
+        markers,
+        series,
+    ));
+    s.push('\n');
+}
+
+/// Send lag p50 and p99 of the requests that ended in each second: when the generator fell behind.
+fn send_lag_over_time(s: &mut String, r: &Report, x_max: f64, markers: &[(f64, String)]) {
+    let mid = |t: u64| t as f64 + 0.5;
+    let lagged: Vec<(f64, u64, u64)> = r
+        .timeseries
+        .iter()
+        .filter_map(|p| Some((mid(p.t), p.send_lag_p50_us?, p.send_lag_p99_us?)))
+        .collect();
+    if lagged.is_empty() {
+        let why = if r.timeseries.iter().any(|p| p.errors_by_kind.is_some()) {
+            "no request ended in any second"
+        } else {
+            "not recorded in this report (an older version)"
+        };
+        let _ = writeln!(
+            s,
+            "<p class=\"note\" data-empty=\"send-lag-over-time\">Send lag per second: {why}.</p>"
+        );
+        return;
+    }
+    let series = vec![
+        Series {
+            key: "send-lag-p50".into(),
+            label: "send lag p50".into(),
+            color: "#8a4b00",
+            dashed: false,
+            points: lagged.iter().map(|(x, p50, _)| (*x, *p50 as f64)).collect(),
+        },
+        Series {
+            key: "send-lag-p99".into(),
+            label: "send lag p99".into(),
+            color: "#e07000",
+            dashed: true,
+            points: lagged.iter().map(|(x, _, p99)| (*x, *p99 as f64)).collect(),
+        },
+    ];
+    s.push_str(&over_time(
+        "send-lag-over-time",
+        "Send lag per second (actual minus intended send)",
+        "send lag",
+        Unit::Micros,
+        x_max,
+        markers,
+        series,
+    ));
+    s.push('\n');
 }
 
 /// The generator's CPU, one figure per second of the load phases.
@@ -832,32 +1088,64 @@ fn handshakes(s: &mut String, r: &Report) {
             .map(|f| format!(" First failure: {}", escape(f)))
             .unwrap_or_default()
     );
-    let Some(rate) = h.rate_summary() else {
+    if let Some(rate) = h.rate_summary() {
+        let _ = writeln!(
+            s,
+            "<p id=\"handshake-rate\">Handshake rate: {}.</p>",
+            escape(&rate)
+        );
+    }
+    if h.per_second.is_empty() {
         return;
-    };
-    let _ = writeln!(
-        s,
-        "<p id=\"handshake-rate\">Handshake rate: {}.</p>",
-        escape(&rate)
-    );
+    }
     // Every second up to the last handshake, zeros included, so quiet seconds show as such.
     let last = h.per_second.iter().map(|p| p.t).max().unwrap_or(0);
     let at = |t: u64| h.per_second.iter().find(|p| p.t == t);
-    let pts = |f: fn(&super::model::HandshakePoint) -> u64| -> Vec<(f64, f64)> {
-        (0..=last)
-            .map(|t| (t as f64 + 0.5, at(t).map_or(0, f) as f64))
+    let by_verdict = h.per_second.iter().any(|p| !p.verdicts.is_empty());
+    let series: Vec<Series> = if by_verdict {
+        let names: std::collections::BTreeSet<&String> = h
+            .per_second
+            .iter()
+            .flat_map(|p| p.verdicts.keys())
+            .collect();
+        // `ok` first, then the failures in name order.
+        let mut names: Vec<&String> = names.into_iter().collect();
+        names.sort_by_key(|n| {
+            (
+                n.as_str() != "ok",
+                n.as_str() != "ok_insecure",
+                n.to_string(),
+            )
+        });
+        const FAILURE_COLORS: [&str; 6] =
+            ["#c00", "#e07000", "#8a4b00", "#d4a000", "#b0307a", "#555"];
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| Series {
+                key: format!("handshakes:{name}"),
+                label: format!("{name}/s"),
+                color: match name.as_str() {
+                    "ok" => "#1a7f37",
+                    "ok_insecure" => "#7a3db8",
+                    _ => FAILURE_COLORS[i % FAILURE_COLORS.len()],
+                },
+                dashed: name != "ok",
+                points: (0..=last)
+                    .map(|t| {
+                        let n = at(t).and_then(|p| p.verdicts.get(name)).copied();
+                        (t as f64 + 0.5, n.unwrap_or(0) as f64)
+                    })
+                    .collect(),
+            })
             .collect()
-    };
-    let chart = LineChart {
-        id: "handshakes-over-time",
-        title: "DTLS handshakes per second".into(),
-        x_label: "time into the run (one point per second)".into(),
-        y_label: "per second".into(),
-        x_range: (0.0, (last + 1) as f64),
-        x_ticks: None,
-        x_format: seconds_label,
-        y_unit: svg::Unit::Count,
-        series: vec![
+    } else {
+        let pts = |f: fn(&super::model::HandshakePoint) -> u64| -> Vec<(f64, f64)> {
+            (0..=last)
+                .map(|t| (t as f64 + 0.5, at(t).map_or(0, f) as f64))
+                .collect()
+        };
+        vec![
             Series {
                 key: "handshakes-ok".into(),
                 label: "completed/s".into(),
@@ -872,7 +1160,22 @@ fn handshakes(s: &mut String, r: &Report) {
                 dashed: true,
                 points: pts(|p| p.failed),
             },
-        ],
+        ]
+    };
+    let chart = LineChart {
+        id: "handshakes-over-time",
+        title: if by_verdict {
+            "DTLS handshakes per second by verdict".into()
+        } else {
+            "DTLS handshakes per second".into()
+        },
+        x_label: "time into the run (one point per second)".into(),
+        y_label: "per second".into(),
+        x_range: (0.0, (last + 1) as f64),
+        x_ticks: None,
+        x_format: seconds_label,
+        y_unit: svg::Unit::Count,
+        series,
         markers: r
             .phases
             .iter()

@@ -84,7 +84,8 @@ pub struct Report {
     pub recovery: Option<crate::report::recovery::Recovery>,
     /// Each second's corrected request latency, one per point of `timeseries` (HdrHistogram V2 + DEFLATE,
     /// base64, 2 significant digits): the per-second intervals of `latency.hlog`. Responses that completed
-    /// after their second was closed are counted in `timeseries` but not here. Not kept by `merge`.
+    /// after their second was closed are counted in `timeseries` but not here. `merge` adds the shards'
+    /// seconds together (aligned as `timeseries` is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_per_second: Vec<String>,
 }
@@ -357,12 +358,16 @@ pub struct HandshakeStats {
 }
 
 /// The handshakes that ended in one second of the load.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct HandshakePoint {
     /// Second from the start of the load, as in [`SeriesPoint::t`].
     pub t: u64,
     pub ok: u64,
     pub failed: u64,
+    /// `ok + failed` by verdict name (`ok`, `ok_insecure`, `unknown_ca`, `handshake_timeout`...); absent in
+    /// reports of older versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<String, u64>,
 }
 
 pub use crate::trust::{DeviceVerdict, RefusedBy, TrustVerdict};
@@ -609,13 +614,126 @@ pub struct Latency {
     pub histogram: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+/// One second of the run, by completion time. The fields after `p99_us` were added later: reports of older
+/// versions lack them (`None`), and renderers say so instead of drawing zeros.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SeriesPoint {
+    /// Seconds from the start of the load.
     pub t: u64,
+    /// Requests that ended in this second, whatever their outcome.
     pub requests: u64,
+    /// Of those, the ones not `ok`.
     pub errors: u64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// `errors` by kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors_by_kind: Option<ErrorKinds>,
+    /// Send lag (actual minus intended send time) of the requests that ended in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_p50_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_p99_us: Option<u64>,
+    /// The most devices with an open socket at once in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_devices: Option<u64>,
+    /// The most established DTLS sessions at once in this second (0 over plain CoAP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_sessions: Option<u64>,
+}
+
+/// The failed requests of one second by kind: every outcome but `ok`, with CoAP error responses split into
+/// 4.xx and 5.xx. Kinds with no request are left out of report.json.
+#[derive(
+    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct ErrorKinds {
+    /// No ACK after every retransmission (CON), or no response in time (NON).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    /// Acknowledged, but the separate response never came.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub response_timeout: u64,
+    /// Answered with RST.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reset: u64,
+    /// 4.xx responses.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub coap_4xx: u64,
+    /// 5.xx responses.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub coap_5xx: u64,
+    /// ICMP unreachable.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unreachable: u64,
+    /// Only datagrams that are not CoAP came back.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub malformed: u64,
+    /// The local socket refused to send.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub send_failed: u64,
+    /// The DTLS session ended while the request was in flight.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub session_closed: u64,
+    /// Still in flight when the run ended.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unfinished: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ErrorKinds {
+    /// Every kind: its key in report.json and a label for people.
+    pub const KINDS: [(&'static str, &'static str); 10] = [
+        ("timeout", "timeouts"),
+        ("response_timeout", "response timeouts"),
+        ("reset", "resets"),
+        ("coap_4xx", "4.xx"),
+        ("coap_5xx", "5.xx"),
+        ("unreachable", "unreachable"),
+        ("malformed", "malformed"),
+        ("send_failed", "send failed"),
+        ("session_closed", "DTLS session closed"),
+        ("unfinished", "unfinished"),
+    ];
+
+    /// The count of the kind keyed `key` (one of [`Self::KINDS`]).
+    pub fn get(&self, key: &str) -> u64 {
+        match key {
+            "timeout" => self.timeout,
+            "response_timeout" => self.response_timeout,
+            "reset" => self.reset,
+            "coap_4xx" => self.coap_4xx,
+            "coap_5xx" => self.coap_5xx,
+            "unreachable" => self.unreachable,
+            "malformed" => self.malformed,
+            "send_failed" => self.send_failed,
+            "session_closed" => self.session_closed,
+            "unfinished" => self.unfinished,
+            _ => 0,
+        }
+    }
+
+    /// Adds `other` kind by kind.
+    pub fn add(&mut self, other: &ErrorKinds) {
+        self.timeout += other.timeout;
+        self.response_timeout += other.response_timeout;
+        self.reset += other.reset;
+        self.coap_4xx += other.coap_4xx;
+        self.coap_5xx += other.coap_5xx;
+        self.unreachable += other.unreachable;
+        self.malformed += other.malformed;
+        self.send_failed += other.send_failed;
+        self.session_closed += other.session_closed;
+        self.unfinished += other.unfinished;
+    }
+
+    pub fn total(&self) -> u64 {
+        Self::KINDS.iter().map(|(k, _)| self.get(k)).sum()
+    }
 }
 
 /// One verdict: what was expected, what was seen.
@@ -815,12 +933,30 @@ pub fn per_second(n: u64, seconds: f64) -> f64 {
 
 impl From<&SecondPoint> for SeriesPoint {
     fn from(p: &SecondPoint) -> Self {
+        let o = &p.outcomes;
         SeriesPoint {
             t: p.t,
             requests: p.requests,
             errors: p.errors,
             p50_us: p.p50_us,
             p99_us: p.p99_us,
+            errors_by_kind: Some(ErrorKinds {
+                timeout: o.timeout,
+                response_timeout: o.response_timeout,
+                reset: o.reset,
+                coap_4xx: p.coap_4xx,
+                coap_5xx: p.coap_5xx,
+                unreachable: o.unreachable,
+                malformed: o.malformed,
+                send_failed: o.send_failed,
+                session_closed: o.session_closed,
+                unfinished: o.unfinished,
+            }),
+            // A second without requests has no send lag to show.
+            send_lag_p50_us: (p.requests > 0).then_some(p.send_lag_p50_us),
+            send_lag_p99_us: (p.requests > 0).then_some(p.send_lag_p99_us),
+            active_devices: Some(p.active_devices),
+            dtls_sessions: Some(p.dtls_sessions),
         }
     }
 }

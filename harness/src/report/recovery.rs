@@ -80,8 +80,7 @@ mod tests {
             t,
             requests,
             errors,
-            p50_us: 0,
-            p99_us: 0,
+            ..Default::default()
         }
     }
 

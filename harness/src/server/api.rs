@@ -42,7 +42,7 @@
 //!   replies, or nothing after its timeout).
 
 use super::observe::Kind;
-use super::store::{DeviceState, Store};
+use super::store::{DeviceState, Route, Store};
 use super::tokens::TokenPolicy;
 use crate::coap::{option, Code, Message};
 use serde_json::{Map, Value};
@@ -98,6 +98,33 @@ impl Feature {
         ALL.iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(segment))
             .map(|(_, f)| *f)
+    }
+}
+
+/// The route `req` is for, read off its path alone (sans-IO): the feature of `/api/v1/{token}/{feature}` or
+/// of ThingsBoard's X.509 form `/api/v1/{feature}`, `firmware` for the OTA paths `/fw/...` and `/sw/...`,
+/// `other` for the rest. It labels metrics; the router decides the answer.
+pub(crate) fn route(req: &Message) -> Route {
+    let mut segs = req.option_values(option::URI_PATH);
+    let first = segs.next().unwrap_or(&[]);
+    if first.eq_ignore_ascii_case(b"fw") || first.eq_ignore_ascii_case(b"sw") {
+        return Route::Firmware;
+    }
+    if first != b"api" || segs.next() != Some(b"v1".as_slice()) {
+        return Route::Other;
+    }
+    let (third, fourth) = (segs.next(), segs.next());
+    // The token form's feature is the fourth segment; the X.509 form's is the third (then an RPC id).
+    let feature = fourth
+        .and_then(Feature::parse)
+        .or_else(|| third.and_then(Feature::parse));
+    match feature {
+        Some(Feature::Telemetry) => Route::Telemetry,
+        Some(Feature::Attributes) => Route::Attributes,
+        Some(Feature::Rpc) => Route::Rpc,
+        Some(Feature::Claim) => Route::Claim,
+        Some(Feature::Provision) => Route::Provision,
+        None => Route::Other,
     }
 }
 

@@ -617,3 +617,29 @@ fn certificate_identity_names_the_device_on_token_less_paths() {
         Code::BAD_REQUEST
     );
 }
+
+#[test]
+fn routes_are_read_off_the_path_into_a_bounded_set() {
+    for (path, want) in [
+        ("/api/v1/tok/telemetry", Route::Telemetry),
+        ("/api/v1/tok/TELEMETRY", Route::Telemetry),
+        ("/api/v1/telemetry", Route::Telemetry),
+        ("/api/v1/tok/attributes", Route::Attributes),
+        ("/api/v1/attributes", Route::Attributes),
+        ("/api/v1/tok/rpc/42", Route::Rpc),
+        ("/api/v1/rpc/42", Route::Rpc),
+        ("/api/v1/rpc", Route::Rpc),
+        ("/api/v1/tok/claim", Route::Claim),
+        ("/api/v1/provision", Route::Provision),
+        ("/fw/tok", Route::Firmware),
+        ("/sw/tok", Route::Firmware),
+        ("/api/v1/tok/nope", Route::Other),
+        ("/api/v1", Route::Other),
+        ("/api/v2/tok/telemetry", Route::Other),
+        ("/other", Route::Other),
+        ("", Route::Other),
+    ] {
+        assert_eq!(route(&request(Code::POST, path, &[], b"")), want, "{path}");
+    }
+    assert_eq!(Route::ALL.map(Route::name).len(), 7);
+}

@@ -201,6 +201,7 @@ impl Endpoint {
         let stats = &mut self.store.stats;
         stats.requests += 1;
         stats.responses_by_code.add(answer.code);
+        stats.responses_by_route.add(api::route(&msg), answer.code);
         let mut response = Message::new(MessageType::Ack, answer.code, msg.message_id, msg.token);
         let format = msg.content_format().unwrap_or(content_format::JSON);
         response.add_uint_option(option::CONTENT_FORMAT, u32::from(format));

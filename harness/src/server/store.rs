@@ -204,6 +204,68 @@ impl Serialize for ResponseCounts {
     }
 }
 
+/// The API route a request was for: a bounded set, so it can label metrics (`serve --metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Route {
+    /// `/api/v1/{token}/telemetry` (or ThingsBoard's X.509 form without the token).
+    Telemetry,
+    Attributes,
+    Rpc,
+    Claim,
+    Provision,
+    /// ThingsBoard's OTA package downloads, `/fw/...` and `/sw/...`.
+    Firmware,
+    /// Anything else: unknown paths and features, `/api/v1` without a feature.
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 7] = [
+        Route::Telemetry,
+        Route::Attributes,
+        Route::Rpc,
+        Route::Claim,
+        Route::Provision,
+        Route::Firmware,
+        Route::Other,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Telemetry => "telemetry",
+            Route::Attributes => "attributes",
+            Route::Rpc => "rpc",
+            Route::Claim => "claim",
+            Route::Provision => "provision",
+            Route::Firmware => "firmware",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Responses by route and code.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteCounts([ResponseCounts; 7]);
+
+impl RouteCounts {
+    pub fn get(&self, route: Route, code: Code) -> u64 {
+        self.0[route as usize].get(code)
+    }
+
+    /// Every (route, code) sent at least once, with its count, by route then code.
+    pub fn iter(&self) -> impl Iterator<Item = (Route, Code, u64)> + '_ {
+        Route::ALL
+            .into_iter()
+            .flat_map(move |r| self.0[r as usize].iter().map(move |(c, n)| (r, c, n)))
+    }
+
+    pub(crate) fn add(&mut self, route: Route, code: Code) {
+        self.0[route as usize].add(code);
+    }
+}
+
 /// Server-wide counters. Every datagram received is counted once in `datagrams_received` and ends in exactly
 /// one of `malformed`, `requests`, `duplicates`, `ignored`, `resets_sent` (for a well-formed CON we must
 /// reject), one of the `separate_acked`/`separate_resets` answers to our separate responses, or one of the
@@ -220,6 +282,9 @@ pub struct ServerStats {
     pub requests: u64,
     /// The response code of each processed request.
     pub responses_by_code: ResponseCounts,
+    /// The same responses by route (for `serve --metrics`; not in report.json).
+    #[serde(skip)]
+    pub responses_by_route: RouteCounts,
     /// Duplicate CON requests answered from the deduplication cache without being processed again.
     pub duplicates: u64,
     /// Requests answered 4.01 because their token is unknown or missing (a subset of `requests`).

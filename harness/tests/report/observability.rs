@@ -280,7 +280,8 @@ async fn metrics_endpoint_rises_during_a_run_and_ends_at_the_report_totals() {
 }
 
 /// `serve --metrics`: the embedded server's counters scraped over loopback after real CoAP requests, read
-/// by Python's `prometheus_client`: requests by code, deduplicated messages, devices.
+/// by Python's `prometheus_client`: requests by route and code, deduplicated messages, Observe registrations,
+/// devices.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_metrics_count_what_the_server_answered() {
     use coap_harness::coap::{option, Code, Message, MessageType, Token};
@@ -343,14 +344,87 @@ async fn serve_metrics_count_what_the_server_answered() {
             assert_eq!(Message::decode(&buf[..n]).unwrap().code, Code::CREATED);
         }
     }
+    // Then one request on each of three other routes: an attribute post, an Observe registration of the
+    // attributes, and a firmware download this server does not serve.
+    // (message ID, method, path, Observe, expected code)
+    type Request<'a> = (u16, Code, &'a [&'a str], Option<u32>, Code);
+    let others: [Request; 3] = [
+        (
+            10,
+            Code::POST,
+            &["api", "v1", "tok", "attributes"],
+            None,
+            Code::CREATED,
+        ),
+        (
+            11,
+            Code::GET,
+            &["api", "v1", "tok", "attributes"],
+            Some(0),
+            Code::CONTENT,
+        ),
+        (12, Code::GET, &["fw", "tok"], None, Code::NOT_FOUND),
+    ];
+    for (mid, code, path, observe, want) in others {
+        let mut m = Message::new(MessageType::Con, code, mid, Token::from_u64(u64::from(mid)));
+        if let Some(o) = observe {
+            m.add_uint_option(option::OBSERVE, o);
+        }
+        for seg in path {
+            m.add_option(option::URI_PATH, seg.as_bytes());
+        }
+        if code == Code::POST {
+            m.payload = b"{\"a\":1}".to_vec();
+        }
+        let mut bytes = Vec::new();
+        m.encode(&mut bytes);
+        sock.send_to(&bytes, coap).unwrap();
+        let n = sock.recv(&mut buf).expect("an answer");
+        assert_eq!(Message::decode(&buf[..n]).unwrap().code, want, "{path:?}");
+    }
     let (status, _, body) = scrape(metrics).await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     let s = &parse_openmetrics(&[body])[0];
     assert_eq!(
         sum(s, "coap_harness_server_requests_total", &[("code", "2.01")]),
-        3.0
+        4.0
     );
+    let by_route = |route: &str, code: &str| {
+        sum(
+            s,
+            "coap_harness_server_requests_total",
+            &[("route", route), ("code", code)],
+        )
+    };
+    assert_eq!(by_route("telemetry", "2.01"), 3.0);
+    assert_eq!(by_route("attributes", "2.01"), 1.0);
+    assert_eq!(by_route("attributes", "2.05"), 1.0);
+    assert_eq!(by_route("firmware", "4.04"), 1.0);
+    // Every sample's route is one of the fixed few.
+    for (name, labels, _) in s {
+        if name == "coap_harness_server_requests_total" {
+            assert!(
+                [
+                    "telemetry",
+                    "attributes",
+                    "rpc",
+                    "claim",
+                    "provision",
+                    "firmware",
+                    "other"
+                ]
+                .contains(&labels["route"].as_str()),
+                "{labels:?}"
+            );
+        }
+    }
+    assert_eq!(sum(s, "coap_harness_server_requests_total", &[]), 6.0);
     assert_eq!(sum(s, "coap_harness_server_deduplicated_total", &[]), 1.0);
-    assert_eq!(sum(s, "coap_harness_server_datagrams_total", &[]), 4.0);
+    assert_eq!(
+        sum(s, "coap_harness_server_observe_registrations_total", &[]),
+        1.0
+    );
+    assert_eq!(sum(s, "coap_harness_server_observers", &[]), 1.0);
+    assert_eq!(sum(s, "coap_harness_server_datagrams_total", &[]), 7.0);
     assert_eq!(sum(s, "coap_harness_server_devices", &[]), 1.0);
 }

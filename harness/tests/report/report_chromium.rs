@@ -175,6 +175,14 @@ const PROBE: &str = r#"<script>
     if (e.closest('.scroll') || e.tagName === 'SCRIPT') return;
     var r = e.getBoundingClientRect();
     if (r.width > 0 && r.right > d.clientWidth + 0.5) o.offside.push(e.tagName + '#' + e.id + '.' + e.className); });
+  o.charts = {};
+  document.querySelectorAll('svg[data-chart]').forEach(function (c) {
+    var r = c.getBoundingClientRect(), titles = [], series = [];
+    c.querySelectorAll('[data-hover] title').forEach(function (t) { titles.push(t.textContent); });
+    c.querySelectorAll('polyline[data-series]').forEach(function (p) { series.push(p.dataset.series); });
+    o.charts[c.dataset.chart] = { width: r.width, height: r.height, right: r.right, titles: titles,
+      series: series, visible: getComputedStyle(c).display !== 'none' && getComputedStyle(c).visibility !== 'hidden' };
+  });
   document.body.setAttribute('data-probe', JSON.stringify(o));
 })();
 </script>"#;
@@ -201,6 +209,86 @@ fn probe(page_html: &str, width: u32, dir: &Path, name: &str) -> serde_json::Val
 
 fn num(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The charts over time drawn from report.json's per-second series (errors by kind, active devices, send
+/// lag) are on the page, laid out within the window, and their hover titles carry the second's values as
+/// report.json has them.
+fn over_time_charts(p: &serde_json::Value, r: &coap_harness::report::Report, width: u32) {
+    let chart = |id: &str| {
+        let c = &p["charts"][id];
+        assert!(c.is_object(), "chart {id} at {width} px: {}", p["charts"]);
+        assert_eq!(c["visible"], serde_json::json!(true), "{id}");
+        assert!(
+            num(&c["width"]) > 300.0 && num(&c["height"]) > 100.0,
+            "{id} drawn: {c}"
+        );
+        assert!(
+            num(&c["right"]) <= width as f64,
+            "{id} inside the window: {c}"
+        );
+        let titles: Vec<String> = c["titles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        titles
+    };
+    let series = |id: &str| p["charts"][id]["series"].clone();
+    // A run without errors draws its zero line, one value a second.
+    let errors = chart("errors-by-kind");
+    assert_eq!(errors.len(), r.timeseries.len(), "one hover title a second");
+    assert_eq!(series("errors-by-kind"), serde_json::json!(["errors:all"]));
+    for (title, point) in errors.iter().zip(&r.timeseries) {
+        assert_eq!(title, &format!("{}.5s: errors/s 0", point.t));
+    }
+    let devices = chart("devices-over-time");
+    assert_eq!(
+        devices.len(),
+        r.timeseries.len(),
+        "one hover title a second"
+    );
+    assert_eq!(
+        series("devices-over-time"),
+        serde_json::json!(["active-devices"])
+    );
+    for (title, point) in devices.iter().zip(&r.timeseries) {
+        let n = point.active_devices.expect("recorded");
+        assert_eq!(title, &format!("{}.5s: active devices {n}", point.t));
+    }
+    assert!(
+        r.timeseries.iter().any(|p| p.active_devices == Some(10)),
+        "every device active in some second: {:?}",
+        r.timeseries
+    );
+    let lag = chart("send-lag-over-time");
+    assert_eq!(
+        series("send-lag-over-time"),
+        serde_json::json!(["send-lag-p50", "send-lag-p99"])
+    );
+    // Seconds in which requests ended (a silent last second has no send lag).
+    let lagged: Vec<_> = r
+        .timeseries
+        .iter()
+        .filter(|p| p.send_lag_p50_us.is_some())
+        .collect();
+    assert!(
+        !lagged.is_empty()
+            && lagged.len() == r.timeseries.iter().filter(|p| p.requests > 0).count()
+    );
+    assert_eq!(lag.len(), lagged.len());
+    for (title, point) in lag.iter().zip(lagged) {
+        assert_eq!(
+            title,
+            &format!(
+                "{}.5s: send lag p50 {}, send lag p99 {}",
+                point.t,
+                human_us(point.send_lag_p50_us.unwrap()),
+                human_us(point.send_lag_p99_us.unwrap())
+            )
+        );
+    }
 }
 
 /// The page a performance engineer opens: tiles with the run's figures first, charts next, the machine last;
@@ -286,6 +374,7 @@ async fn report_html_reads_at_1280_and_800_px_and_prints() {
             })
             .collect();
         assert_eq!(units.len(), 1, "latency axis in one unit: {}", p["yTicks"]);
+        over_time_charts(&p, &r, width);
     }
 
     // The control: without the scrolling boxes, the phase table widens the page past 800 px, so the check

@@ -485,6 +485,21 @@ async fn short_and_empty_runs_say_what_they_have() {
             .any(|n| n.attribute("data-single") == Some("cpu")));
     }
 
+    // The newer charts over time mark their lone point too.
+    for (id, key) in [
+        ("errors-by-kind", "errors:all"),
+        ("devices-over-time", "active-devices"),
+        ("send-lag-over-time", "send-lag-p50"),
+    ] {
+        let doc = parse(chart(&page, id).unwrap_or_else(|| panic!("{id} chart")));
+        assert!(
+            doc.descendants()
+                .any(|n| n.attribute("data-single") == Some(key)),
+            "a marked point for {key} in {id}"
+        );
+        assert_eq!(hover_titles(&doc).len(), 1, "{id}");
+    }
+
     // No second completed.
     let mut none = r.clone();
     none.timeseries.clear();
@@ -505,4 +520,143 @@ async fn short_and_empty_runs_say_what_they_have() {
     assert!(chart(&page, "send-lag").is_none());
     assert!(page.contains("data-empty=\"percentiles\""));
     assert_eq!(tile(&page, "p99"), "–");
+}
+
+/// The per-second series added later (errors by kind, send lag, active devices and DTLS sessions, handshakes
+/// by verdict) are charted from report.json; a report written before them still re-renders with `report`
+/// saying what it lacks instead of drawing zeros.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_series_are_charted_and_older_reports_still_render() {
+    let out = run_text(DTLS_INSECURE).await;
+    let r = &out.report;
+    assert!(!r.timeseries.is_empty());
+    let page = html::render(r);
+    common_checks(&page, r);
+    // Devices and sessions, one hover title a second with the values report.json has.
+    let doc = parse(chart(&page, "devices-over-time").expect("devices chart"));
+    assert!(series(&doc, "active-devices").is_some() && series(&doc, "dtls-sessions").is_some());
+    let titles = hover_titles(&doc);
+    assert_eq!(titles.len(), r.timeseries.len());
+    for (title, p) in titles.iter().zip(&r.timeseries) {
+        assert_eq!(
+            title,
+            &format!(
+                "{}.5s: active devices {}, DTLS sessions {}",
+                p.t,
+                p.active_devices.unwrap(),
+                p.dtls_sessions.unwrap()
+            )
+        );
+    }
+    let sessions = r.timeseries.iter().filter_map(|p| p.dtls_sessions).max();
+    assert!(matches!(sessions, Some(1..=10)), "{:?}", r.timeseries);
+    // Handshakes by verdict: `ca: none` opens every session unverified.
+    let h = r.handshakes.as_ref().unwrap();
+    let verdicts: u64 = h.per_second.iter().flat_map(|p| p.verdicts.values()).sum();
+    assert_eq!(verdicts, h.attempted);
+    let doc = parse(chart(&page, "handshakes-over-time").expect("handshake chart"));
+    assert!(series(&doc, "handshakes:ok_insecure").is_some());
+    assert!(series(&doc, "handshakes-ok").is_none());
+    // No request failed: the error chart draws its zero line and says so.
+    let doc = parse(chart(&page, "errors-by-kind").expect("error chart"));
+    assert!(series(&doc, "errors:all").is_some());
+    assert!(page.contains("No request failed in any second."));
+    assert!(chart(&page, "send-lag-over-time").is_some());
+
+    // The same report as an older version wrote it, re-rendered by `coap-harness report DIR`.
+    let mut old: serde_json::Value = serde_json::to_value(r).unwrap();
+    for p in old["timeseries"].as_array_mut().unwrap() {
+        let p = p.as_object_mut().unwrap();
+        for key in [
+            "errors_by_kind",
+            "send_lag_p50_us",
+            "send_lag_p99_us",
+            "active_devices",
+            "dtls_sessions",
+        ] {
+            assert!(
+                p.remove(key).is_some() || key == "send_lag_p50_us" || key == "send_lag_p99_us"
+            );
+        }
+    }
+    for p in old["handshakes"]["per_second"].as_array_mut().unwrap() {
+        p.as_object_mut().unwrap().remove("verdicts").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("report.json"),
+        serde_json::to_string_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    let again = dir.path().join("again");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = std::fs::read_to_string(again.join("report.html")).unwrap();
+    let back: Report =
+        serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
+    common_checks(&page, &back);
+    assert!(back.timeseries.iter().all(|p| p.errors_by_kind.is_none()));
+    let doc = parse(chart(&page, "errors-by-kind").expect("error chart"));
+    assert!(series(&doc, "errors:all").is_some());
+    assert!(page.contains("did not record errors by kind"));
+    assert!(chart(&page, "devices-over-time").is_none());
+    assert!(page.contains("data-empty=\"devices-over-time\""));
+    assert!(chart(&page, "send-lag-over-time").is_none());
+    assert!(page.contains("data-empty=\"send-lag-over-time\""));
+    let doc = parse(chart(&page, "handshakes-over-time").expect("handshake chart"));
+    assert!(series(&doc, "handshakes-ok").is_some());
+}
+
+/// A target where nothing listens: every request fails as `unreachable`, and the error chart draws that kind,
+/// second by second, with the counts report.json has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_charted_by_kind() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run_text(&format!(
+        "target: coap://127.0.0.1:{port}\ndevices:\n  count: 3\nphases:\n  - duration: 2s\n    interval: 200ms\n"
+    ))
+    .await;
+    let r = &out.report;
+    let kinds: Vec<_> = r
+        .timeseries
+        .iter()
+        .map(|p| p.errors_by_kind.expect("recorded"))
+        .collect();
+    let unreachable: u64 = kinds.iter().map(|k| k.unreachable).sum();
+    assert!(unreachable > 0, "{:?}", r.total.outcomes);
+    assert_eq!(
+        kinds.iter().map(|k| k.total()).sum::<u64>(),
+        r.timeseries.iter().map(|p| p.errors).sum::<u64>(),
+        "every error has its kind"
+    );
+    let page = html::render(r);
+    let doc = parse(chart(&page, "errors-by-kind").expect("error chart"));
+    assert!(series(&doc, "errors:unreachable").is_some());
+    assert!(series(&doc, "errors:all").is_none());
+    assert!(series(&doc, "errors:timeout").is_some() == kinds.iter().any(|k| k.timeout > 0));
+    for (title, (p, k)) in hover_titles(&doc)
+        .iter()
+        .zip(r.timeseries.iter().zip(&kinds))
+    {
+        assert!(
+            title.starts_with(&format!("{}.5s: ", p.t))
+                && title.contains(&format!("unreachable/s {}", k.unreachable)),
+            "{title}"
+        );
+    }
 }

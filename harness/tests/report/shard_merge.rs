@@ -313,6 +313,7 @@ fn shards_merge_into_the_whole_and_are_judged_on_the_sum() {
     assert!(!m.partial && m.shard.is_none());
     let series: u64 = m.timeseries.iter().map(|p| p.requests).sum();
     assert_eq!(series, m.total.sent);
+    per_second_intervals_survive(&shards, &m, &merged_dir);
 
     // The whole scenario in one process does about the same work.
     let whole_dir = dir.path().join("whole");
@@ -347,6 +348,84 @@ fn shards_merge_into_the_whole_and_are_judged_on_the_sum() {
 
     refusals(dir.path(), &shards, &shard_dir, &whole_dir);
     rt.block_on(srv.shutdown());
+}
+
+/// The shards' per-second latency histograms are added second by second (aligned as the series are): the
+/// merged latency.hlog has one untagged interval per merged second, each holding what the shards' seconds
+/// held, and the merged series' p99 is that of the added histogram.
+fn per_second_intervals_survive(shards: &[Report], m: &Report, merged_dir: &Path) {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let decode = |b64: &str| -> hdrhistogram::Histogram<u64> {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        Deserializer::new()
+            .deserialize(&mut raw.as_slice())
+            .unwrap()
+    };
+    for s in shards {
+        assert_eq!(s.latency_per_second.len(), s.timeseries.len());
+    }
+    assert_eq!(
+        m.latency_per_second.len(),
+        m.timeseries.len(),
+        "one merged histogram per merged second"
+    );
+    let shard_count: u64 = shards
+        .iter()
+        .flat_map(|s| s.latency_per_second.iter())
+        .map(|h| decode(h).len())
+        .sum();
+    let merged: Vec<_> = m.latency_per_second.iter().map(|h| decode(h)).collect();
+    let merged_count: u64 = merged.iter().map(|h| h.len()).sum();
+    assert!(shard_count > 0);
+    assert_eq!(merged_count, shard_count, "every second's latencies kept");
+    // By hand: each shard's second t goes to merged second t + its offset (rounded to a second).
+    let base = shards
+        .iter()
+        .filter_map(|s| s.load_started_at_ms)
+        .min()
+        .unwrap();
+    let mut by_hand: std::collections::BTreeMap<u64, hdrhistogram::Histogram<u64>> =
+        std::collections::BTreeMap::new();
+    for s in shards {
+        let shift = (s.load_started_at_ms.unwrap() - base + 500) / 1000;
+        for (p, h) in s.timeseries.iter().zip(&s.latency_per_second) {
+            let h = decode(h);
+            by_hand
+                .entry(p.t + shift)
+                .or_insert_with(|| {
+                    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap()
+                })
+                .add(&h)
+                .unwrap();
+        }
+    }
+    for (p, h) in m.timeseries.iter().zip(&merged) {
+        let want = &by_hand[&p.t];
+        assert_eq!(h.len(), want.len(), "second {}", p.t);
+        if !want.is_empty() {
+            assert_eq!(p.p99_us, want.value_at_quantile(0.99), "second {}", p.t);
+        }
+    }
+    // latency.hlog: the untagged (per-second) intervals are back, one per merged second.
+    let log =
+        std::fs::read(merged_dir.join("latency.hlog")).expect("the merge writes latency.hlog");
+    let untagged: Vec<u64> = IntervalLogIterator::new(&log)
+        .filter_map(|e| match e.expect("a well-formed interval log") {
+            LogEntry::Interval(i) if i.tag().is_none() => Some(i.start_timestamp().as_secs()),
+            _ => None,
+        })
+        .collect();
+    let seconds: Vec<u64> = m.timeseries.iter().map(|p| p.t).collect();
+    assert_eq!(untagged, seconds);
+    eprintln!(
+        "merged {} seconds of per-second histograms ({merged_count} latencies) from {} shards",
+        seconds.len(),
+        shards.len()
+    );
 }
 
 /// What merge refuses, each with its one-line error and exit 2.
