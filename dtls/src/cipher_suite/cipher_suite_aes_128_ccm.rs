@@ -115,7 +115,12 @@ impl CipherSuite for CipherSuiteAes128Ccm {
         true
     }
 
-    fn encrypt_cid(&self, pkt_rlh: &RecordLayerHeader, cid: &[u8], inner: &[u8]) -> Result<Vec<u8>> {
+    fn encrypt_cid(
+        &self,
+        pkt_rlh: &RecordLayerHeader,
+        cid: &[u8],
+        inner: &[u8],
+    ) -> Result<Vec<u8>> {
         let c = self.ccm.as_ref().ok_or(Error::Other(
             "CipherSuite has not been initialized, unable to encrypt".to_owned(),
         ))?;

@@ -110,7 +110,12 @@ impl CipherSuite for CipherSuiteAes128GcmSha256 {
         true
     }
 
-    fn encrypt_cid(&self, pkt_rlh: &RecordLayerHeader, cid: &[u8], inner: &[u8]) -> Result<Vec<u8>> {
+    fn encrypt_cid(
+        &self,
+        pkt_rlh: &RecordLayerHeader,
+        cid: &[u8],
+        inner: &[u8],
+    ) -> Result<Vec<u8>> {
         let c = self.gcm.as_ref().ok_or(Error::Other(
             "CipherSuite has not been initialized, unable to encrypt".to_owned(),
         ))?;

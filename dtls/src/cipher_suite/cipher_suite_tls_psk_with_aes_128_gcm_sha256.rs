@@ -93,7 +93,12 @@ impl CipherSuite for CipherSuiteTlsPskWithAes128GcmSha256 {
         true
     }
 
-    fn encrypt_cid(&self, pkt_rlh: &RecordLayerHeader, cid: &[u8], inner: &[u8]) -> Result<Vec<u8>> {
+    fn encrypt_cid(
+        &self,
+        pkt_rlh: &RecordLayerHeader,
+        cid: &[u8],
+        inner: &[u8],
+    ) -> Result<Vec<u8>> {
         let c = self.gcm.as_ref().ok_or(Error::Other(
             "CipherSuite has not been initialized, unable to encrypt".to_owned(),
         ))?;

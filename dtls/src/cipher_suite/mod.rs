@@ -192,7 +192,12 @@ pub trait CipherSuite {
 
     /// Seals `inner` (a DTLSInnerPlaintext: content, real type, zero padding) into a `tls12_cid` record
     /// carrying `cid`, with `pkt_rlh`'s version, epoch and sequence number (RFC 9146 §4-5).
-    fn encrypt_cid(&self, _pkt_rlh: &RecordLayerHeader, _cid: &[u8], _inner: &[u8]) -> Result<Vec<u8>> {
+    fn encrypt_cid(
+        &self,
+        _pkt_rlh: &RecordLayerHeader,
+        _cid: &[u8],
+        _inner: &[u8],
+    ) -> Result<Vec<u8>> {
         Err(Error::ErrConnectionIdUnsupportedCipherSuite)
     }
 

@@ -274,7 +274,8 @@ impl DTLSConn {
             local_connection_id: match &config.connection_id_generator {
                 Some(generate) => {
                     let cid = generate();
-                    if cid.len() > crate::extension::extension_connection_id::MAX_CONNECTION_ID_LENGTH
+                    if cid.len()
+                        > crate::extension::extension_connection_id::MAX_CONNECTION_ID_LENGTH
                     {
                         return Err(Error::ErrInvalidConnectionId);
                     }
@@ -1375,7 +1376,10 @@ fn unwrap_inner_plaintext(h: &RecordLayerHeader, mut inner: Vec<u8>) -> Result<V
     }
     let real_type = inner.pop().ok_or(Error::ErrInvalidConnectionId)?;
     let content_type = ContentType::from(real_type);
-    if matches!(content_type, ContentType::Invalid | ContentType::ConnectionId) {
+    if matches!(
+        content_type,
+        ContentType::Invalid | ContentType::ConnectionId
+    ) {
         return Err(Error::ErrInvalidContentType);
     }
     let header = RecordLayerHeader {

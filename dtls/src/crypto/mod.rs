@@ -592,7 +592,10 @@ pub(crate) fn cid_record(
 
 /// Splits a `tls12_cid` record whose CID is `cid_len` bytes into its header (content type
 /// `ConnectionId`), CID and protected fragment; the length field must match the fragment.
-pub(crate) fn split_cid_record(r: &[u8], cid_len: usize) -> Result<(RecordLayerHeader, &[u8], &[u8])> {
+pub(crate) fn split_cid_record(
+    r: &[u8],
+    cid_len: usize,
+) -> Result<(RecordLayerHeader, &[u8], &[u8])> {
     let header_len = RECORD_LAYER_HEADER_SIZE + cid_len;
     if r.len() < header_len || r[0] != crate::content::ContentType::ConnectionId as u8 {
         return Err(Error::ErrInvalidConnectionId);

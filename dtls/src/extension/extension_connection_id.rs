@@ -50,9 +50,7 @@ mod tests {
 
     #[test]
     fn connection_id_round_trip_and_rejects_a_bad_length() -> Result<()> {
-        let ext = Extension::ConnectionId(ExtensionConnectionId {
-            cid: vec![1, 2, 3],
-        });
+        let ext = Extension::ConnectionId(ExtensionConnectionId { cid: vec![1, 2, 3] });
         let mut raw = vec![];
         {
             let mut w = BufWriter::new(&mut raw);

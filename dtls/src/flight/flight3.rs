@@ -419,7 +419,9 @@ impl Flight for Flight3 {
         // coap-harness fork (FORK.md change 13): offer the connection ID we want to receive.
         if let Some(cid) = &cfg.local_connection_id {
             extensions.push(Extension::ConnectionId(
-                crate::extension::extension_connection_id::ExtensionConnectionId { cid: cid.clone() },
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: cid.clone(),
+                },
             ));
         }
 

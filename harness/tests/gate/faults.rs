@@ -311,3 +311,56 @@ async fn nat_rebinding_without_connection_id_costs_dtls_devices_a_new_handshake(
         r.total.outcomes
     );
 }
+
+/// The same NAT rebinding with Connection ID (RFC 9146) on both ends (`dtls.connection_id` on the devices,
+/// `embedded.server.connection_id` on the server): the server finds each moved device's session by its
+/// CID, follows it to the new port once the session has authenticated a record from there, and the
+/// session continues: no new handshake on any device, nothing from the new ports dropped as garbage, and
+/// every request answered (a reply lost with the old port is recovered by the CON retransmission, which
+/// reaches the server from the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rebinding_with_connection_id_keeps_dtls_sessions_without_a_new_handshake() {
+    let devices = 3;
+    let yaml = format!(
+        "target: embedded\nseed: 7\npki: generate\nembedded:\n  server:\n    connection_id: {{ length: 8 }}\n\
+         dtls:\n  ca: pki:ca\n  handshake_timeout: 1s\n  connection_id: {{ length: 8 }}\n\
+         devices:\n  count: {devices}\ncoap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  max_retransmit: 1\n\
+         health: off\nphases:\n  - duration: 5s\n    interval: 100ms\nfaults: {{ rebind_every: 2s }}\n"
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    let f = out.faults.expect("proxy stats");
+    assert!(f.rebinds >= devices, "{f}");
+    let h = r.handshakes.as_ref().expect("handshake stats");
+    assert_eq!(
+        (h.attempted, h.ok, h.reconnects, h.connection_id),
+        (devices, devices, 0, devices),
+        "one handshake per device, each with a CID, none after a move: {h:?}"
+    );
+    for d in &out.devices {
+        assert!(
+            d.rehandshakes.is_empty(),
+            "device {} kept its session: {d:?}",
+            d.index
+        );
+        assert!(d.sent > 0 && d.ok == d.sent, "device {}: {d:?}", d.index);
+    }
+    let dtls = r.server.as_ref().unwrap().dtls.as_ref().unwrap();
+    assert_eq!(
+        dtls.garbage, 0,
+        "records from new ports found their session: {dtls:?}"
+    );
+    assert_eq!(dtls.cid_sessions, devices, "{dtls:?}");
+    assert!(
+        dtls.cid_address_changes >= devices && dtls.cid_address_changes <= f.rebinds,
+        "the server followed the moves ({} rebinds): {dtls:?}",
+        f.rebinds
+    );
+    assert_eq!(dtls.handshakes_started, devices, "{dtls:?}");
+    assert_eq!(
+        r.total.outcomes.ok, r.total.sent,
+        "every request ok: {:?}",
+        r.total.outcomes
+    );
+}

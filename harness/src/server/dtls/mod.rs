@@ -79,6 +79,7 @@ pub(crate) fn bind(config: &DtlsServerConfig) -> Result<Bound, ServerError> {
             max_sessions: config.max_sessions,
             max_handshakes: config.max_handshakes,
             idle_timeout: config.idle_timeout,
+            connection_id_length: config.connection_id_length,
         },
     })
 }
