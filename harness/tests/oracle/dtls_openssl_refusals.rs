@@ -520,7 +520,9 @@ async fn connection_id_offer_falls_back_to_none_against_openssl() {
         "sha256",
     );
     for offer in [None, Some(8)] {
-        let server = Server::start(&pki, "p256", &[]);
+        // -msg: s_server dumps every handshake message in hex (-tlsextdebug names only the extensions it
+        // knows, so not 54).
+        let server = Server::start(&pki, "p256", &["-msg"]);
         let settings = ClientSettings {
             connection_id: offer,
             ..pki.settings(None)
@@ -556,6 +558,20 @@ async fn connection_id_offer_falls_back_to_none_against_openssl() {
                 Err(_) => panic!("s_server never printed `{text}`; it printed {seen:#?}"),
             }
         }
+        // The hex dump of what s_server received: the ClientHello carries extension 54 (type 00 36, length
+        // 00 09, an 8-byte CID) exactly when we offered it.
+        let hex: String = seen
+            .iter()
+            .filter(|l| l.starts_with("    "))
+            .flat_map(|l| l.split_whitespace())
+            .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .collect();
+        assert!(hex.len() > 400, "s_server dumped the handshake: {seen:#?}");
+        assert_eq!(
+            hex.contains("0036000908"),
+            offer.is_some(),
+            "extension 54 in the ClientHello (offer {offer:?})"
+        );
         let _ = session.conn.close().await;
     }
 }
