@@ -420,6 +420,22 @@ mod tests {
     }
 
     #[test]
+    fn connection_id_length_is_1_to_255() {
+        let mut cfg = config();
+        for ok in [1, 8, 255] {
+            cfg.connection_id_length = Some(ok);
+            assert!(cfg.dtls_config().is_ok(), "{ok}");
+        }
+        for bad in [0, 256] {
+            cfg.connection_id_length = Some(bad);
+            assert!(
+                refusal(&cfg).contains(&format!("connection ID length {bad}: must be 1 to 255")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_client_auth_without_ca() {
         let mut cfg = config();
         cfg.client_auth = ClientAuth::Require;
