@@ -271,10 +271,10 @@ async fn a_dtls_server_restart_mid_run_is_recovered_by_new_handshakes() {
     assert_recovery_after_restart(r);
 }
 
-/// NAT rebinding under DTLS without Connection ID (RFC 9146; the DTLS stack has none yet): the server keys
-/// sessions by address, so after the proxy moves a device to a new source port its records are strangers
-/// (dropped as garbage), its requests go unanswered, and the device reconnects with a new handshake. The
-/// report counts those reconnects per the handshake stats; with CID the session would continue instead.
+/// NAT rebinding under DTLS without Connection ID (RFC 9146): the server keys sessions by address, so after
+/// the proxy moves a device to a new source port its records are strangers (dropped as garbage), its
+/// requests go unanswered, and the device reconnects with a new handshake. The report counts those
+/// reconnects per the handshake stats; with CID the session continues instead (the next test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_rebinding_without_connection_id_costs_dtls_devices_a_new_handshake() {
     let devices = 3;
@@ -347,6 +347,28 @@ async fn nat_rebinding_with_connection_id_keeps_dtls_sessions_without_a_new_hand
         assert!(d.sent > 0 && d.ok == d.sent, "device {}: {d:?}", d.index);
     }
     let dtls = r.server.as_ref().unwrap().dtls.as_ref().unwrap();
+    for d in &out.devices {
+        eprintln!(
+            "device {}: sent {} ok {} handshakes {}",
+            d.index,
+            d.sent,
+            d.ok,
+            1 + d.rehandshakes.len()
+        );
+    }
+    eprintln!(
+        "total: sent {} ok {}; rebinds {}; handshakes attempted {} (with CID {}), reconnects {}; server: \
+         cid_sessions {}, cid_address_changes {}, garbage {}",
+        r.total.sent,
+        r.total.outcomes.ok,
+        f.rebinds,
+        h.attempted,
+        h.connection_id,
+        h.reconnects,
+        dtls.cid_sessions,
+        dtls.cid_address_changes,
+        dtls.garbage
+    );
     assert_eq!(
         dtls.garbage, 0,
         "records from new ports found their session: {dtls:?}"
