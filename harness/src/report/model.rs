@@ -647,6 +647,9 @@ impl HandshakeStats {
                 self.reconnects, self.churn
             );
         }
+        if self.connection_id > 0 {
+            text += &format!("; {} with a connection ID", self.connection_id);
+        }
         text
     }
 

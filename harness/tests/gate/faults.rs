@@ -338,6 +338,9 @@ async fn nat_rebinding_with_connection_id_keeps_dtls_sessions_without_a_new_hand
         (devices, devices, 0, devices),
         "one handshake per device, each with a CID, none after a move: {h:?}"
     );
+    // The terminal and summary.md say so.
+    let counts = h.counts(str::to_string);
+    assert!(counts.ends_with("; 3 with a connection ID"), "{counts}");
     for d in &out.devices {
         assert!(
             d.rehandshakes.is_empty(),
