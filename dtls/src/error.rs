@@ -87,6 +87,14 @@ pub enum Error {
     ErrInvalidHashAlgorithm,
     #[error("invalid named curve")]
     ErrInvalidNamedCurve,
+    /// A connection_id extension or a `tls12_cid` record that does not parse, or a configured connection
+    /// ID longer than 255 bytes (coap-harness fork, FORK.md change 13).
+    #[error("invalid connection ID")]
+    ErrInvalidConnectionId,
+    /// The cipher suite cannot protect RFC 9146 records (only the AES-GCM and AES-CCM suites can here);
+    /// coap-harness fork, FORK.md change 13.
+    #[error("the cipher suite does not support connection IDs")]
+    ErrConnectionIdUnsupportedCipherSuite,
     #[error("invalid private key type")]
     ErrInvalidPrivateKey,
     #[error("named curve and private key type does not match")]

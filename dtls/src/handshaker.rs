@@ -100,6 +100,9 @@ pub(crate) struct HandshakeConfig {
     pub(crate) recorder: crate::evidence::HandshakeRecorder,
     /// coap-harness fork (FORK.md change 9): supported ECDHE curves, most preferred first (never empty).
     pub(crate) local_named_curves: Vec<crate::curve::named_curve::NamedCurve>,
+    /// coap-harness fork (FORK.md change 13): the connection ID this end wants to receive, made once per
+    /// connection by `Config::connection_id_generator`; `None`: no connection_id extension.
+    pub(crate) local_connection_id: Option<Vec<u8>>,
     //log           logging.LeveledLogger
     //mu sync.Mutex
 }
@@ -166,6 +169,7 @@ impl Default for HandshakeConfig {
             initial_epoch: 0,
             recorder: Default::default(),
             local_named_curves: crate::curve::named_curve::DEFAULT_NAMED_CURVES.to_vec(),
+            local_connection_id: None,
         }
     }
 }

@@ -2455,7 +2455,7 @@ async fn test_renegotiation_info() -> Result<()> {
         )
         .await?;
         let n = ca.recv(&mut resp).await?;
-        let messages = unpack_datagram(&resp[..n])?;
+        let messages = unpack_datagram(&resp[..n], 0)?;
 
         let mut reader = BufReader::new(&messages[0][..]);
         let record = RecordLayer::unmarshal(&mut reader)?;

@@ -174,6 +174,15 @@ impl Flight for Flight1 {
             }));
         }
 
+        // coap-harness fork (FORK.md change 13): offer the connection ID we want to receive.
+        if let Some(cid) = &cfg.local_connection_id {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: cid.clone(),
+                },
+            ));
+        }
+
         Ok(vec![Packet {
             record: RecordLayer::new(
                 PROTOCOL_VERSION1_2,

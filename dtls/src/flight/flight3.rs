@@ -280,6 +280,29 @@ impl Flight for Flight3 {
                 }
             };
 
+            // coap-harness fork (FORK.md change 13): the server answered our connection_id extension
+            // (an answer to an offer we did not make is ignored). A suite that cannot protect RFC 9146
+            // records with one is a handshake we cannot complete.
+            let answered_cid = h.extensions.iter().find_map(|e| match e {
+                Extension::ConnectionId(e) => Some(e.cid.clone()),
+                _ => None,
+            });
+            if let (Some(local), Some(remote)) = (&cfg.local_connection_id, answered_cid) {
+                if !cipher_suite.supports_connection_id() {
+                    return Err((
+                        Some(Alert {
+                            alert_level: AlertLevel::Fatal,
+                            alert_description: AlertDescription::IllegalParameter,
+                        }),
+                        Some(Error::ErrConnectionIdUnsupportedCipherSuite),
+                    ));
+                }
+                let _ = state.connection_ids.set(crate::state::ConnectionIds {
+                    local: local.clone(),
+                    remote,
+                });
+            }
+
             trace!(
                 "[handshake:{}] use cipher suite: {}",
                 srv_cli_str(state.is_client),
@@ -391,6 +414,15 @@ impl Flight for Flight3 {
             extensions.push(Extension::ServerName(ExtensionServerName {
                 server_name: cfg.server_name.clone(),
             }));
+        }
+
+        // coap-harness fork (FORK.md change 13): offer the connection ID we want to receive.
+        if let Some(cid) = &cfg.local_connection_id {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: cid.clone(),
+                },
+            ));
         }
 
         Ok(vec![Packet {

@@ -526,6 +526,15 @@ impl Flight for Flight4 {
             }));
         }
 
+        // coap-harness fork (FORK.md change 13): answer a connection_id offer we accepted (`flight0.rs`).
+        if let Some(ids) = state.connection_ids.get() {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: ids.local.clone(),
+                },
+            ));
+        }
+
         if cfg.local_psk_callback.is_none() {
             extensions.extend_from_slice(&[
                 Extension::SupportedEllipticCurves(ExtensionSupportedEllipticCurves {

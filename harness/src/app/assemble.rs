@@ -494,6 +494,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
             .map(|h| format!("{}: {}", h.verdict, h.detail.as_deref().unwrap_or(""))),
         reconnects: caused(HandshakeCause::Reconnect),
         churn: caused(HandshakeCause::Churn),
+        connection_id: all.iter().filter(|h| h.connection_id).count() as u64,
         per_second: per_second.into_values().collect(),
     })
 }

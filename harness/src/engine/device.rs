@@ -116,6 +116,8 @@ pub struct HandshakeTally {
     /// When it ended, from the start of the load.
     pub at: Duration,
     pub cause: HandshakeCause,
+    /// The session negotiated a connection ID (RFC 9146).
+    pub connection_id: bool,
 }
 
 /// One device's own account of its run, for cross-checking against the server.
@@ -273,13 +275,14 @@ async fn dtls_handshake(
     let at = t0.elapsed();
     match result {
         Ok(session) => (
-            Some(Link::Dtls(session.conn)),
+            Some(Link::Dtls(session.conn.clone())),
             HandshakeTally {
                 verdict: session.verdict,
                 detail: None,
                 elapsed: session.elapsed,
                 at,
                 cause,
+                connection_id: session.conn.connection_ids().is_some(),
             },
         ),
         Err(failed) => (
@@ -290,6 +293,7 @@ async fn dtls_handshake(
                 elapsed: failed.elapsed,
                 at,
                 cause,
+                connection_id: false,
             },
         ),
     }
@@ -375,6 +379,7 @@ async fn rehandshake(
                         elapsed: Duration::ZERO,
                         at: sh.t0.elapsed(),
                         cause,
+                        connection_id: false,
                     },
                 ),
             }

@@ -259,6 +259,7 @@ fn handshakes(
         first_failure: all.iter().find_map(|h| h.first_failure.clone()),
         reconnects: all.iter().map(|h| h.reconnects).sum(),
         churn: all.iter().map(|h| h.churn).sum(),
+        connection_id: all.iter().map(|h| h.connection_id).sum(),
         per_second: handshake_series(shards.iter().filter_map(|r| {
             r.handshakes
                 .as_ref()

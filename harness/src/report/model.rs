@@ -279,6 +279,11 @@ pub struct ServerCounters {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct DtlsCounters {
+    /// Times a session with a connection ID moved to its client's new address (NAT rebinding), after it
+    /// had authenticated the newest record from there.
+    pub cid_address_changes: u64,
+    /// Established sessions that negotiated a connection ID (RFC 9146).
+    pub cid_sessions: u64,
     /// Established sessions ended by the client (close_notify, fatal alert) or a read error.
     pub closed: u64,
     /// Datagrams received on the DTLS socket.
@@ -341,6 +346,9 @@ pub struct HandshakeStats {
     /// Attempts made for handshake churn (`dtls.rehandshake_every`), included in `attempted`.
     #[serde(default)]
     pub churn: u64,
+    /// Sessions that negotiated a connection ID (RFC 9146, `dtls.connection_id`), of the `ok` ones.
+    #[serde(default)]
+    pub connection_id: u64,
     /// Handshakes by the second of the load in which they ended (seconds without any are left out): the
     /// handshake rate and the failures over time, e.g. through a reconnect storm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -756,6 +764,9 @@ impl HandshakeStats {
                 "; {} after a lost session, {} for churn",
                 self.reconnects, self.churn
             );
+        }
+        if self.connection_id > 0 {
+            text += &format!("; {} with a connection ID", self.connection_id);
         }
         text
     }

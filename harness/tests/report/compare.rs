@@ -274,6 +274,7 @@ fn the_library_types_each_row() {
         first_failure: None,
         reconnects: 0,
         churn: 0,
+        connection_id: 0,
         per_second: Vec::new(),
     });
     let c = compare::compare(&a, &a, 0.1);

@@ -156,6 +156,7 @@ async fn hlog_holds_each_phase_with_its_counts() {
         first_failure: None,
         reconnects: 0,
         churn: 0,
+        connection_id: 0,
         per_second: Vec::new(),
     });
     let intervals: Vec<_> = read_hlog(&report::hdr::render_hlog(&with_handshakes).unwrap())
