@@ -10,7 +10,6 @@ use crate::report::model::{
     ShardChecks, ShardInfo, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
-use crate::scenario::plan::CertRef;
 use crate::scenario::{Pacing, RunPlan};
 use crate::server::{DeviceSnapshot, DtlsStats, ServerStats};
 use std::collections::BTreeMap;
@@ -506,82 +505,196 @@ fn accounting_check(
     {
         return None;
     }
-    let earlier: std::collections::HashMap<&str, u64> = before
-        .iter()
-        .map(|d| (d.token.as_str(), d.messages))
-        .collect();
-    let seen: std::collections::HashMap<&str, u64> = server
-        .iter()
-        .map(|d| {
-            let t = d.token.as_str();
-            (t, d.messages - earlier.get(t).copied().unwrap_or(0))
-        })
-        .collect();
-    // A device that posts without a token (ThingsBoard X.509) is, on the server, the device its certificate
-    // registers: named after the certificate's file (`device-3`), as `--device-certs` names it; the
-    // certificate is the device's own from a CSV token file, or the scenario's (`{index}` or shared).
+    let started: Vec<&DeviceTally> = devices.iter().filter(|d| d.started).collect();
+    // A device that posts without a token (ThingsBoard X.509) is, on the server, whichever device its
+    // certificate is registered as. Both sides are keyed by evidence, not by names: the harness by the
+    // certificate each device presented, the server by the certificate each accepted post came with.
     // Devices that share one certificate are one device there, and are counted together.
     let tokenless = !plan.request.path.iter().any(Option::is_none);
-    let fleet_cert = plan
-        .dtls
-        .as_ref()
-        .and_then(|d| d.client.client_cert.as_ref());
-    let stem = |p: &std::path::Path| {
-        p.file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-    };
-    let key = |d: &DeviceTally| {
-        if !tokenless {
-            return d.token.clone();
-        }
-        if let Some(p) = plan
-            .devices
-            .credentials(d.index)
-            .and_then(|c| c.cert.as_deref())
-        {
-            return stem(p);
-        }
-        match fleet_cert {
-            Some((cert, _)) => match cert.for_device(plan.devices.global(d.index)) {
-                CertRef::File(p) | CertRef::PkiFile(p) => stem(&p),
-                CertRef::Pki(role) => role.cert_file().trim_end_matches(".pem").to_string(),
-            },
-            None => d.token.clone(),
-        }
+    let Accounted {
+        seen,
+        key,
+        mut problems,
+    } = if tokenless {
+        by_certificate(&started, before, server)
+    } else {
+        by_token(before, server)
     };
     let mut identities: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for d in devices.iter().filter(|d| d.started) {
+    for d in &started {
         let e = identities.entry(key(d)).or_default();
         e.0 += d.ok;
         e.1 += d.sent;
     }
     let mut mismatched = 0u64;
-    let mut first = None;
     for (name, (ok, sent)) in &identities {
         let got = seen.get(name.as_str()).copied().unwrap_or(0);
         // The server may count a message whose response was lost; it may never count fewer.
         if got < *ok || got > *sent {
             mismatched += 1;
-            first.get_or_insert_with(|| {
-                format!("{name}: {ok} acknowledged, {sent} sent, server counted {got}")
-            });
+            problems.push(format!(
+                "{name}: {ok} acknowledged, {sent} sent, server counted {got}"
+            ));
         }
     }
-    let started = devices.iter().filter(|d| d.started).count();
-    let whom = if identities.len() == started {
-        format!("{started} devices")
+    let whom = if identities.len() == started.len() {
+        format!("{} devices", started.len())
     } else {
-        format!("{} server devices ({started} devices)", identities.len())
+        format!(
+            "{} server devices ({} devices)",
+            identities.len(),
+            started.len()
+        )
+    };
+    let mapping = if tokenless {
+        "; each certificate posting as one server device, no two as the same"
+    } else {
+        ""
     };
     Some(Check {
         name: "embedded server received every acknowledged message".into(),
-        passed: mismatched == 0,
-        expected: format!("for each of {whom}: acknowledged <= server count <= sent"),
-        observed: match first {
+        passed: problems.is_empty(),
+        expected: format!("for each of {whom}: acknowledged <= server count <= sent{mapping}"),
+        observed: match problems.first() {
             None => format!("{whom} consistent"),
-            Some(f) => format!("{mismatched} devices inconsistent, first {f}"),
+            Some(f) if mismatched > 0 && mismatched as usize == problems.len() => {
+                format!("{mismatched} devices inconsistent, first {f}")
+            }
+            Some(f) => format!("{} inconsistencies, first {f}", problems.len()),
         },
     })
+}
+
+/// What the server counted, keyed as the harness keys its devices.
+struct Accounted {
+    /// Messages the server counted during the load, by key.
+    seen: std::collections::HashMap<String, u64>,
+    /// A device's key.
+    key: Box<dyn Fn(&DeviceTally) -> String>,
+    /// What the server's records contradict beyond counts (a certificate taken for the wrong device).
+    problems: Vec<String>,
+}
+
+/// Token devices: the server's device is the token in the path.
+fn by_token(before: &[DeviceSnapshot], server: &[DeviceSnapshot]) -> Accounted {
+    let earlier: std::collections::HashMap<&str, u64> = before
+        .iter()
+        .map(|d| (d.token.as_str(), d.messages))
+        .collect();
+    Accounted {
+        seen: server
+            .iter()
+            .map(|d| {
+                let t = d.token.as_str();
+                (
+                    t.to_string(),
+                    d.messages - earlier.get(t).copied().unwrap_or(0),
+                )
+            })
+            .collect(),
+        key: Box::new(|d: &DeviceTally| d.token.clone()),
+        problems: Vec::new(),
+    }
+}
+
+/// X.509 devices: keyed by the SHA-256 of the certificate each device presented; the server says, per
+/// device, which certificates posted as it. Besides the counts, the server's mapping must be one to one on
+/// the certificates the harness presented: a certificate counted on two server devices, or two of the
+/// harness's certificates on one server device (a device taken for another), is reported.
+fn by_certificate(
+    started: &[&DeviceTally],
+    before: &[DeviceSnapshot],
+    server: &[DeviceSnapshot],
+) -> Accounted {
+    let label = |hex: &str| format!("certificate sha256:{}", &hex[..hex.len().min(16)]);
+    let earlier: std::collections::HashMap<(&str, &str), u64> = before
+        .iter()
+        .flat_map(|d| {
+            d.certificates
+                .iter()
+                .map(move |(c, n)| ((d.token.as_str(), c.as_str()), *n))
+        })
+        .collect();
+    // Certificate -> the server devices it posted as during the load, with their counts.
+    let mut posted_as: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for d in server {
+        for (cert, n) in &d.certificates {
+            let was = earlier
+                .get(&(d.token.as_str(), cert.as_str()))
+                .copied()
+                .unwrap_or(0);
+            if *n > was {
+                posted_as
+                    .entry(cert.as_str())
+                    .or_default()
+                    .push((d.token.as_str(), n - was));
+            }
+        }
+    }
+    // The harness's certificates, each with the devices that presented it.
+    let mut ours: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for d in started {
+        if let Some(c) = &d.certificate {
+            ours.entry(crate::server::cert_hex(c))
+                .or_default()
+                .push(d.index);
+        }
+    }
+    let devices_of = |cert: &str| {
+        let list: Vec<String> = ours
+            .get(cert)
+            .map(|v| v.iter().map(u32::to_string).collect())
+            .unwrap_or_default();
+        match list.len() {
+            1 => format!("device {}", list[0]),
+            _ => format!("devices {}", list.join(", ")),
+        }
+    };
+    let mut problems = Vec::new();
+    let mut certs_on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (cert, on) in &posted_as {
+        if !ours.contains_key(*cert) {
+            continue;
+        }
+        if on.len() > 1 {
+            let names: Vec<&str> = on.iter().map(|(n, _)| *n).collect();
+            problems.push(format!(
+                "the {} of {} posted as {} server devices: {}",
+                label(cert),
+                devices_of(cert),
+                on.len(),
+                names.join(", ")
+            ));
+        }
+        for (name, _) in on {
+            certs_on.entry(name).or_default().push(cert);
+        }
+    }
+    for (name, certs) in &mut certs_on {
+        certs.sort_by_key(|c| ours.get(*c).and_then(|v| v.first()).copied());
+        if certs.len() > 1 {
+            let whose: Vec<String> = certs
+                .iter()
+                .map(|c| format!("{} ({})", devices_of(c), label(c)))
+                .collect();
+            problems.push(format!(
+                "server device `{name}` took the certificates of {} for one device",
+                whose.join(" and ")
+            ));
+        }
+    }
+    let seen = posted_as
+        .iter()
+        .map(|(cert, on)| (label(cert), on.iter().map(|(_, n)| n).sum::<u64>()))
+        .collect();
+    Accounted {
+        seen,
+        key: Box::new(move |d: &DeviceTally| match &d.certificate {
+            Some(c) => label(&crate::server::cert_hex(c)),
+            None => format!("device {} (no certificate)", d.index),
+        }),
+        problems,
+    }
 }
 
 fn describe_pacing(p: Pacing) -> String {
