@@ -118,7 +118,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             duplicates: devices.iter().map(|d| d.duplicates).sum(),
             first_malformed: devices.iter().find_map(|d| d.first_malformed.clone()),
         },
-        security: security(plan, devices),
+        security: security(plan, devices, p.device_trust.len()),
         handshakes: handshakes(devices),
         trust_cases: p.trust_cases.clone(),
         device_trust: p.device_trust.clone(),
@@ -384,6 +384,26 @@ fn shard_info(plan: &RunPlan, s: &crate::scenario::shard::ShardPlan) -> ShardInf
     }
 }
 
+/// What a run without load or conformance traffic did: its cases, and who spoke DTLS to whom.
+fn without_load(plan: &RunPlan, device_trust: usize) -> String {
+    let mut did = Vec::new();
+    if device_trust > 0 {
+        did.push(format!(
+            "{device_trust} device-trust cases over DTLS, the harness as the server"
+        ));
+    }
+    if !plan.trust_cases.is_empty() {
+        did.push(format!(
+            "{} trust cases over DTLS, the harness as the client",
+            plan.trust_cases.len()
+        ));
+    }
+    if did.is_empty() {
+        return "nothing was sent".into();
+    }
+    did.join("; ")
+}
+
 /// `require_dtls: true`: the load ran over DTLS and verified the server (by certificate or PSK).
 fn require_dtls_check(sec: &Security) -> Check {
     Check {
@@ -400,8 +420,17 @@ fn require_dtls_check(sec: &Security) -> Check {
 
 /// The load traffic's security. Trust cases are left out on purpose: a case that probes `ca: none` says so in
 /// its own row; the run is insecure only when its load ran without verifying the server.
-fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
+fn security(plan: &RunPlan, devices: &[DeviceTally], device_trust: usize) -> Security {
     let Some(d) = &plan.dtls else {
+        if plan.phases.is_empty() && plan.conformance.is_empty() {
+            // Nothing went over plain CoAP: the run's cases were all it did, each over its own DTLS.
+            return Security {
+                transport: "none".into(),
+                verification: "none".into(),
+                no_load: Some(without_load(plan, device_trust)),
+                ..Default::default()
+            };
+        }
         return Security {
             transport: "coap".into(),
             verification: "none".into(),
@@ -443,6 +472,7 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
         .iter()
         .map(|s| s.to_string())
         .collect(),
+        no_load: None,
     }
 }
 
