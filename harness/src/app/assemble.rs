@@ -776,4 +776,57 @@ mod tests {
             );
         }
     }
+
+    /// The server's records contradict the harness's certificates both ways: one certificate counted on
+    /// two server devices, and one server device holding two devices' certificates. Counts alone (4 sent,
+    /// 4 counted for certificate A; 2 and 2 for B) would pass.
+    #[test]
+    fn certificate_accounting_flags_a_mapping_that_is_not_one_to_one() {
+        let (a, b) = ([0xaa; 32], [0xbb; 32]);
+        let device = |index, cert, sent| DeviceTally {
+            index,
+            started: true,
+            sent,
+            ok: sent,
+            certificate: Some(cert),
+            ..Default::default()
+        };
+        let started = [device(0, a, 4), device(1, b, 2)];
+        let started: Vec<&DeviceTally> = started.iter().collect();
+        let snapshot = |name: &str, certs: &[([u8; 32], u64)]| DeviceSnapshot {
+            token: name.into(),
+            messages: certs.iter().map(|(_, n)| n).sum(),
+            attributes_posts: 0,
+            attributes_reads: 0,
+            rpc_posts: 0,
+            claims: 0,
+            certificates: certs
+                .iter()
+                .map(|(c, n)| (crate::server::cert_hex(c), *n))
+                .collect(),
+            last_payload: None,
+            client_attributes: Default::default(),
+            shared_attributes: Default::default(),
+        };
+        let server = [snapshot("x", &[(a, 3)]), snapshot("y", &[(a, 1), (b, 2)])];
+        let accounted = by_certificate(&started, &[], &server);
+        for d in &started {
+            let key = (accounted.key)(d);
+            assert_eq!(accounted.seen.get(&key), Some(&d.sent), "{key}");
+        }
+        let problems = accounted.problems.join("\n");
+        assert!(
+            problems.contains(
+                "certificate sha256:aaaaaaaaaaaaaaaa of device 0 posted as 2 server devices: x, y"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("server device `y` took the certificates of device 0 (certificate sha256:aaaaaaaaaaaaaaaa) and device 1 (certificate sha256:bbbbbbbbbbbbbbbb)"),
+            "{problems}"
+        );
+        // The same counts on a one-to-one mapping: nothing to report.
+        let server = [snapshot("x", &[(a, 4)]), snapshot("y", &[(b, 2)])];
+        assert!(by_certificate(&started, &[], &server).problems.is_empty());
+    }
 }
