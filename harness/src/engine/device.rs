@@ -13,6 +13,7 @@ use crate::scenario::RunPlan;
 use crate::transport::dtls::{self as dtls_client, ClientSettings};
 use crate::transport::Link;
 use crate::trust::TrustVerdict;
+use sha2::Digest;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -144,6 +145,10 @@ pub struct DeviceTally {
     pub rehandshakes: Vec<HandshakeTally>,
     /// A few responses that broke per-request expectations, as observed.
     pub broken_examples: Vec<String>,
+    /// The client certificate the device presents in its DTLS handshakes: the SHA-256 of its DER leaf, as
+    /// a ThingsBoard server keys X.509 device credentials (the load's accounting matches it with the
+    /// server's record of which certificate posted as which device).
+    pub certificate: Option<[u8; 32]>,
 }
 
 /// Examples of broken expectations kept per device.
@@ -259,6 +264,11 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
     let Some(settings) = sh.dtls_for(index) else {
         return Some(Link::Udp(sock));
     };
+    tally.certificate = settings
+        .client_certificate
+        .as_ref()
+        .and_then(|c| c.certificate.first())
+        .map(|leaf| sha2::Sha256::digest(leaf).into());
     let (link, h) = dtls_handshake(sock, &settings, sh.t0, HandshakeCause::First).await;
     sh.handshake_done(&h);
     tally.handshake = Some(h);

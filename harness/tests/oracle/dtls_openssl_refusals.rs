@@ -41,6 +41,10 @@ struct Pki {
     dir: tempfile::TempDir,
 }
 
+/// `openssl req -newkey` arguments for P-256 and P-384 keys.
+const P256: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+const P384: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"];
+
 impl Pki {
     fn new() -> Self {
         let pki = Pki {
@@ -250,32 +254,11 @@ async fn client_certificate_verdicts_rest_on_the_servers_alert() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "rogue",
-        "rogue-ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P256, "sha256");
+    pki.leaf("client", "ca", P256, "sha256");
+    pki.leaf("rogue", "rogue-ca", P256, "sha256");
     // Issued by the trusted CA, but its validity ended a day ago.
-    pki.leaf_for_days(
-        "expired-client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-        "-1",
-    );
+    pki.leaf_for_days("expired-client", "ca", P256, "sha256", "-1");
     let server = Server::start(
         &pki,
         "server",
@@ -307,18 +290,8 @@ async fn no_shared_cipher_is_not_a_client_certificate_verdict() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P256, "sha256");
+    pki.leaf("client", "ca", P256, "sha256");
     // The server does not check client certificates, and offers only a suite our client does not.
     let server = Server::start(
         &pki,
@@ -347,12 +320,7 @@ async fn the_client_offers_only_the_configured_curves() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P384, "sha256");
     let server = Server::start(&pki, "server", &["-groups", "P-384"]);
     let mut settings = pki.settings(None);
     for curves in [
@@ -387,8 +355,8 @@ async fn p384_and_rsa_server_certificates_complete() {
     }
     let pki = Pki::new();
     for (name, key) in [
-        ("p256", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..]),
-        ("p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+        ("p256", P256),
+        ("p384", P384),
         ("rsa2048", &["rsa:2048"][..]),
     ] {
         pki.leaf(name, "ca", key, "sha256");
@@ -407,12 +375,7 @@ async fn a_certificate_we_reject_fails_the_handshake_with_our_reason() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "sha1",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha1",
-    );
+    pki.leaf("sha1", "ca", P256, "sha1");
     pki.leaf("rsa1024", "ca", &["rsa:1024"], "sha256");
     for (name, why) in [
         // webpki's verdict on the chain, from our verification callback.
@@ -436,10 +399,7 @@ async fn embedded_server_signs_with_p384_and_rsa_keys() {
         return;
     }
     let pki = Pki::new();
-    for (name, key) in [
-        ("p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
-        ("rsa2048", &["rsa:2048"][..]),
-    ] {
+    for (name, key) in [("p384", P384), ("rsa2048", &["rsa:2048"][..])] {
         pki.leaf(name, "ca", key, "sha256");
         let server = server::start(ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),

@@ -19,6 +19,34 @@ fn make_pki() -> (tempfile::TempDir, pki::Manifest) {
     (dir, g.manifest)
 }
 
+/// libcoap's OpenSSL server with the test PKI's server identity, requiring a client certificate from the test
+/// CA when `client_ca`: the PKI folder, the server (stopped when dropped) and its DTLS address; `None` when
+/// libcoap is not installed.
+fn libcoap_with_pki(client_ca: bool) -> Option<(tempfile::TempDir, Peer, std::net::SocketAddr)> {
+    if !require("coap-server-openssl") {
+        return None;
+    }
+    let (dir, m) = make_pki();
+    let ca = m.cert_path(pki::Role::CaRoot);
+    let (server, addr) = libcoap_dtls_server(
+        &m.cert_path(pki::Role::Server),
+        &m.key_path(pki::Role::Server),
+        client_ca.then_some(ca.as_path()),
+    );
+    Some((dir, server, addr))
+}
+
+/// Every trust case of the run passed (else the first that did not, expected and observed).
+fn assert_trust_cases_passed(r: &coap_harness::report::Report) {
+    for c in &r.trust_cases {
+        assert!(
+            c.passed,
+            "{}: expected {} observed {}",
+            c.name, c.expected, c.observed
+        );
+    }
+}
+
 fn scenario(target: std::net::SocketAddr, pki_dir: &std::path::Path, body: &str) -> String {
     format!(
         "target: coaps://{target}\npki: {}\ndevices:\n  count: 1\ndtls:\n  ca: pki:ca\n  handshake_timeout: 5s\n{body}",
@@ -28,15 +56,9 @@ fn scenario(target: std::net::SocketAddr, pki_dir: &std::path::Path, body: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_verdicts_against_libcoap_openssl_server() {
-    if !require("coap-server-openssl") {
+    let Some((dir, _server, addr)) = libcoap_with_pki(false) else {
         return;
-    }
-    let (dir, m) = make_pki();
-    let (_server, addr) = libcoap_dtls_server(
-        &m.cert_path(pki::Role::Server),
-        &m.key_path(pki::Role::Server),
-        None,
-    );
+    };
     let yaml = scenario(
         addr,
         dir.path(),
@@ -56,13 +78,7 @@ async fn trust_verdicts_against_libcoap_openssl_server() {
     );
     let out = run(plan(&yaml)).await;
     let r = &out.report;
-    for c in &r.trust_cases {
-        assert!(
-            c.passed,
-            "{}: expected {} observed {}",
-            c.name, c.expected, c.observed
-        );
-    }
+    assert_trust_cases_passed(r);
     // libcoap's dynamic resources: the first POST on a path creates it.
     assert_eq!(r.trust_cases[0].code.as_deref(), Some("2.01"));
     // The no-CA probe is that case's finding, in its own row; no unverified load ran (issue #18).
@@ -78,15 +94,9 @@ async fn trust_verdicts_against_libcoap_openssl_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_over_dtls_against_libcoap_every_outcome_recorded() {
-    if !require("coap-server-openssl") {
+    let Some((dir, _server, addr)) = libcoap_with_pki(false) else {
         return;
-    }
-    let (dir, m) = make_pki();
-    let (_server, addr) = libcoap_dtls_server(
-        &m.cert_path(pki::Role::Server),
-        &m.key_path(pki::Role::Server),
-        None,
-    );
+    };
     let yaml = scenario(
         addr,
         dir.path(),
@@ -118,15 +128,9 @@ async fn load_over_dtls_against_libcoap_every_outcome_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_way_dtls_against_libcoap_requiring_client_certificates() {
-    if !require("coap-server-openssl") {
+    let Some((dir, _server, addr)) = libcoap_with_pki(true) else {
         return;
-    }
-    let (dir, m) = make_pki();
-    let (_server, addr) = libcoap_dtls_server(
-        &m.cert_path(pki::Role::Server),
-        &m.key_path(pki::Role::Server),
-        Some(&m.cert_path(pki::Role::CaRoot)),
-    );
+    };
     let yaml = scenario(
         addr,
         dir.path(),
@@ -142,13 +146,7 @@ async fn two_way_dtls_against_libcoap_requiring_client_certificates() {
 "#,
     );
     let out = run(plan(&yaml)).await;
-    for c in &out.report.trust_cases {
-        assert!(
-            c.passed,
-            "{}: expected {} observed {}",
-            c.name, c.expected, c.observed
-        );
-    }
+    assert_trust_cases_passed(&out.report);
     let verdicts: Vec<&str> = out
         .report
         .trust_cases
@@ -211,13 +209,7 @@ trust_cases:
     );
     let out = run(plan(&yaml)).await;
     let r = &out.report;
-    for c in &r.trust_cases {
-        assert!(
-            c.passed,
-            "{}: expected {} observed {}",
-            c.name, c.expected, c.observed
-        );
-    }
+    assert_trust_cases_passed(r);
     assert_eq!(r.security.verification, "psk");
     assert!(!r.security.insecure);
 }
