@@ -181,10 +181,9 @@ impl Recorder {
         self.last_flush = now;
         if !self.batch.is_empty() {
             // The collector outlives every device; a closed channel means the run is being torn down.
-            let _ = self.tx.send(std::mem::replace(
-                &mut self.batch,
-                Vec::with_capacity(BATCH),
-            ));
+            // The next batch grows as samples come: reserving BATCH up front cost every device 6 KB for
+            // the run, mostly unused at the rates of a large fleet (issue #15: memory per device).
+            let _ = self.tx.send(std::mem::take(&mut self.batch));
         }
     }
 }
@@ -419,7 +418,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     }
     let link = tokio::select! {
         _ = sh.cancel.cancelled() => return tally,
-        link = open_link(&sh, index, &mut tally) => link,
+        // Boxed, like the new handshakes and closes below: each runs once or rarely, and inline the device
+        // task's future would keep room for the largest of them for the device's whole life (issue #15).
+        link = Box::pin(open_link(&sh, index, &mut tally)) => link,
     };
     let Some(mut link) = link else {
         return tally;
@@ -445,7 +446,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let needs_time = plan.request.payload.needs_time();
     let mut rec = Recorder {
         tx: sh.tx.clone(),
-        batch: Vec::with_capacity(BATCH),
+        batch: Vec::new(),
         last_flush: Instant::now(),
     };
     // (exchange, intended offset, phase) of each request in flight, at most NSTART of them.
@@ -584,8 +585,12 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             unanswered_in_row = 0;
             rec.flush(Instant::now());
             sh.link_change(&link, -1);
-            link.close().await;
-            match rehandshake(&sh, index, cause, &mut pacer, &mut rec, &mut tally).await {
+            Box::pin(link.close()).await;
+            match Box::pin(rehandshake(
+                &sh, index, cause, &mut pacer, &mut rec, &mut tally,
+            ))
+            .await
+            {
                 Some(new) => {
                     link = new;
                     sh.link_change(&link, 1);
@@ -654,7 +659,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         sh.link_change(&link, -1);
     }
     sh.device_change(-1);
-    link.close().await;
+    Box::pin(link.close()).await;
     finish(tally, &ep)
 }
 
