@@ -360,7 +360,9 @@ impl DTLSConn {
                 if let Some(r) = rx {
                     let (pkt, result_tx) = r;
 
-                    let result = DTLSConn::handle_outgoing_packets(
+                    // coap-harness fork (FORK.md change 14): boxed per batch of packets, so that this task,
+                    // idle in `recv` for the connection's whole life, does not reserve room for it.
+                    let result = Box::pin(DTLSConn::handle_outgoing_packets(
                         &next_conn_tx,
                         pkt,
                         &mut cache1,
@@ -369,7 +371,7 @@ impl DTLSConn {
                         &cipher_suite1,
                         maximum_transmission_unit,
                         &connection_ids1,
-                    )
+                    ))
                     .await;
 
                     if let Some(tx) = result_tx {
@@ -411,10 +413,14 @@ impl DTLSConn {
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
             loop {
                 // coap-harness fork (FORK.md change 12): once the handshake is over, read with the
-                // smaller buffer the configuration asks for, and free the handshake's 8 KB one.
+                // smaller buffer the configuration asks for, and free the handshake's 8 KB one. Change 13:
+                // already once the peer's ChangeCipherSpec is in (remote epoch 1), after which it sends only
+                // its Finished: the handshake completes just after this reader has gone back to `recv`, so
+                // waiting for that kept 8 KB on both ends of every idle session until its next datagram.
                 if inbound_after_handshake > 0
                     && buf.len() != inbound_after_handshake
-                    && handshake_completed_successfully2.load(Ordering::SeqCst)
+                    && (handshake_completed_successfully2.load(Ordering::SeqCst)
+                        || ctx.remote_epoch.load(Ordering::SeqCst) > 0)
                 {
                     buf = vec![0u8; inbound_after_handshake];
                 }
@@ -469,6 +475,9 @@ impl DTLSConn {
         // for the connection's lifetime (a few KB per connection, more with certificate chains).
         c.flights = None;
         c.cache.clear().await;
+        // coap-harness fork (FORK.md change 14): nor does anything read our certificate chain again (a
+        // server's copy per connection, ~0.7 KB).
+        c.cfg.local_certificates = Vec::new();
 
         trace!("Handshake Completed");
 
@@ -958,7 +967,8 @@ impl DTLSConn {
                                 //trace!("recv handle_queue: {} ", srv_cli_str(ctx.is_client));
 
                                 let pkts = ctx.encrypted_packets.drain(..).collect();
-                                DTLSConn::handle_queued_packets(ctx, local_epoch, handshake_completed_successfully, pkts).await?;
+                                // coap-harness fork (FORK.md change 14): boxed, like handle_incoming_packet above.
+                                Box::pin(DTLSConn::handle_queued_packets(ctx, local_epoch, handshake_completed_successfully, pkts)).await?;
 
                                 drop(done);
                             }

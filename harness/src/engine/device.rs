@@ -435,7 +435,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     }
     let link = tokio::select! {
         _ = sh.cancel.cancelled() => return tally,
-        link = open_link(&sh, index, &mut tally) => link,
+        // Boxed, like the new handshakes and closes below: each runs once or rarely, and inline the device
+        // task's future would keep room for the largest of them for the device's whole life (issue #15).
+        link = Box::pin(open_link(&sh, index, &mut tally)) => link,
     };
     let Some(mut link) = link else {
         return tally;
@@ -606,8 +608,12 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             unanswered_in_row = 0;
             rec.flush(Instant::now());
             sh.link_change(&link, -1);
-            link.close().await;
-            match rehandshake(&sh, index, cause, &mut pacer, &mut rec, &mut tally).await {
+            Box::pin(link.close()).await;
+            match Box::pin(rehandshake(
+                &sh, index, cause, &mut pacer, &mut rec, &mut tally,
+            ))
+            .await
+            {
                 Some(new) => {
                     link = new;
                     sh.link_change(&link, 1);
@@ -684,7 +690,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         sh.link_change(&link, -1);
     }
     sh.device_change(-1);
-    link.close().await;
+    Box::pin(link.close()).await;
     finish(tally, &ep)
 }
 

@@ -28,7 +28,9 @@ const QUEUE: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Handle {
     inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
-    outbound: mpsc::Sender<Notification>,
+    /// Boxed: a channel allocates its first 32 slots up front, and a session rarely carries a notification
+    /// (32 inline `Notification`s were 2.8 KB per session; issue #15: memory per session).
+    outbound: mpsc::Sender<Box<Notification>>,
     stop: oneshot::Sender<Stop>,
 }
 
@@ -272,10 +274,10 @@ impl Driver {
     /// and without one the peer's relations end.
     fn notify(&mut self, n: Notification) {
         let (n, session_gone) = match self.table.get(n.peer) {
-            Some(handle) => match handle.outbound.try_send(n) {
+            Some(handle) => match handle.outbound.try_send(Box::new(n)) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(n)) => (n, false),
-                Err(mpsc::error::TrySendError::Closed(n)) => (n, true),
+                Err(mpsc::error::TrySendError::Full(n)) => (*n, false),
+                Err(mpsc::error::TrySendError::Closed(n)) => (*n, true),
             },
             None => (n, true),
         };

@@ -76,7 +76,7 @@ pub(crate) struct Session {
     /// The connection ID the server asks this session's client to use (RFC 9146), when it uses them.
     pub connection_id: Option<Vec<u8>>,
     /// Notifications for this peer's Observe relations, to encrypt and send once established.
-    pub notifications: mpsc::Receiver<Notification>,
+    pub notifications: mpsc::Receiver<Box<Notification>>,
     pub stop: oneshot::Receiver<Stop>,
     /// Held for the handshake only: the bound on handshakes in progress.
     pub permit: OwnedSemaphorePermit,
@@ -193,11 +193,12 @@ async fn serve(
     peer: SocketAddr,
     cert: Option<[u8; 32]>,
     conn: Arc<DTLSConn>,
-    mut notifications: mpsc::Receiver<Notification>,
+    mut notifications: mpsc::Receiver<Box<Notification>>,
     mut stop: oneshot::Receiver<Stop>,
 ) {
     let mut buf = vec![0u8; READ_BUFFER];
-    let mut out = Vec::with_capacity(1500);
+    // Grows to the largest reply sent, typically tens of bytes (issue #15: memory per session).
+    let mut out = Vec::new();
     let mut timers = JoinSet::new();
     let end = loop {
         tokio::select! {
@@ -206,7 +207,7 @@ async fn serve(
             Some(_) = timers.join_next(), if !timers.is_empty() => {}
             Some(n) = notifications.recv() => {
                 let out = SessionOut(conn.clone());
-                timers.spawn(deliver(out, shared.endpoint.clone(), n));
+                timers.spawn(deliver(out, shared.endpoint.clone(), *n));
             }
             read = conn.read(&mut buf, None) => match read {
                 Ok(n) => {
@@ -218,7 +219,9 @@ async fn serve(
                         &buf[..n],
                         &mut out,
                     );
-                    if !out.is_empty() && conn.write(&out, None).await.is_err() {
+                    // Boxed, like the close below, so that the session's future, idle in `read` for the
+                    // session's life, does not keep room for them (issue #15: memory per session).
+                    if !out.is_empty() && Box::pin(conn.write(&out, None)).await.is_err() {
                         lock(&shared.endpoint).note_send_error();
                     }
                     if let (Some(d), Some(delay)) = (deferred, shared.response_delay) {
@@ -237,7 +240,7 @@ async fn serve(
     match end {
         End::Closed => bump(&shared.counters.closed),
         End::Stopped(Stop::Evicted) => {
-            let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, conn.close()).await;
+            let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, Box::pin(conn.close())).await;
         }
         End::Stopped(Stop::Replaced) | End::Shutdown => {}
     }
