@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p dtls --example handshake_loop -- [pairs] [p256|x25519|p384|default] [resume]` (default 300
 //! pairs, after 20 warm-up pairs; default curve: the crate's default order, P-256 first). With `resume`
-//! (FORK.md change 13) both ends keep a session store and every measured pair resumes the warm-up's
+//! (FORK.md change 15) both ends keep a session store and every measured pair resumes the warm-up's
 //! session: the abbreviated handshake.
 
 use std::sync::Arc;

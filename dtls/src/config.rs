@@ -120,11 +120,36 @@ pub struct Config {
     /// not hold 8 KB it never fills.
     pub inbound_buffer_after_handshake: usize,
 
-    /// Where sessions are kept for resumption by session ID (coap-harness fork, FORK.md change 13). A
+    /// Where sessions are kept for resumption by session ID (coap-harness fork, FORK.md change 15). A
     /// server names each new session and resumes one a client offers; a client offers the session it
     /// has for this server (its address and `server_name`) and stores the new one. `None` (the default):
     /// no resumption, every handshake is full (upstream's behaviour).
     pub session_store: Option<std::sync::Arc<dyn crate::session::SessionStore>>,
+    /// Connection ID (RFC 9146; coap-harness fork, FORK.md change 13): called once per connection for the
+    /// connection ID this end wants to receive, offered (client) or answered (server) in the
+    /// `connection_id` extension. `None` (the default): no extension, upstream's behaviour. An empty ID
+    /// means "I send the peer's connection ID but want none in its records". See
+    /// [`random_connection_id_generator`].
+    pub connection_id_generator: Option<ConnectionIdGenerator>,
+
+    /// Called by the connection's reader each time a record carrying this end's connection ID has been
+    /// decrypted and authenticated and is the newest (highest epoch and sequence number) received so far:
+    /// the records RFC 9146 §6 lets update the peer's address. The connection never looks at addresses
+    /// itself; a caller that demultiplexes one socket (and knows which datagram it handed over last) moves
+    /// the peer on this signal. coap-harness fork, FORK.md change 13.
+    pub on_newest_connection_id_record: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// Makes the connection ID a connection wants to receive (see [`Config::connection_id_generator`]).
+pub type ConnectionIdGenerator = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// A generator of random connection IDs of `len` bytes (0: "send me none").
+pub fn random_connection_id_generator(len: usize) -> ConnectionIdGenerator {
+    Arc::new(move || {
+        let mut cid = vec![0u8; len];
+        rand::Rng::fill(&mut rand::rng(), cid.as_mut_slice());
+        cid
+    })
 }
 
 impl Default for Config {
@@ -152,6 +177,8 @@ impl Default for Config {
             named_curves: vec![],
             inbound_buffer_after_handshake: 0,
             session_store: None,
+            connection_id_generator: None,
+            on_newest_connection_id_record: None,
         }
     }
 }

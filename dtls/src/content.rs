@@ -17,6 +17,9 @@ pub enum ContentType {
     Alert = 21,
     Handshake = 22,
     ApplicationData = 23,
+    /// `tls12_cid` (RFC 9146 §4): a protected record carrying a connection ID, its real type inside.
+    /// coap-harness fork (FORK.md change 13).
+    ConnectionId = 25,
     #[default]
     Invalid,
 }
@@ -28,6 +31,7 @@ impl From<u8> for ContentType {
             21 => ContentType::Alert,
             22 => ContentType::Handshake,
             23 => ContentType::ApplicationData,
+            25 => ContentType::ConnectionId,
             _ => ContentType::Invalid,
         }
     }

@@ -87,6 +87,14 @@ pub enum Error {
     ErrInvalidHashAlgorithm,
     #[error("invalid named curve")]
     ErrInvalidNamedCurve,
+    /// A connection_id extension or a `tls12_cid` record that does not parse, or a configured connection
+    /// ID longer than 255 bytes (coap-harness fork, FORK.md change 13).
+    #[error("invalid connection ID")]
+    ErrInvalidConnectionId,
+    /// The cipher suite cannot protect RFC 9146 records (only the AES-GCM and AES-CCM suites can here);
+    /// coap-harness fork, FORK.md change 13.
+    #[error("the cipher suite does not support connection IDs")]
+    ErrConnectionIdUnsupportedCipherSuite,
     #[error("invalid private key type")]
     ErrInvalidPrivateKey,
     #[error("named curve and private key type does not match")]
@@ -119,10 +127,10 @@ pub enum Error {
     /// offer in its supported_groups.
     #[error("the server chose an elliptic curve the client did not offer")]
     ErrNamedCurveNotOffered,
-    /// coap-harness fork (FORK.md change 13): a hello's session_id is longer than 32 bytes.
+    /// coap-harness fork (FORK.md change 15): a hello's session_id is longer than 32 bytes.
     #[error("session id must not be longer than 32 bytes")]
     ErrSessionIdTooLong,
-    /// coap-harness fork (FORK.md change 13): the server resumed our session (echoed its id) with another
+    /// coap-harness fork (FORK.md change 15): the server resumed our session (echoed its id) with another
     /// cipher suite or another extended-master-secret choice than the session's (RFC 5246 §7.4.1.3,
     /// RFC 7627 §5.3).
     #[error("the server resumed the session with parameters other than the session's")]

@@ -23,7 +23,7 @@ pub async fn listen<A: 'static + ToSocketAddrs>(laddr: A, config: Config) -> Res
     let mut lc = ListenConfig {
         accept_filter: Some(Box::new(
             |packet: &[u8]| -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
-                let pkts = match unpack_datagram(packet) {
+                let pkts = match unpack_datagram(packet, 0) {
                     Ok(pkts) => {
                         if pkts.is_empty() {
                             return Box::pin(async { false });

@@ -1,5 +1,5 @@
 //! TLS session resumption by session ID (RFC 5246 §7.3, abbreviated handshake; coap-harness fork, FORK.md
-//! change 13).
+//! change 15).
 //!
 //! A server given a [`SessionStore`] names every new session with a random 32-byte id (in its
 //! ServerHello) and stores it under that id once its Finished is sent; a ClientHello offering a stored id

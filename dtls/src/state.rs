@@ -47,12 +47,24 @@ pub struct State {
     pub(crate) local_verify_data: Vec<u8>,         // cached VerifyData
     pub(crate) local_key_signature: Vec<u8>,       // cached keySignature
     pub(crate) peer_certificates_verified: bool,
-    /// coap-harness fork (FORK.md change 13): the session's id (offered by the client, then the server's
+    /// coap-harness fork (FORK.md change 15): the session's id (offered by the client, then the server's
     /// choice), the stored session a resumption would use, and whether this handshake resumed one.
     pub(crate) session_id: Vec<u8>,
     pub(crate) resumable_session: Option<crate::session::Session>,
     pub(crate) resumed: bool,
+    /// coap-harness fork (FORK.md change 13): the connection IDs, once both sides agreed to use them;
+    /// shared with the connection's reader and writer tasks, which start before the handshake decides.
+    pub(crate) connection_ids: Arc<std::sync::OnceLock<ConnectionIds>>,
     //pub(crate) replay_detector: Vec<Box<dyn ReplayDetector + Send + Sync>>,
+}
+
+/// The connection IDs a connection negotiated (RFC 9146; coap-harness fork, FORK.md change 13).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionIds {
+    /// The ID the peer puts in the records it sends us (empty: it sends records without one).
+    pub local: Vec<u8>,
+    /// The ID we put in the records we send (empty: we send records without one).
+    pub remote: Vec<u8>,
 }
 
 #[derive(Archive, Deserialize, Serialize, PartialEq, Debug)]
@@ -111,6 +123,7 @@ impl Default for State {
             session_id: vec![],
             resumable_session: None,
             resumed: false,
+            connection_ids: Arc::new(std::sync::OnceLock::new()),
             //replay_detector: vec![],
         }
     }

@@ -330,6 +330,11 @@ pub struct ServeArgs {
     /// folder of them (`*.pem`, `*.crt`). Their sessions post on `/api/v1/{feature}`; others get 4.01 there.
     #[arg(long, requires = "coaps")]
     pub device_certs: Option<PathBuf>,
+    /// Connection ID (RFC 9146) on --coaps: ask each client that offers the extension for an ID of this many
+    /// bytes (ThingsBoard's default is 8); its session is then found by that ID and follows the client to a
+    /// new address (NAT rebinding). Default: none.
+    #[arg(long, requires = "coaps", value_parser = clap::value_parser!(u8).range(1..))]
+    pub connection_id_length: Option<u8>,
     /// File of accepted access tokens, one per line, or CSV with the header `token,psk_identity,psk_key,cert,key`
     /// (its tokens accepted, its PSK identities served on --coaps).
     #[arg(long, conflicts_with_all = ["any_token", "token_pattern"])]

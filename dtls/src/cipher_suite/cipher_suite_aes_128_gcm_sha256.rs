@@ -104,4 +104,28 @@ impl CipherSuite for CipherSuiteAes128GcmSha256 {
         ))?;
         cg.decrypt(input)
     }
+
+    // coap-harness fork (FORK.md change 13): RFC 9146 records.
+    fn supports_connection_id(&self) -> bool {
+        true
+    }
+
+    fn encrypt_cid(
+        &self,
+        pkt_rlh: &RecordLayerHeader,
+        cid: &[u8],
+        inner: &[u8],
+    ) -> Result<Vec<u8>> {
+        let c = self.gcm.as_ref().ok_or(Error::Other(
+            "CipherSuite has not been initialized, unable to encrypt".to_owned(),
+        ))?;
+        c.encrypt_cid(pkt_rlh, cid, inner)
+    }
+
+    fn decrypt_cid(&self, input: &[u8], cid_len: usize) -> Result<Vec<u8>> {
+        let c = self.gcm.as_ref().ok_or(Error::Other(
+            "CipherSuite has not been initialized, unable to decrypt".to_owned(),
+        ))?;
+        c.decrypt_cid(input, cid_len)
+    }
 }

@@ -183,6 +183,28 @@ pub trait CipherSuite {
 
     fn encrypt(&self, pkt_rlh: &RecordLayerHeader, raw: &[u8]) -> Result<Vec<u8>>;
     fn decrypt(&self, input: &[u8]) -> Result<Vec<u8>>;
+
+    /// Whether this suite protects RFC 9146 `tls12_cid` records (coap-harness fork, FORK.md change 13:
+    /// the AES-GCM and AES-CCM suites do; a connection ID is not negotiated with another suite).
+    fn supports_connection_id(&self) -> bool {
+        false
+    }
+
+    /// Seals `inner` (a DTLSInnerPlaintext: content, real type, zero padding) into a `tls12_cid` record
+    /// carrying `cid`, with `pkt_rlh`'s version, epoch and sequence number (RFC 9146 §4-5).
+    fn encrypt_cid(
+        &self,
+        _pkt_rlh: &RecordLayerHeader,
+        _cid: &[u8],
+        _inner: &[u8],
+    ) -> Result<Vec<u8>> {
+        Err(Error::ErrConnectionIdUnsupportedCipherSuite)
+    }
+
+    /// Opens a `tls12_cid` record whose connection ID is `cid_len` bytes; returns its DTLSInnerPlaintext.
+    fn decrypt_cid(&self, _input: &[u8], _cid_len: usize) -> Result<Vec<u8>> {
+        Err(Error::ErrConnectionIdUnsupportedCipherSuite)
+    }
 }
 
 // Taken from https://www.iana.org/assignments/tls-parameters/tls-parameters.xml

@@ -2462,7 +2462,7 @@ async fn test_renegotiation_info() -> Result<()> {
         )
         .await?;
         let n = ca.recv(&mut resp).await?;
-        let messages = unpack_datagram(&resp[..n])?;
+        let messages = unpack_datagram(&resp[..n], 0)?;
 
         let mut reader = BufReader::new(&messages[0][..]);
         let record = RecordLayer::unmarshal(&mut reader)?;
@@ -2733,7 +2733,7 @@ fn with_store(store: &Arc<crate::session::MemorySessionStore>, cfg: Config) -> C
     }
 }
 
-/// coap-harness fork (FORK.md change 13): a second handshake with the stores of the first resumes its
+/// coap-harness fork (FORK.md change 15): a second handshake with the stores of the first resumes its
 /// session (the abbreviated handshake: same session id, the client certificate and the suite carried
 /// over), data flows both ways, and the third one resumes it again; with EMS and without.
 #[tokio::test]
@@ -2799,7 +2799,7 @@ async fn test_session_resumption() -> Result<()> {
     Ok(())
 }
 
-/// coap-harness fork (FORK.md change 13): a PSK session resumes too, and the server gets the client's
+/// coap-harness fork (FORK.md change 15): a PSK session resumes too, and the server gets the client's
 /// identity back.
 #[tokio::test]
 async fn test_session_resumption_psk() -> Result<()> {
@@ -2833,7 +2833,7 @@ async fn test_session_resumption_psk() -> Result<()> {
     Ok(())
 }
 
-/// coap-harness fork (FORK.md change 13): an offered session the server does not know (a new server
+/// coap-harness fork (FORK.md change 15): an offered session the server does not know (a new server
 /// store), has expired, may no longer use the session's suite or EMS choice, or that the client may no
 /// longer use, gets a full handshake, and the client keeps the new session.
 #[tokio::test]
@@ -2931,6 +2931,39 @@ async fn test_session_resumption_falls_back_to_a_full_handshake() -> Result<()> 
         // The client now holds the new session.
         let held: Vec<Vec<u8>> = client_store.sessions().into_iter().map(|s| s.id).collect();
         assert_eq!(held, vec![second_id], "{name}");
+        ping_pong(&client, &server).await?;
+        client.close().await?;
+        server.close().await?;
+    }
+    Ok(())
+}
+
+/// coap-harness fork (FORK.md changes 13 and 15): connection IDs are negotiated afresh on a resumed
+/// handshake (RFC 9146 §3): both ends use them, and records carrying them flow both ways.
+#[tokio::test]
+async fn test_session_resumption_with_connection_id() -> Result<()> {
+    use crate::config::random_connection_id_generator;
+    use crate::session::MemorySessionStore;
+    let client_store = Arc::new(MemorySessionStore::default());
+    let server_store = Arc::new(MemorySessionStore::default());
+    let cfg = |store: &Arc<MemorySessionStore>| {
+        with_store(
+            store,
+            Config {
+                connection_id_generator: Some(random_connection_id_generator(8)),
+                ..Default::default()
+            },
+        )
+    };
+    for resumed in [false, true] {
+        let (client, server) = resumption_pair(cfg(&client_store), cfg(&server_store)).await?;
+        assert_eq!((client.resumed(), server.resumed()), (resumed, resumed));
+        let (c, s) = (
+            client.connection_ids().expect("client CIDs"),
+            server.connection_ids().expect("server CIDs"),
+        );
+        assert_eq!((c.local.len(), c.remote.clone()), (8, s.local.clone()));
+        assert_eq!(s.remote, c.local);
         ping_pong(&client, &server).await?;
         client.close().await?;
         server.close().await?;

@@ -1,4 +1,6 @@
 #[cfg(test)]
+mod cid_test;
+#[cfg(test)]
 mod conn_test;
 
 use std::io::{BufReader, BufWriter};
@@ -70,6 +72,11 @@ struct ConnReaderContext {
     packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
     // coap-harness fork (FORK.md change 3): alerts sent and received are recorded here.
     recorder: crate::evidence::HandshakeRecorder,
+    // coap-harness fork (FORK.md change 13): the negotiated connection IDs (set by the handshake), the
+    // caller's signal for a newest authenticated record with our CID, and that record's (epoch, sequence).
+    connection_ids: Arc<std::sync::OnceLock<ConnectionIds>>,
+    on_newest_cid_record: Option<Arc<dyn Fn() + Send + Sync>>,
+    newest_cid_record: Option<(u16, u64)>,
 }
 
 // Conn represents a DTLS connection
@@ -217,7 +224,7 @@ impl DTLSConn {
             }
         }
 
-        // coap-harness fork (FORK.md change 13): a client keeps one session per server, under its address
+        // coap-harness fork (FORK.md change 15): a client keeps one session per server, under its address
         // and name (as pion/dtls does); a server keys its sessions by id.
         let session_key = if is_client {
             let addr = conn
@@ -277,8 +284,22 @@ impl DTLSConn {
             },
             session_store: config.session_store.take(),
             session_key,
+            // coap-harness fork (FORK.md change 13): this connection's own connection ID, if any.
+            local_connection_id: match &config.connection_id_generator {
+                Some(generate) => {
+                    let cid = generate();
+                    if cid.len()
+                        > crate::extension::extension_connection_id::MAX_CONNECTION_ID_LENGTH
+                    {
+                        return Err(Error::ErrInvalidConnectionId);
+                    }
+                    Some(cid)
+                }
+                None => None,
+            },
             ..Default::default()
         };
+        let on_newest_cid_record = config.on_newest_connection_id_record.take();
 
         let (state, flight, initial_fsm_state) = if let Some(state) = initial_state {
             let flight = if is_client {
@@ -344,6 +365,8 @@ impl DTLSConn {
 
         let cipher_suite1 = Arc::clone(&c.state.cipher_suite);
         let sequence_number = Arc::clone(&c.state.local_sequence_number);
+        let connection_ids1 = Arc::clone(&c.state.connection_ids);
+        let connection_ids2 = Arc::clone(&c.state.connection_ids);
 
         tokio::spawn(async move {
             loop {
@@ -351,7 +374,9 @@ impl DTLSConn {
                 if let Some(r) = rx {
                     let (pkt, result_tx) = r;
 
-                    let result = DTLSConn::handle_outgoing_packets(
+                    // coap-harness fork (FORK.md change 14): boxed per batch of packets, so that this task,
+                    // idle in `recv` for the connection's whole life, does not reserve room for it.
+                    let result = Box::pin(DTLSConn::handle_outgoing_packets(
                         &next_conn_tx,
                         pkt,
                         &mut cache1,
@@ -359,7 +384,8 @@ impl DTLSConn {
                         &sequence_number,
                         &cipher_suite1,
                         maximum_transmission_unit,
-                    )
+                        &connection_ids1,
+                    ))
                     .await;
 
                     if let Some(tx) = result_tx {
@@ -393,15 +419,22 @@ impl DTLSConn {
                 handshake_done_rx,
                 packet_tx: packet_tx2,
                 recorder: reader_recorder,
+                connection_ids: connection_ids2,
+                on_newest_cid_record,
+                newest_cid_record: None,
             };
 
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
             loop {
                 // coap-harness fork (FORK.md change 12): once the handshake is over, read with the
-                // smaller buffer the configuration asks for, and free the handshake's 8 KB one.
+                // smaller buffer the configuration asks for, and free the handshake's 8 KB one. Change 13:
+                // already once the peer's ChangeCipherSpec is in (remote epoch 1), after which it sends only
+                // its Finished: the handshake completes just after this reader has gone back to `recv`, so
+                // waiting for that kept 8 KB on both ends of every idle session until its next datagram.
                 if inbound_after_handshake > 0
                     && buf.len() != inbound_after_handshake
-                    && handshake_completed_successfully2.load(Ordering::SeqCst)
+                    && (handshake_completed_successfully2.load(Ordering::SeqCst)
+                        || ctx.remote_epoch.load(Ordering::SeqCst) > 0)
                 {
                     buf = vec![0u8; inbound_after_handshake];
                 }
@@ -456,6 +489,9 @@ impl DTLSConn {
         // for the connection's lifetime (a few KB per connection, more with certificate chains).
         c.flights = None;
         c.cache.clear().await;
+        // coap-harness fork (FORK.md change 14): nor does anything read our certificate chain again (a
+        // server's copy per connection, ~0.7 KB).
+        c.cfg.local_certificates = Vec::new();
 
         trace!("Handshake Completed");
 
@@ -576,15 +612,21 @@ impl DTLSConn {
     }
 
     /// Whether the handshake resumed a stored session (the abbreviated handshake) rather than running a
-    /// full one. coap-harness fork (FORK.md change 13).
+    /// full one. coap-harness fork (FORK.md change 15).
     pub fn resumed(&self) -> bool {
         self.state.resumed
     }
 
     /// The id of this connection's session (empty when the server gave none: no session store).
-    /// coap-harness fork (FORK.md change 13).
+    /// coap-harness fork (FORK.md change 15).
     pub fn session_id(&self) -> &[u8] {
         &self.state.session_id
+    }
+
+    /// The connection IDs this connection negotiated (RFC 9146), `None` when it uses none (not offered,
+    /// not answered, or a suite without support). coap-harness fork (FORK.md change 13).
+    pub fn connection_ids(&self) -> Option<ConnectionIds> {
+        self.state.connection_ids.get().cloned()
     }
 
     /// selected_srtpprotection_profile returns the selected SRTPProtectionProfile
@@ -620,6 +662,8 @@ impl DTLSConn {
         }
     }
 
+    // coap-harness fork (FORK.md change 13): the connection IDs made it eight.
+    #[allow(clippy::too_many_arguments)]
     async fn handle_outgoing_packets(
         next_conn: &Arc<dyn util::Conn + Send + Sync>,
         mut pkts: Vec<Packet>,
@@ -628,7 +672,13 @@ impl DTLSConn {
         local_sequence_number: &Arc<Mutex<Vec<u64>>>,
         cipher_suite: &Arc<Mutex<Option<Box<dyn CipherSuite + Send + Sync>>>>,
         maximum_transmission_unit: usize,
+        connection_ids: &std::sync::OnceLock<ConnectionIds>,
     ) -> Result<()> {
+        // coap-harness fork (FORK.md change 13): the peer's connection ID goes in every protected record.
+        let remote_cid = connection_ids
+            .get()
+            .map(|ids| ids.remote.as_slice())
+            .filter(|cid| !cid.is_empty());
         let mut raw_packets = vec![];
         for p in &mut pkts {
             if let Content::Handshake(h) = &p.record.content {
@@ -660,6 +710,7 @@ impl DTLSConn {
                     maximum_transmission_unit,
                     p,
                     h,
+                    remote_cid,
                 )
                 .await?;
                 raw_packets.extend_from_slice(&raw_handshake_packets);
@@ -671,7 +722,8 @@ impl DTLSConn {
                 }*/
 
                 let raw_packet =
-                    DTLSConn::process_packet(local_sequence_number, cipher_suite, p).await?;
+                    DTLSConn::process_packet(local_sequence_number, cipher_suite, p, remote_cid)
+                        .await?;
                 raw_packets.push(raw_packet);
             }
         }
@@ -692,6 +744,7 @@ impl DTLSConn {
         local_sequence_number: &Arc<Mutex<Vec<u64>>>,
         cipher_suite: &Arc<Mutex<Option<Box<dyn CipherSuite + Send + Sync>>>>,
         p: &mut Packet,
+        remote_cid: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
         let epoch = p.record.record_layer_header.epoch as usize;
         let seq = {
@@ -722,7 +775,12 @@ impl DTLSConn {
         if p.should_encrypt {
             let cipher_suite = cipher_suite.lock().await;
             if let Some(cipher_suite) = &*cipher_suite {
-                raw_packet = cipher_suite.encrypt(&p.record.record_layer_header, &raw_packet)?;
+                raw_packet = seal(
+                    cipher_suite.as_ref(),
+                    &p.record.record_layer_header,
+                    &raw_packet,
+                    remote_cid,
+                )?;
             }
         }
 
@@ -735,6 +793,7 @@ impl DTLSConn {
         maximum_transmission_unit: usize,
         p: &Packet,
         h: &Handshake,
+        remote_cid: Option<&[u8]>,
     ) -> Result<Vec<Vec<u8>>> {
         let mut raw_packets = vec![];
 
@@ -779,7 +838,12 @@ impl DTLSConn {
             if p.should_encrypt {
                 let cipher_suite = cipher_suite.lock().await;
                 if let Some(cipher_suite) = &*cipher_suite {
-                    raw_packet = cipher_suite.encrypt(&record_layer_header, &raw_packet)?;
+                    raw_packet = seal(
+                        cipher_suite.as_ref(),
+                        &record_layer_header,
+                        &raw_packet,
+                        remote_cid,
+                    )?;
                 }
             }
 
@@ -852,7 +916,9 @@ impl DTLSConn {
         handshake_completed_successfully: &Arc<AtomicBool>,
     ) -> Result<()> {
         let n = next_conn.recv(buf).await?;
-        let pkts = unpack_datagram(&buf[..n])?;
+        // coap-harness fork (FORK.md change 13): `tls12_cid` records carry our connection ID.
+        let cid_len = ctx.connection_ids.get().map_or(0, |ids| ids.local.len());
+        let pkts = unpack_datagram(&buf[..n], cid_len)?;
         let mut has_handshake = false;
         for pkt in pkts {
             // coap-harness fork (FORK.md change 11): boxed, so that the reader task's future, alive for the
@@ -927,7 +993,8 @@ impl DTLSConn {
                                 //trace!("recv handle_queue: {} ", srv_cli_str(ctx.is_client));
 
                                 let pkts = ctx.encrypted_packets.drain(..).collect();
-                                DTLSConn::handle_queued_packets(ctx, local_epoch, handshake_completed_successfully, pkts).await?;
+                                // coap-harness fork (FORK.md change 14): boxed, like handle_incoming_packet above.
+                                Box::pin(DTLSConn::handle_queued_packets(ctx, local_epoch, handshake_completed_successfully, pkts)).await?;
 
                                 drop(done);
                             }
@@ -1080,7 +1147,46 @@ impl DTLSConn {
             }
 
             let cipher_suite = ctx.cipher_suite.lock().await;
-            if let Some(cipher_suite) = &*cipher_suite {
+            // coap-harness fork (FORK.md change 13): a `tls12_cid` record must carry the connection ID we
+            // asked for (RFC 9146 §6; anything else is dropped); opened, its DTLSInnerPlaintext becomes a
+            // plain record of its real type, so the rest of this function is unchanged.
+            let cid_record = h.content_type == ContentType::ConnectionId;
+            if cid_record {
+                let local = ctx
+                    .connection_ids
+                    .get()
+                    .map(|ids| ids.local.as_slice())
+                    .unwrap_or_default();
+                if local.is_empty()
+                    || pkt.len() < RECORD_LAYER_HEADER_SIZE + local.len()
+                    || &pkt[11..11 + local.len()] != local
+                {
+                    debug!(
+                        "{}: discarded a record with an unknown connection ID",
+                        srv_cli_str(ctx.is_client)
+                    );
+                    return (false, None, None);
+                }
+                let opened = match &*cipher_suite {
+                    Some(cs) => cs
+                        .decrypt_cid(&pkt, local.len())
+                        .and_then(|inner| unwrap_inner_plaintext(&h, inner)),
+                    None => Err(Error::ErrConnectionIdUnsupportedCipherSuite),
+                };
+                match opened {
+                    Ok(plain) => pkt = plain,
+                    Err(err) => {
+                        debug!("{}: decrypt failed: {}", srv_cli_str(ctx.is_client), err);
+                        return (false, None, None);
+                    }
+                }
+                if ctx.newest_cid_record < Some((h.epoch, h.sequence_number)) {
+                    ctx.newest_cid_record = Some((h.epoch, h.sequence_number));
+                    if let Some(signal) = &ctx.on_newest_cid_record {
+                        signal();
+                    }
+                }
+            } else if let Some(cipher_suite) = &*cipher_suite {
                 pkt = match cipher_suite.decrypt(&pkt) {
                     Ok(pkt) => pkt,
                     Err(err) => {
@@ -1278,6 +1384,56 @@ impl DTLSConn {
     pub(crate) fn get_local_epoch(&self) -> u16 {
         self.state.local_epoch.load(Ordering::SeqCst)
     }
+}
+
+/// Protects a marshalled record (plain header + content). coap-harness fork (FORK.md change 13): with the
+/// peer's connection ID, a record of epoch > 0 goes out as `tls12_cid` with its DTLSInnerPlaintext
+/// (content, real type, no padding), RFC 9146 §4.
+fn seal(
+    cipher_suite: &(dyn CipherSuite + Send + Sync),
+    h: &RecordLayerHeader,
+    raw: &[u8],
+    remote_cid: Option<&[u8]>,
+) -> Result<Vec<u8>> {
+    match remote_cid {
+        Some(cid) if h.epoch > 0 && h.content_type != ContentType::ChangeCipherSpec => {
+            let mut inner = Vec::with_capacity(raw.len() - RECORD_LAYER_HEADER_SIZE + 1);
+            inner.extend_from_slice(&raw[RECORD_LAYER_HEADER_SIZE..]);
+            inner.push(h.content_type as u8);
+            cipher_suite.encrypt_cid(h, cid, &inner)
+        }
+        _ => cipher_suite.encrypt(h, raw),
+    }
+}
+
+/// A DTLSInnerPlaintext (RFC 9146 §4: content, real type, zeros) as the plain record the rest of the
+/// reader expects: a 13-byte header with the real type, `h`'s version, epoch and sequence number.
+fn unwrap_inner_plaintext(h: &RecordLayerHeader, mut inner: Vec<u8>) -> Result<Vec<u8>> {
+    while inner.last() == Some(&0) {
+        inner.pop();
+    }
+    let real_type = inner.pop().ok_or(Error::ErrInvalidConnectionId)?;
+    let content_type = ContentType::from(real_type);
+    if matches!(
+        content_type,
+        ContentType::Invalid | ContentType::ConnectionId
+    ) {
+        return Err(Error::ErrInvalidContentType);
+    }
+    let header = RecordLayerHeader {
+        content_type,
+        protocol_version: h.protocol_version,
+        epoch: h.epoch,
+        sequence_number: h.sequence_number,
+        content_len: inner.len() as u16,
+    };
+    let mut plain = Vec::with_capacity(RECORD_LAYER_HEADER_SIZE + inner.len());
+    {
+        let mut writer = BufWriter::<&mut Vec<u8>>::new(plain.as_mut());
+        header.marshal(&mut writer)?;
+    }
+    plain.extend_from_slice(&inner);
+    Ok(plain)
 }
 
 fn compact_raw_packets(raw_packets: &[Vec<u8>], maximum_transmission_unit: usize) -> Vec<Vec<u8>> {

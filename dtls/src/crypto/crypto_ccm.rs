@@ -185,4 +185,51 @@ impl CryptoCcm {
 
         Ok(d)
     }
+
+    /// Seals a DTLSInnerPlaintext (`inner`) into a `tls12_cid` record with `cid` (RFC 9146 §5).
+    /// coap-harness fork (FORK.md change 13).
+    pub fn encrypt_cid(&self, h: &RecordLayerHeader, cid: &[u8], inner: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; CRYPTO_CCM_NONCE_LENGTH];
+        nonce[..4].copy_from_slice(&self.local_write_iv[..4]);
+        rand::rng().fill(&mut nonce[4..]);
+        let n = GenericArray::from_slice(&nonce);
+        let additional_data = generate_aead_additional_data_cid(h, cid, inner.len());
+        let mut buffer = inner.to_vec();
+        match &self.local_ccm {
+            CryptoCcmType::CryptoCcm(ccm) => ccm.encrypt_in_place(n, &additional_data, &mut buffer),
+            CryptoCcmType::CryptoCcm8(ccm8) => {
+                ccm8.encrypt_in_place(n, &additional_data, &mut buffer)
+            }
+        }
+        .map_err(|e| Error::Other(e.to_string()))?;
+        Ok(cid_record(h, cid, &nonce[4..], &buffer))
+    }
+
+    /// Opens a `tls12_cid` record whose CID is `cid_len` bytes; returns its DTLSInnerPlaintext.
+    /// coap-harness fork (FORK.md change 13).
+    pub fn decrypt_cid(&self, r: &[u8], cid_len: usize) -> Result<Vec<u8>> {
+        let (h, cid, fragment) = split_cid_record(r, cid_len)?;
+        let tag_len = match &self.remote_ccm {
+            CryptoCcmType::CryptoCcm(_) => CRYPTO_CCM_TAG_LENGTH,
+            CryptoCcmType::CryptoCcm8(_) => CRYPTO_CCM_8_TAG_LENGTH,
+        };
+        if fragment.len() < 8 + tag_len {
+            return Err(Error::ErrNotEnoughRoomForNonce);
+        }
+        let mut nonce = [0u8; CRYPTO_CCM_NONCE_LENGTH];
+        nonce[..4].copy_from_slice(&self.remote_write_iv[..4]);
+        nonce[4..].copy_from_slice(&fragment[..8]);
+        let n = GenericArray::from_slice(&nonce);
+        let out = &fragment[8..];
+        let additional_data = generate_aead_additional_data_cid(&h, cid, out.len() - tag_len);
+        let mut buffer = out.to_vec();
+        match &self.remote_ccm {
+            CryptoCcmType::CryptoCcm(ccm) => ccm.decrypt_in_place(n, &additional_data, &mut buffer),
+            CryptoCcmType::CryptoCcm8(ccm8) => {
+                ccm8.decrypt_in_place(n, &additional_data, &mut buffer)
+            }
+        }
+        .map_err(|e| Error::Other(e.to_string()))?;
+        Ok(buffer)
+    }
 }

@@ -116,4 +116,46 @@ impl CryptoGcm {
 
         Ok(d)
     }
+
+    /// Seals a DTLSInnerPlaintext (`inner`) into a `tls12_cid` record with `cid` (RFC 9146 §5).
+    /// coap-harness fork (FORK.md change 13).
+    pub fn encrypt_cid(&self, h: &RecordLayerHeader, cid: &[u8], inner: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; CRYPTO_GCM_NONCE_LENGTH];
+        nonce[..4].copy_from_slice(&self.local_write_iv[..4]);
+        rand::rng().fill(&mut nonce[4..]);
+        let additional_data = generate_aead_additional_data_cid(h, cid, inner.len());
+        let mut buffer = inner.to_vec();
+        self.local_gcm
+            .encrypt_in_place(
+                GenericArray::from_slice(&nonce),
+                &additional_data,
+                &mut buffer,
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+        Ok(cid_record(h, cid, &nonce[4..], &buffer))
+    }
+
+    /// Opens a `tls12_cid` record whose CID is `cid_len` bytes; returns its DTLSInnerPlaintext.
+    /// coap-harness fork (FORK.md change 13).
+    pub fn decrypt_cid(&self, r: &[u8], cid_len: usize) -> Result<Vec<u8>> {
+        let (h, cid, fragment) = split_cid_record(r, cid_len)?;
+        if fragment.len() < 8 + CRYPTO_GCM_TAG_LENGTH {
+            return Err(Error::ErrNotEnoughRoomForNonce);
+        }
+        let mut nonce = [0u8; CRYPTO_GCM_NONCE_LENGTH];
+        nonce[..4].copy_from_slice(&self.remote_write_iv[..4]);
+        nonce[4..].copy_from_slice(&fragment[..8]);
+        let out = &fragment[8..];
+        let additional_data =
+            generate_aead_additional_data_cid(&h, cid, out.len() - CRYPTO_GCM_TAG_LENGTH);
+        let mut buffer = out.to_vec();
+        self.remote_gcm
+            .decrypt_in_place(
+                GenericArray::from_slice(&nonce),
+                &additional_data,
+                &mut buffer,
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+        Ok(buffer)
+    }
 }

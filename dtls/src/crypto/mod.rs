@@ -550,6 +550,75 @@ pub(crate) fn generate_aead_additional_data(h: &RecordLayerHeader, payload_len: 
     additional_data
 }
 
+/// The AEAD additional data of a `tls12_cid` record (RFC 9146 §5, "AEAD Ciphers"): seq_num_placeholder
+/// (8 x 0xff), tls12_cid, cid_length, tls12_cid, version, epoch, sequence_number, cid,
+/// length_of_DTLSInnerPlaintext. coap-harness fork (FORK.md change 13), the same construction as pion/dtls.
+pub(crate) fn generate_aead_additional_data_cid(
+    h: &RecordLayerHeader,
+    cid: &[u8],
+    inner_len: usize,
+) -> Vec<u8> {
+    let tls12_cid = crate::content::ContentType::ConnectionId as u8;
+    let mut ad = Vec::with_capacity(23 + cid.len());
+    ad.extend_from_slice(&[0xff; 8]);
+    ad.extend_from_slice(&[tls12_cid, cid.len() as u8, tls12_cid]);
+    ad.extend_from_slice(&[h.protocol_version.major, h.protocol_version.minor]);
+    ad.extend_from_slice(&h.epoch.to_be_bytes());
+    ad.extend_from_slice(&h.sequence_number.to_be_bytes()[2..]);
+    ad.extend_from_slice(cid);
+    ad.extend_from_slice(&(inner_len as u16).to_be_bytes());
+    ad
+}
+
+/// A `tls12_cid` record (RFC 9146 §4): header with `cid`, then the explicit nonce and the AEAD output.
+pub(crate) fn cid_record(
+    h: &RecordLayerHeader,
+    cid: &[u8],
+    explicit_nonce: &[u8],
+    sealed: &[u8],
+) -> Vec<u8> {
+    let len = explicit_nonce.len() + sealed.len();
+    let mut r = Vec::with_capacity(RECORD_LAYER_HEADER_SIZE + cid.len() + len);
+    r.push(crate::content::ContentType::ConnectionId as u8);
+    r.extend_from_slice(&[h.protocol_version.major, h.protocol_version.minor]);
+    r.extend_from_slice(&h.epoch.to_be_bytes());
+    r.extend_from_slice(&h.sequence_number.to_be_bytes()[2..]);
+    r.extend_from_slice(cid);
+    r.extend_from_slice(&(len as u16).to_be_bytes());
+    r.extend_from_slice(explicit_nonce);
+    r.extend_from_slice(sealed);
+    r
+}
+
+/// Splits a `tls12_cid` record whose CID is `cid_len` bytes into its header (content type
+/// `ConnectionId`), CID and protected fragment; the length field must match the fragment.
+pub(crate) fn split_cid_record(
+    r: &[u8],
+    cid_len: usize,
+) -> Result<(RecordLayerHeader, &[u8], &[u8])> {
+    let header_len = RECORD_LAYER_HEADER_SIZE + cid_len;
+    if r.len() < header_len || r[0] != crate::content::ContentType::ConnectionId as u8 {
+        return Err(Error::ErrInvalidConnectionId);
+    }
+    let mut seq = [0u8; 8];
+    seq[2..].copy_from_slice(&r[5..11]);
+    let h = RecordLayerHeader {
+        content_type: crate::content::ContentType::ConnectionId,
+        protocol_version: crate::record_layer::record_layer_header::ProtocolVersion {
+            major: r[1],
+            minor: r[2],
+        },
+        epoch: u16::from_be_bytes([r[3], r[4]]),
+        sequence_number: u64::from_be_bytes(seq),
+        content_len: u16::from_be_bytes([r[header_len - 2], r[header_len - 1]]),
+    };
+    let fragment = &r[header_len..];
+    if usize::from(h.content_len) != fragment.len() {
+        return Err(Error::ErrInvalidPacketLength);
+    }
+    Ok((h, &r[11..11 + cid_len], fragment))
+}
+
 #[cfg(test)]
 mod test {
     #[cfg(feature = "pem")]

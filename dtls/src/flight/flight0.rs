@@ -162,6 +162,25 @@ impl Flight for Flight0 {
                     Extension::ServerName(e) => {
                         state.server_name.clone_from(&e.server_name); // remote server name
                     }
+                    // coap-harness fork (FORK.md change 13): the client offers a connection ID; we use
+                    // them when we want one too and the suite can protect RFC 9146 records (the answer
+                    // goes in ServerHello, `flight4.rs`). Set once: a retransmitted hello changes nothing.
+                    Extension::ConnectionId(e) => {
+                        if let Some(local) = &cfg.local_connection_id {
+                            let capable = state
+                                .cipher_suite
+                                .lock()
+                                .await
+                                .as_ref()
+                                .is_some_and(|cs| cs.supports_connection_id());
+                            if capable {
+                                let _ = state.connection_ids.set(crate::state::ConnectionIds {
+                                    local: local.clone(),
+                                    remote: e.cid.clone(),
+                                });
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -178,7 +197,7 @@ impl Flight for Flight0 {
                 ));
             }
 
-            // coap-harness fork (FORK.md change 13): a stored session the client offers, which we resume if
+            // coap-harness fork (FORK.md change 15): a stored session the client offers, which we resume if
             // it can go on with the session's cipher suite and extended-master-secret choice (RFC 7627
             // §5.3: no resumption across a change of that choice); otherwise a full handshake.
             state.resumable_session = match &cfg.session_store {

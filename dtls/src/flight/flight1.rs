@@ -133,7 +133,7 @@ impl Flight for Flight1 {
         state.cookie = vec![];
         state.local_random.populate();
 
-        // coap-harness fork (FORK.md change 13): offer the session we have for this server, if we could
+        // coap-harness fork (FORK.md change 15): offer the session we have for this server, if we could
         // still use its cipher suite.
         state.resumable_session = cfg
             .session_store
@@ -185,6 +185,15 @@ impl Flight for Flight1 {
             extensions.push(Extension::ServerName(ExtensionServerName {
                 server_name: cfg.server_name.clone(),
             }));
+        }
+
+        // coap-harness fork (FORK.md change 13): offer the connection ID we want to receive.
+        if let Some(cid) = &cfg.local_connection_id {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: cid.clone(),
+                },
+            ));
         }
 
         Ok(vec![Packet {

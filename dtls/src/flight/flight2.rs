@@ -98,7 +98,7 @@ impl Flight for Flight2 {
                 ));
             }
 
-            // coap-harness fork (FORK.md change 13): resume the session the first ClientHello offered, when
+            // coap-harness fork (FORK.md change 15): resume the session the first ClientHello offered, when
             // this one offers it too; otherwise a full handshake, with the ECDHE key flight 0 skipped.
             if state.resumable_session.is_some() {
                 if client_hello.session_id == state.session_id {

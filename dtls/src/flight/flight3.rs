@@ -97,7 +97,7 @@ impl Flight for Flight3 {
             }
         }
 
-        // coap-harness fork (FORK.md change 13): a ServerHello echoing the session we offered starts the
+        // coap-harness fork (FORK.md change 15): a ServerHello echoing the session we offered starts the
         // abbreviated handshake (no Certificate, ServerKeyExchange or ServerHelloDone follow).
         if state.resumable_session.is_some() {
             if let Ok((seq, msgs)) = cache
@@ -305,6 +305,29 @@ impl Flight for Flight3 {
                 }
             };
 
+            // coap-harness fork (FORK.md change 13): the server answered our connection_id extension
+            // (an answer to an offer we did not make is ignored). A suite that cannot protect RFC 9146
+            // records with one is a handshake we cannot complete.
+            let answered_cid = h.extensions.iter().find_map(|e| match e {
+                Extension::ConnectionId(e) => Some(e.cid.clone()),
+                _ => None,
+            });
+            if let (Some(local), Some(remote)) = (&cfg.local_connection_id, answered_cid) {
+                if !cipher_suite.supports_connection_id() {
+                    return Err((
+                        Some(Alert {
+                            alert_level: AlertLevel::Fatal,
+                            alert_description: AlertDescription::IllegalParameter,
+                        }),
+                        Some(Error::ErrConnectionIdUnsupportedCipherSuite),
+                    ));
+                }
+                let _ = state.connection_ids.set(crate::state::ConnectionIds {
+                    local: local.clone(),
+                    remote,
+                });
+            }
+
             trace!(
                 "[handshake:{}] use cipher suite: {}",
                 srv_cli_str(state.is_client),
@@ -316,7 +339,7 @@ impl Flight for Flight3 {
             }
             state.remote_random = h.random.clone();
 
-            // coap-harness fork (FORK.md change 13): a new session; forget the one we offered and keep
+            // coap-harness fork (FORK.md change 15): a new session; forget the one we offered and keep
             // the server's id, to store the session once the handshake is done.
             if state.resumable_session.take().is_some() {
                 if let Some(store) = &cfg.session_store {
@@ -425,6 +448,15 @@ impl Flight for Flight3 {
             extensions.push(Extension::ServerName(ExtensionServerName {
                 server_name: cfg.server_name.clone(),
             }));
+        }
+
+        // coap-harness fork (FORK.md change 13): offer the connection ID we want to receive.
+        if let Some(cid) = &cfg.local_connection_id {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: cid.clone(),
+                },
+            ));
         }
 
         Ok(vec![Packet {

@@ -526,11 +526,20 @@ impl Flight for Flight4 {
             }));
         }
 
-        // coap-harness fork (FORK.md change 13): a new session gets a random 32-byte id when we keep
+        // coap-harness fork (FORK.md change 15): a new session gets a random 32-byte id when we keep
         // sessions (none otherwise: the client then cannot offer it back).
         if cfg.session_store.is_some() && state.session_id.is_empty() {
             state.session_id = vec![0; 32];
             rand::Rng::fill(&mut rand::rng(), state.session_id.as_mut_slice());
+        }
+
+        // coap-harness fork (FORK.md change 13): answer a connection_id offer we accepted (`flight0.rs`).
+        if let Some(ids) = state.connection_ids.get() {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: ids.local.clone(),
+                },
+            ));
         }
 
         if cfg.local_psk_callback.is_none() {

@@ -1,4 +1,4 @@
-//! The server's flight of the abbreviated handshake (coap-harness fork, FORK.md change 13; after pion/dtls
+//! The server's flight of the abbreviated handshake (coap-harness fork, FORK.md change 15; after pion/dtls
 //! `flight4bhandler.go`): ServerHello echoing the session id the client offered, ChangeCipherSpec,
 //! Finished over ClientHello..ServerHello; then the client's ChangeCipherSpec and Finished end it.
 
@@ -181,6 +181,16 @@ impl Flight for Flight4b {
             extensions.push(Extension::UseSrtp(ExtensionUseSrtp {
                 protection_profiles: vec![state.srtp_protection_profile],
             }));
+        }
+
+        // Connection IDs are negotiated afresh on resumption (RFC 9146 §3): answer an offer `flight0.rs`
+        // accepted, as `flight4.rs` does.
+        if let Some(ids) = state.connection_ids.get() {
+            extensions.push(Extension::ConnectionId(
+                crate::extension::extension_connection_id::ExtensionConnectionId {
+                    cid: ids.local.clone(),
+                },
+            ));
         }
 
         let mut server_hello =

@@ -174,7 +174,7 @@ impl Flight for Flight5 {
             }
         }
 
-        // coap-harness fork (FORK.md change 13): the server's Finished is verified; keep the session.
+        // coap-harness fork (FORK.md change 15): the server's Finished is verified; keep the session.
         super::flight5b::store_session(state, cfg, &cfg.session_key).await;
 
         Ok(Box::new(Flight5 {}))

@@ -1,4 +1,4 @@
-//! The client's side of the abbreviated handshake (coap-harness fork, FORK.md change 13; after pion/dtls
+//! The client's side of the abbreviated handshake (coap-harness fork, FORK.md change 15; after pion/dtls
 //! `flight3handler.go` `handleResumption` and `flight5bhandler.go`): the server echoed the session we
 //! offered, so we check its Finished over ClientHello..ServerHello with the session's keys and answer
 //! with ChangeCipherSpec and our Finished over ClientHello..server Finished.
@@ -109,6 +109,23 @@ pub(crate) async fn client_resume(
     if !initialized {
         let mut cipher_suite = cipher_suite_for_id(session.cipher_suite)
             .map_err(|err| alert(AlertDescription::InternalError, Some(err)))?;
+        // Connection IDs are negotiated afresh on resumption (RFC 9146 §3), as in `flight3.rs`.
+        let answered_cid = h.extensions.iter().find_map(|e| match e {
+            Extension::ConnectionId(e) => Some(e.cid.clone()),
+            _ => None,
+        });
+        if let (Some(local), Some(remote)) = (&cfg.local_connection_id, answered_cid) {
+            if !cipher_suite.supports_connection_id() {
+                return Err(alert(
+                    AlertDescription::IllegalParameter,
+                    Some(Error::ErrConnectionIdUnsupportedCipherSuite),
+                ));
+            }
+            let _ = state.connection_ids.set(crate::state::ConnectionIds {
+                local: local.clone(),
+                remote,
+            });
+        }
         state.remote_random = h.random.clone();
         state.master_secret.clone_from(&session.master_secret);
         state.extended_master_secret = ems;

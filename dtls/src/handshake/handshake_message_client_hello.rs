@@ -25,7 +25,7 @@ pub struct HandshakeMessageClientHello {
     pub(crate) version: ProtocolVersion,
     pub(crate) random: HandshakeRandom,
     /// The session the client asks to resume; empty for a new session (coap-harness fork, FORK.md
-    /// change 13: upstream always wrote an empty one and skipped a peer's without reading it).
+    /// change 15: upstream always wrote an empty one and skipped a peer's without reading it).
     pub(crate) session_id: Vec<u8>,
     pub(crate) cookie: Vec<u8>,
 
@@ -151,7 +151,7 @@ impl HandshakeMessageClientHello {
         let minor = reader.read_u8()?;
         let random = HandshakeRandom::unmarshal(reader)?;
 
-        // Session ID (coap-harness fork, FORK.md change 13: upstream read the length and not the id, so a
+        // Session ID (coap-harness fork, FORK.md change 15: upstream read the length and not the id, so a
         // ClientHello offering a session failed to parse)
         let session_id_len = reader.read_u8()? as usize;
         if session_id_len > 32 {

@@ -25,7 +25,7 @@ pub struct HandshakeMessageServerHello {
     pub(crate) version: ProtocolVersion,
     pub(crate) random: HandshakeRandom,
     /// The session's id: a new one, the client's offered one when resuming, or empty (coap-harness fork,
-    /// FORK.md change 13: upstream wrote an empty one and dropped the server's).
+    /// FORK.md change 15: upstream wrote an empty one and dropped the server's).
     pub(crate) session_id: Vec<u8>,
 
     pub(crate) cipher_suite: CipherSuiteId,

@@ -87,18 +87,28 @@ impl RecordLayer {
 // two DTLS messages into the same datagram: in the same record or in
 // separate records.
 // https://tools.ietf.org/html/rfc6347#section-4.2.3
-pub(crate) fn unpack_datagram(buf: &[u8]) -> Result<Vec<Vec<u8>>> {
+//
+// coap-harness fork (FORK.md change 13): a `tls12_cid` record (RFC 9146 §4) has a connection ID of
+// `cid_len` bytes (the one this end asked for) between its sequence number and its length, so its header
+// is `RECORD_LAYER_HEADER_SIZE + cid_len` bytes. With `cid_len` 0 (no connection ID negotiated) every
+// record has the plain header, as upstream.
+pub(crate) fn unpack_datagram(buf: &[u8], cid_len: usize) -> Result<Vec<Vec<u8>>> {
     let mut out = vec![];
 
     let mut offset = 0;
     while buf.len() != offset {
-        if buf.len() - offset <= RECORD_LAYER_HEADER_SIZE {
+        let header_size = if cid_len > 0 && buf[offset] == ContentType::ConnectionId as u8 {
+            RECORD_LAYER_HEADER_SIZE + cid_len
+        } else {
+            RECORD_LAYER_HEADER_SIZE
+        };
+        if buf.len() - offset <= header_size {
             return Err(Error::ErrInvalidPacketLength);
         }
 
-        let pkt_len = RECORD_LAYER_HEADER_SIZE
-            + (((buf[offset + RECORD_LAYER_HEADER_SIZE - 2] as usize) << 8)
-                | buf[offset + RECORD_LAYER_HEADER_SIZE - 1] as usize);
+        let pkt_len = header_size
+            + (((buf[offset + header_size - 2] as usize) << 8)
+                | buf[offset + header_size - 1] as usize);
         if offset + pkt_len > buf.len() {
             return Err(Error::ErrInvalidPacketLength);
         }

@@ -52,7 +52,7 @@ fn test_udp_decode() -> Result<()> {
     ];
 
     for (name, data, wanted, wanted_err) in tests {
-        let dtls_pkts = unpack_datagram(&data);
+        let dtls_pkts = unpack_datagram(&data, 0);
         if let Some(err) = wanted_err {
             if let Err(dtls) = dtls_pkts {
                 assert_eq!(err.to_string(), dtls.to_string());

@@ -10,7 +10,6 @@ use crate::report::model::{
     ShardChecks, ShardInfo, TargetInfo, TrustCaseResult, SCHEMA_VERSION,
 };
 use crate::report::{Check, Report};
-use crate::scenario::plan::CertRef;
 use crate::scenario::{Pacing, RunPlan};
 use crate::server::{DeviceSnapshot, DtlsStats, ServerStats};
 use std::collections::BTreeMap;
@@ -119,7 +118,7 @@ pub fn report(plan: &RunPlan, p: &Parts) -> Report {
             duplicates: devices.iter().map(|d| d.duplicates).sum(),
             first_malformed: devices.iter().find_map(|d| d.first_malformed.clone()),
         },
-        security: security(plan, devices),
+        security: security(plan, devices, p.device_trust.len()),
         handshakes: handshakes(devices),
         trust_cases: p.trust_cases.clone(),
         device_trust: p.device_trust.clone(),
@@ -385,6 +384,26 @@ fn shard_info(plan: &RunPlan, s: &crate::scenario::shard::ShardPlan) -> ShardInf
     }
 }
 
+/// What a run without load or conformance traffic did: its cases, and who spoke DTLS to whom.
+fn without_load(plan: &RunPlan, device_trust: usize) -> String {
+    let mut did = Vec::new();
+    if device_trust > 0 {
+        did.push(format!(
+            "{device_trust} device-trust cases over DTLS, the harness as the server"
+        ));
+    }
+    if !plan.trust_cases.is_empty() {
+        did.push(format!(
+            "{} trust cases over DTLS, the harness as the client",
+            plan.trust_cases.len()
+        ));
+    }
+    if did.is_empty() {
+        return "nothing was sent".into();
+    }
+    did.join("; ")
+}
+
 /// `require_dtls: true`: the load ran over DTLS and verified the server (by certificate or PSK).
 fn require_dtls_check(sec: &Security) -> Check {
     Check {
@@ -401,8 +420,17 @@ fn require_dtls_check(sec: &Security) -> Check {
 
 /// The load traffic's security. Trust cases are left out on purpose: a case that probes `ca: none` says so in
 /// its own row; the run is insecure only when its load ran without verifying the server.
-fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
+fn security(plan: &RunPlan, devices: &[DeviceTally], device_trust: usize) -> Security {
     let Some(d) = &plan.dtls else {
+        if plan.phases.is_empty() && plan.conformance.is_empty() {
+            // Nothing went over plain CoAP: the run's cases were all it did, each over its own DTLS.
+            return Security {
+                transport: "none".into(),
+                verification: "none".into(),
+                no_load: Some(without_load(plan, device_trust)),
+                ..Default::default()
+            };
+        }
         return Security {
             transport: "coap".into(),
             verification: "none".into(),
@@ -444,6 +472,7 @@ fn security(plan: &RunPlan, devices: &[DeviceTally]) -> Security {
         .iter()
         .map(|s| s.to_string())
         .collect(),
+        no_load: None,
     }
 }
 
@@ -499,6 +528,7 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
         churn: caused(HandshakeCause::Churn),
         full: Some(Latency::from_histogram(&full)),
         resumed: Some(Latency::from_histogram(&resumed)),
+        connection_id: all.iter().filter(|h| h.connection_id).count() as u64,
         per_second: per_second.into_values().collect(),
     })
 }
@@ -516,82 +546,196 @@ fn accounting_check(
     {
         return None;
     }
-    let earlier: std::collections::HashMap<&str, u64> = before
-        .iter()
-        .map(|d| (d.token.as_str(), d.messages))
-        .collect();
-    let seen: std::collections::HashMap<&str, u64> = server
-        .iter()
-        .map(|d| {
-            let t = d.token.as_str();
-            (t, d.messages - earlier.get(t).copied().unwrap_or(0))
-        })
-        .collect();
-    // A device that posts without a token (ThingsBoard X.509) is, on the server, the device its certificate
-    // registers: named after the certificate's file (`device-3`), as `--device-certs` names it; the
-    // certificate is the device's own from a CSV token file, or the scenario's (`{index}` or shared).
+    let started: Vec<&DeviceTally> = devices.iter().filter(|d| d.started).collect();
+    // A device that posts without a token (ThingsBoard X.509) is, on the server, whichever device its
+    // certificate is registered as. Both sides are keyed by evidence, not by names: the harness by the
+    // certificate each device presented, the server by the certificate each accepted post came with.
     // Devices that share one certificate are one device there, and are counted together.
     let tokenless = !plan.request.path.iter().any(Option::is_none);
-    let fleet_cert = plan
-        .dtls
-        .as_ref()
-        .and_then(|d| d.client.client_cert.as_ref());
-    let stem = |p: &std::path::Path| {
-        p.file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-    };
-    let key = |d: &DeviceTally| {
-        if !tokenless {
-            return d.token.clone();
-        }
-        if let Some(p) = plan
-            .devices
-            .credentials(d.index)
-            .and_then(|c| c.cert.as_deref())
-        {
-            return stem(p);
-        }
-        match fleet_cert {
-            Some((cert, _)) => match cert.for_device(plan.devices.global(d.index)) {
-                CertRef::File(p) | CertRef::PkiFile(p) => stem(&p),
-                CertRef::Pki(role) => role.cert_file().trim_end_matches(".pem").to_string(),
-            },
-            None => d.token.clone(),
-        }
+    let Accounted {
+        seen,
+        key,
+        mut problems,
+    } = if tokenless {
+        by_certificate(&started, before, server)
+    } else {
+        by_token(before, server)
     };
     let mut identities: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for d in devices.iter().filter(|d| d.started) {
+    for d in &started {
         let e = identities.entry(key(d)).or_default();
         e.0 += d.ok;
         e.1 += d.sent;
     }
     let mut mismatched = 0u64;
-    let mut first = None;
     for (name, (ok, sent)) in &identities {
         let got = seen.get(name.as_str()).copied().unwrap_or(0);
         // The server may count a message whose response was lost; it may never count fewer.
         if got < *ok || got > *sent {
             mismatched += 1;
-            first.get_or_insert_with(|| {
-                format!("{name}: {ok} acknowledged, {sent} sent, server counted {got}")
-            });
+            problems.push(format!(
+                "{name}: {ok} acknowledged, {sent} sent, server counted {got}"
+            ));
         }
     }
-    let started = devices.iter().filter(|d| d.started).count();
-    let whom = if identities.len() == started {
-        format!("{started} devices")
+    let whom = if identities.len() == started.len() {
+        format!("{} devices", started.len())
     } else {
-        format!("{} server devices ({started} devices)", identities.len())
+        format!(
+            "{} server devices ({} devices)",
+            identities.len(),
+            started.len()
+        )
+    };
+    let mapping = if tokenless {
+        "; each certificate posting as one server device, no two as the same"
+    } else {
+        ""
     };
     Some(Check {
         name: "embedded server received every acknowledged message".into(),
-        passed: mismatched == 0,
-        expected: format!("for each of {whom}: acknowledged <= server count <= sent"),
-        observed: match first {
+        passed: problems.is_empty(),
+        expected: format!("for each of {whom}: acknowledged <= server count <= sent{mapping}"),
+        observed: match problems.first() {
             None => format!("{whom} consistent"),
-            Some(f) => format!("{mismatched} devices inconsistent, first {f}"),
+            Some(f) if mismatched > 0 && mismatched as usize == problems.len() => {
+                format!("{mismatched} devices inconsistent, first {f}")
+            }
+            Some(f) => format!("{} inconsistencies, first {f}", problems.len()),
         },
     })
+}
+
+/// What the server counted, keyed as the harness keys its devices.
+struct Accounted {
+    /// Messages the server counted during the load, by key.
+    seen: std::collections::HashMap<String, u64>,
+    /// A device's key.
+    key: Box<dyn Fn(&DeviceTally) -> String>,
+    /// What the server's records contradict beyond counts (a certificate taken for the wrong device).
+    problems: Vec<String>,
+}
+
+/// Token devices: the server's device is the token in the path.
+fn by_token(before: &[DeviceSnapshot], server: &[DeviceSnapshot]) -> Accounted {
+    let earlier: std::collections::HashMap<&str, u64> = before
+        .iter()
+        .map(|d| (d.token.as_str(), d.messages))
+        .collect();
+    Accounted {
+        seen: server
+            .iter()
+            .map(|d| {
+                let t = d.token.as_str();
+                (
+                    t.to_string(),
+                    d.messages - earlier.get(t).copied().unwrap_or(0),
+                )
+            })
+            .collect(),
+        key: Box::new(|d: &DeviceTally| d.token.clone()),
+        problems: Vec::new(),
+    }
+}
+
+/// X.509 devices: keyed by the SHA-256 of the certificate each device presented; the server says, per
+/// device, which certificates posted as it. Besides the counts, the server's mapping must be one to one on
+/// the certificates the harness presented: a certificate counted on two server devices, or two of the
+/// harness's certificates on one server device (a device taken for another), is reported.
+fn by_certificate(
+    started: &[&DeviceTally],
+    before: &[DeviceSnapshot],
+    server: &[DeviceSnapshot],
+) -> Accounted {
+    let label = |hex: &str| format!("certificate sha256:{}", &hex[..hex.len().min(16)]);
+    let earlier: std::collections::HashMap<(&str, &str), u64> = before
+        .iter()
+        .flat_map(|d| {
+            d.certificates
+                .iter()
+                .map(move |(c, n)| ((d.token.as_str(), c.as_str()), *n))
+        })
+        .collect();
+    // Certificate -> the server devices it posted as during the load, with their counts.
+    let mut posted_as: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for d in server {
+        for (cert, n) in &d.certificates {
+            let was = earlier
+                .get(&(d.token.as_str(), cert.as_str()))
+                .copied()
+                .unwrap_or(0);
+            if *n > was {
+                posted_as
+                    .entry(cert.as_str())
+                    .or_default()
+                    .push((d.token.as_str(), n - was));
+            }
+        }
+    }
+    // The harness's certificates, each with the devices that presented it.
+    let mut ours: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for d in started {
+        if let Some(c) = &d.certificate {
+            ours.entry(crate::server::cert_hex(c))
+                .or_default()
+                .push(d.index);
+        }
+    }
+    let devices_of = |cert: &str| {
+        let list: Vec<String> = ours
+            .get(cert)
+            .map(|v| v.iter().map(u32::to_string).collect())
+            .unwrap_or_default();
+        match list.len() {
+            1 => format!("device {}", list[0]),
+            _ => format!("devices {}", list.join(", ")),
+        }
+    };
+    let mut problems = Vec::new();
+    let mut certs_on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (cert, on) in &posted_as {
+        if !ours.contains_key(*cert) {
+            continue;
+        }
+        if on.len() > 1 {
+            let names: Vec<&str> = on.iter().map(|(n, _)| *n).collect();
+            problems.push(format!(
+                "the {} of {} posted as {} server devices: {}",
+                label(cert),
+                devices_of(cert),
+                on.len(),
+                names.join(", ")
+            ));
+        }
+        for (name, _) in on {
+            certs_on.entry(name).or_default().push(cert);
+        }
+    }
+    for (name, certs) in &mut certs_on {
+        certs.sort_by_key(|c| ours.get(*c).and_then(|v| v.first()).copied());
+        if certs.len() > 1 {
+            let whose: Vec<String> = certs
+                .iter()
+                .map(|c| format!("{} ({})", devices_of(c), label(c)))
+                .collect();
+            problems.push(format!(
+                "server device `{name}` took the certificates of {} for one device",
+                whose.join(" and ")
+            ));
+        }
+    }
+    let seen = posted_as
+        .iter()
+        .map(|(cert, on)| (label(cert), on.iter().map(|(_, n)| n).sum::<u64>()))
+        .collect();
+    Accounted {
+        seen,
+        key: Box::new(move |d: &DeviceTally| match &d.certificate {
+            Some(c) => label(&crate::server::cert_hex(c)),
+            None => format!("device {} (no certificate)", d.index),
+        }),
+        problems,
+    }
 }
 
 fn describe_pacing(p: Pacing) -> String {
@@ -642,5 +786,58 @@ mod tests {
                 serde_json::to_string_pretty(&server_counters(&stats, d)).unwrap()
             );
         }
+    }
+
+    /// The server's records contradict the harness's certificates both ways: one certificate counted on
+    /// two server devices, and one server device holding two devices' certificates. Counts alone (4 sent,
+    /// 4 counted for certificate A; 2 and 2 for B) would pass.
+    #[test]
+    fn certificate_accounting_flags_a_mapping_that_is_not_one_to_one() {
+        let (a, b) = ([0xaa; 32], [0xbb; 32]);
+        let device = |index, cert, sent| DeviceTally {
+            index,
+            started: true,
+            sent,
+            ok: sent,
+            certificate: Some(cert),
+            ..Default::default()
+        };
+        let started = [device(0, a, 4), device(1, b, 2)];
+        let started: Vec<&DeviceTally> = started.iter().collect();
+        let snapshot = |name: &str, certs: &[([u8; 32], u64)]| DeviceSnapshot {
+            token: name.into(),
+            messages: certs.iter().map(|(_, n)| n).sum(),
+            attributes_posts: 0,
+            attributes_reads: 0,
+            rpc_posts: 0,
+            claims: 0,
+            certificates: certs
+                .iter()
+                .map(|(c, n)| (crate::server::cert_hex(c), *n))
+                .collect(),
+            last_payload: None,
+            client_attributes: Default::default(),
+            shared_attributes: Default::default(),
+        };
+        let server = [snapshot("x", &[(a, 3)]), snapshot("y", &[(a, 1), (b, 2)])];
+        let accounted = by_certificate(&started, &[], &server);
+        for d in &started {
+            let key = (accounted.key)(d);
+            assert_eq!(accounted.seen.get(&key), Some(&d.sent), "{key}");
+        }
+        let problems = accounted.problems.join("\n");
+        assert!(
+            problems.contains(
+                "certificate sha256:aaaaaaaaaaaaaaaa of device 0 posted as 2 server devices: x, y"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("server device `y` took the certificates of device 0 (certificate sha256:aaaaaaaaaaaaaaaa) and device 1 (certificate sha256:bbbbbbbbbbbbbbbb)"),
+            "{problems}"
+        );
+        // The same counts on a one-to-one mapping: nothing to report.
+        let server = [snapshot("x", &[(a, 4)]), snapshot("y", &[(b, 2)])];
+        assert!(by_certificate(&started, &[], &server).problems.is_empty());
     }
 }

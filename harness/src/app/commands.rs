@@ -268,6 +268,7 @@ fn dtls_listener(
         let mut cfg = crate::server::DtlsServerConfig::psk_only(addr, psk)
             .map_err(|e| format!("--coaps: {e}"))?;
         cfg.client_auth = ClientAuth::None;
+        cfg.connection_id_length = args.connection_id_length.map(usize::from);
         return Ok(Some(cfg));
     }
     let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
@@ -286,6 +287,7 @@ fn dtls_listener(
     }
     let mut cfg = crate::server::DtlsServerConfig::new(addr, identity);
     cfg.client_auth = args.client_auth;
+    cfg.connection_id_length = args.connection_id_length.map(usize::from);
     match (&args.client_ca, args.client_auth) {
         (Some(ca), _) => {
             cfg.client_ca =

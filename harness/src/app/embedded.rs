@@ -44,6 +44,7 @@ pub async fn start(
             let mut cfg =
                 DtlsServerConfig::new(loopback, prepare::identity(&id.cert, &id.key, run_pki)?);
             cfg.client_auth = id.client_auth;
+            cfg.connection_id_length = id.connection_id;
             // ThingsBoard's mode takes a certificate from any issuer in the handshake.
             if !matches!(id.client_auth, ClientAuth::None | ClientAuth::Thingsboard) {
                 cfg.client_ca = prepare::certs(&id.client_ca, run_pki)?;

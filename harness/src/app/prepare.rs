@@ -195,6 +195,7 @@ pub fn client_settings(
         cipher_suites: t.cipher_suites.clone(),
         curves: t.curves.clone(),
         handshake_timeout: t.handshake_timeout,
+        connection_id: t.connection_id,
     })
 }
 

@@ -51,6 +51,7 @@ pub async fn run(ca: &Path, host: &str, port: u16, client: Option<(&Path, &Path)
         cipher_suites: Vec::new(),
         curves: Vec::new(),
         handshake_timeout: Duration::from_secs(5),
+        connection_id: None,
     };
     let addr = match (host, port)
         .to_socket_addrs()

@@ -349,6 +349,35 @@ fn newer(b: u32, a: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The first request of each case (what a server deduplicates by, with the endpoint) carries a message
+    /// ID and token of its own: with one seed for every case they were all the same.
+    #[test]
+    fn each_case_starts_with_its_own_message_id_and_token() {
+        use crate::coap::{ClientEndpoint, Code, Message, MessageType, TransmissionParams};
+        for seed in [0, 7, u64::MAX] {
+            let first: Vec<(u16, Vec<u8>)> = (0..16)
+                .map(|i| {
+                    let mut ep = ClientEndpoint::new(
+                        TransmissionParams::default(),
+                        super::case_seed(seed, i),
+                    );
+                    let now = std::time::Instant::now();
+                    ep.start(
+                        now,
+                        Message::new(MessageType::Con, Code::POST, 0, Default::default()),
+                    );
+                    let m = Message::decode(&ep.poll_transmit().unwrap()).unwrap();
+                    (m.message_id, m.token.as_bytes().to_vec())
+                })
+                .collect();
+            for (i, a) in first.iter().enumerate() {
+                for b in &first[i + 1..] {
+                    assert!(a.0 != b.0 && a.1 != b.1, "seed {seed}: {first:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_case_has_its_own_seed() {
         let seeds: std::collections::HashSet<u64> =

@@ -13,6 +13,7 @@ use crate::scenario::RunPlan;
 use crate::transport::dtls::{self as dtls_client, ClientSettings};
 use crate::transport::Link;
 use crate::trust::TrustVerdict;
+use sha2::Digest;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -127,6 +128,8 @@ pub struct HandshakeTally {
     pub cause: HandshakeCause,
     /// Whether it resumed the device's previous session (an abbreviated handshake, `dtls.resume`).
     pub resumed: bool,
+    /// The session negotiated a connection ID (RFC 9146).
+    pub connection_id: bool,
 }
 
 /// One device's own account of its run, for cross-checking against the server.
@@ -153,6 +156,10 @@ pub struct DeviceTally {
     pub rehandshakes: Vec<HandshakeTally>,
     /// A few responses that broke per-request expectations, as observed.
     pub broken_examples: Vec<String>,
+    /// The client certificate the device presents in its DTLS handshakes: the SHA-256 of its DER leaf, as
+    /// a ThingsBoard server keys X.509 device credentials (the load's accounting matches it with the
+    /// server's record of which certificate posted as which device).
+    pub certificate: Option<[u8; 32]>,
 }
 
 /// Examples of broken expectations kept per device.
@@ -273,6 +280,11 @@ async fn open_link(
     let Some(settings) = sh.dtls_for(index) else {
         return Some(Link::Udp(sock));
     };
+    tally.certificate = settings
+        .client_certificate
+        .as_ref()
+        .and_then(|c| c.certificate.first())
+        .map(|leaf| sha2::Sha256::digest(leaf).into());
     let (link, h) = dtls_handshake(sock, &settings, sessions, sh.t0, HandshakeCause::First).await;
     sh.handshake_done(&h);
     tally.handshake = Some(h);
@@ -290,7 +302,7 @@ async fn dtls_handshake(
     let at = t0.elapsed();
     match result {
         Ok(session) => (
-            Some(Link::Dtls(session.conn)),
+            Some(Link::Dtls(session.conn.clone())),
             HandshakeTally {
                 verdict: session.verdict,
                 detail: None,
@@ -298,6 +310,7 @@ async fn dtls_handshake(
                 at,
                 cause,
                 resumed: session.resumed,
+                connection_id: session.conn.connection_ids().is_some(),
             },
         ),
         Err(failed) => (
@@ -309,6 +322,7 @@ async fn dtls_handshake(
                 at,
                 cause,
                 resumed: false,
+                connection_id: false,
             },
         ),
     }
@@ -396,6 +410,7 @@ async fn rehandshake(
                         at: sh.t0.elapsed(),
                         cause,
                         resumed: false,
+                        connection_id: false,
                     },
                 ),
             }
@@ -442,7 +457,9 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
     let sessions = sh.sessions_for(index);
     let link = tokio::select! {
         _ = sh.cancel.cancelled() => return tally,
-        link = open_link(&sh, index, sessions.as_ref(), &mut tally) => link,
+        // Boxed, like the new handshakes and closes below: each runs once or rarely, and inline the device
+        // task's future would keep room for the largest of them for the device's whole life (issue #15).
+        link = Box::pin(open_link(&sh, index, sessions.as_ref(), &mut tally)) => link,
     };
     let Some(mut link) = link else {
         return tally;
@@ -613,8 +630,8 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             unanswered_in_row = 0;
             rec.flush(Instant::now());
             sh.link_change(&link, -1);
-            link.close().await;
-            match rehandshake(
+            Box::pin(link.close()).await;
+            match Box::pin(rehandshake(
                 &sh,
                 index,
                 sessions.as_ref(),
@@ -622,7 +639,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
                 &mut pacer,
                 &mut rec,
                 &mut tally,
-            )
+            ))
             .await
             {
                 Some(new) => {
@@ -701,7 +718,7 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         sh.link_change(&link, -1);
     }
     sh.device_change(-1);
-    link.close().await;
+    Box::pin(link.close()).await;
     finish(tally, &ep)
 }
 

@@ -261,6 +261,7 @@ fn handshakes(
         churn: all.iter().map(|h| h.churn).sum(),
         full: kind(all.iter().map(|h| h.full.as_ref()))?,
         resumed: kind(all.iter().map(|h| h.resumed.as_ref()))?,
+        connection_id: all.iter().map(|h| h.connection_id).sum(),
         per_second: handshake_series(shards.iter().filter_map(|r| {
             r.handshakes
                 .as_ref()

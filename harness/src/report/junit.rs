@@ -8,7 +8,8 @@
 //! - `run`: `target measurable` (fails when [`crate::report::verdict::of`] is a fault), `completed` (fails when the run
 //!   was interrupted) and the load's security: `security: verification enabled` over DTLS (skipped, never
 //!   passed, when the load ran with verification disabled), `security: no transport security (plain CoAP)`
-//!   over plain CoAP; with the run's identity as properties. A trust case probing `ca: none` is judged in the
+//!   over plain CoAP, `security: no load traffic` (skipped) when the run's cases were all it did; with the
+//!   run's identity as properties. A trust case probing `ca: none` is judged in the
 //!   `trust` suite only.
 //!
 //! A failing case has `message="expected X, observed Y"` and the full text in the element's body.
@@ -30,6 +31,8 @@ pub const INSECURE_LINE: &str = "INSECURE: certificate verification was disabled
 pub const SECURITY_VERIFIED: &str = "security: verification enabled";
 /// The `run` suite's security case over plain CoAP: a fact, not a claim that anything was verified.
 pub const SECURITY_PLAIN: &str = "security: no transport security (plain CoAP)";
+/// The `run` suite's security case when no load or conformance traffic ran (the cases were all it did).
+pub const SECURITY_NO_LOAD: &str = "security: no load traffic";
 
 /// Renders the report as a JUnit XML document.
 pub fn render(r: &Report) -> String {
@@ -219,6 +222,11 @@ fn run(r: &Report) -> TestSuite {
 fn security_case(r: &Report) -> (&'static str, TestCaseStatus) {
     if r.security.plain() {
         return (SECURITY_PLAIN, TestCaseStatus::success());
+    }
+    if r.security.no_load() {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message("no load traffic: each case reports its own verification");
+        return (SECURITY_NO_LOAD, s);
     }
     let status = if r.security.insecure {
         let mut s = TestCaseStatus::skipped();

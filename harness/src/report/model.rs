@@ -154,9 +154,10 @@ pub struct DeviceInfo {
 /// verification disabled (`ca: none`). A trust case that probes `ca: none` says so in its own row, not here.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Security {
-    /// `coap` (plain UDP, no security) or `dtls`.
+    /// `coap` (plain UDP, no security), `dtls`, or `none` (no load or conformance traffic: see `no_load`).
     pub transport: String,
-    /// `certificate` (server verified against a CA), `disabled` (no verification), `psk`, or `none` (plain).
+    /// `certificate` (server verified against a CA), `disabled` (no verification), `psk`, or `none` (plain,
+    /// or no load traffic).
     pub verification: String,
     /// The load traffic ran with certificate verification disabled: nothing proved who the server was.
     pub insecure: bool,
@@ -168,6 +169,10 @@ pub struct Security {
     pub client_cert: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cipher_suites: Vec<String>,
+    /// With transport `none`: what the run did instead of load traffic, such as `10 device-trust cases over
+    /// DTLS, the harness as the server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_load: Option<String>,
 }
 
 impl Security {
@@ -176,10 +181,22 @@ impl Security {
         self.transport == "coap"
     }
 
-    /// One line for the security row: `no transport security (plain CoAP)`, or the DTLS verification.
+    /// No load or conformance traffic ran: the run's cases (each judged in its own row) were all it did.
+    pub fn no_load(&self) -> bool {
+        self.transport == "none"
+    }
+
+    /// One line for the security row: `no transport security (plain CoAP)`, the DTLS verification, or,
+    /// without load traffic, what the run did instead.
     pub fn describe(&self) -> String {
         if self.plain() {
             return PLAIN_COAP.into();
+        }
+        if self.no_load() {
+            return match &self.no_load {
+                Some(what) => format!("{NO_LOAD}: {what}"),
+                None => NO_LOAD.into(),
+            };
         }
         let t = if self.transport.is_empty() {
             "?"
@@ -197,6 +214,9 @@ impl Security {
 
 /// How reports name a run over plain CoAP, wherever they would otherwise speak of verification.
 pub const PLAIN_COAP: &str = "no transport security (plain CoAP)";
+
+/// How reports begin the security row of a run without load or conformance traffic.
+pub const NO_LOAD: &str = "no load traffic";
 
 /// The embedded server's own counters, as report.json carries them (`server`): the server's `ServerStats`
 /// and, when it listened for DTLS, its listener's `DtlsStats` under `dtls`. Fields are listed alphabetically,
@@ -279,6 +299,11 @@ pub struct ServerCounters {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct DtlsCounters {
+    /// Times a session with a connection ID moved to its client's new address (NAT rebinding), after it
+    /// had authenticated the newest record from there.
+    pub cid_address_changes: u64,
+    /// Established sessions that negotiated a connection ID (RFC 9146).
+    pub cid_sessions: u64,
     /// Established sessions ended by the client (close_notify, fatal alert) or a read error.
     pub closed: u64,
     /// Datagrams received on the DTLS socket.
@@ -351,6 +376,9 @@ pub struct HandshakeStats {
     /// their time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Latency>,
+    /// Sessions that negotiated a connection ID (RFC 9146, `dtls.connection_id`), of the `ok` ones.
+    #[serde(default)]
+    pub connection_id: u64,
     /// Handshakes by the second of the load in which they ended (seconds without any are left out): the
     /// handshake rate and the failures over time, e.g. through a reconnect storm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -769,6 +797,9 @@ impl HandshakeStats {
         }
         if let Some(resumed) = self.resumed.as_ref().filter(|r| r.count > 0) {
             text += &format!("; {} resumed a session", resumed.count);
+        }
+        if self.connection_id > 0 {
+            text += &format!("; {} with a connection ID", self.connection_id);
         }
         text
     }

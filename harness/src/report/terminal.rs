@@ -39,7 +39,7 @@ pub fn render(r: &Report) -> String {
             if r.interrupted { ", INTERRUPTED" } else { "" }
         );
     }
-    if r.security.plain() {
+    if r.security.plain() || r.security.no_load() {
         let _ = writeln!(s, "  security: {}", r.security.describe());
     }
     if !r.phases.is_empty() {

@@ -48,6 +48,18 @@ pub struct RawDtls {
     /// Which load devices resume their DTLS session (abbreviated handshake by session ID) when they make a
     /// new one: `all`, `none` (the default) or a share such as `50%`. Load devices only.
     pub resume: Option<String>,
+    /// Connection ID (RFC 9146): `{ length: 8 }` offers the server an ID of this many bytes (0 to 255; 0:
+    /// "send me none, I send yours") for the records it sends, and puts the server's ID in ours, so that
+    /// the session survives the device's address changing (NAT rebinding). Default: none.
+    pub connection_id: Option<RawConnectionId>,
+}
+
+/// `connection_id:` on devices (`dtls:`) or on the embedded server (`embedded.server:`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnectionId {
+    /// Bytes of the ID this end asks the other to put in its records.
+    pub length: u64,
 }
 
 /// `dtls.resume`: which load devices offer their last DTLS session on their next handshake.
@@ -179,6 +191,10 @@ pub struct RawServerIdentity {
     /// `thingsboard` mode: the registered device certificates, a PEM file or a folder of them (e.g.
     /// `{pki}/devices`, made by `certs --devices N`); each is the device its file is named after.
     pub device_certs: Option<String>,
+    /// Connection ID (RFC 9146): `{ length: 8 }` (1 to 255 bytes; ThingsBoard's default is 8) asks each
+    /// client that offers the extension for an ID of this many bytes; the server then finds the session by
+    /// it and follows the client to a new address. Default: none (sessions keyed by address).
+    pub connection_id: Option<RawConnectionId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +307,8 @@ pub struct ClientTrust {
     pub rehandshake_every: Option<Churn>,
     /// Which load devices resume their session on a new handshake (`dtls.resume`).
     pub resume: Resume,
+    /// The length of the connection ID devices ask the server for (RFC 9146); `None`: no extension.
+    pub connection_id: Option<usize>,
 }
 
 /// Client authentication the embedded server asks for.
@@ -305,6 +323,8 @@ pub struct ServerIdentity {
     pub client_ca: CertRef,
     /// Registered device certificates (`thingsboard` mode): a PEM file or a folder of them.
     pub device_certs: Option<CertRef>,
+    /// The length of the connection IDs the server asks clients for (RFC 9146); `None`: none.
+    pub connection_id: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -607,7 +627,27 @@ pub fn client_trust(
             .unwrap_or(Duration::from_secs(10)),
         rehandshake_every: raw.rehandshake_every,
         resume,
+        connection_id: match raw.connection_id {
+            Some(c) => Some(connection_id_length(c, 0, at("connection_id"))?),
+            None => base_trust.and_then(|b| b.connection_id),
+        },
     })
+}
+
+/// A `connection_id: { length: N }`, at least `min` bytes and at most 255 (its length is one byte).
+fn connection_id_length(
+    raw: RawConnectionId,
+    min: u64,
+    mut at: Vec<Step>,
+) -> Result<usize, Invalid> {
+    if raw.length < min || raw.length > 255 {
+        at.push(key("length"));
+        return Err(bad(
+            at,
+            format!("{}: a connection ID is {min} to 255 bytes", raw.length),
+        ));
+    }
+    Ok(raw.length as usize)
 }
 
 /// Validates the embedded server's identity, over `base_identity` for trust cases.
@@ -679,6 +719,10 @@ pub fn server_identity(
         client_auth,
         client_ca,
         device_certs,
+        connection_id: match raw.connection_id {
+            Some(c) => Some(connection_id_length(c, 1, at("connection_id"))?),
+            None => base_identity.and_then(|b| b.connection_id),
+        },
     })
 }
 

@@ -472,6 +472,52 @@ fn resume_is_all_none_or_a_share_of_the_devices() {
 }
 
 #[test]
+fn connection_id_is_a_length_on_devices_and_on_the_embedded_server() {
+    let with = |client: &str, server: &str| {
+        GOOD.replace(
+            "coap:\n",
+            &format!(
+                "pki: generate\nembedded:\n  server:\n    {server}\ndtls:\n  ca: pki:ca\n  {client}\ncoap:\n"
+            ),
+        )
+    };
+    let plan = parse_str(&with(
+        "connection_id: { length: 8 }",
+        "connection_id: { length: 4 }",
+    ))
+    .unwrap();
+    let d = plan.dtls.unwrap();
+    assert_eq!(
+        (d.client.connection_id, d.server.connection_id),
+        (Some(8), Some(4))
+    );
+    // 0 on a device: "send me none, I send yours"; off by default.
+    let plan = parse_str(&with("connection_id: { length: 0 }", "client_auth: none")).unwrap();
+    let d = plan.dtls.unwrap();
+    assert_eq!(
+        (d.client.connection_id, d.server.connection_id),
+        (Some(0), None)
+    );
+    // Refused with the file, line and column of the bad value.
+    let e = err(&with("connection_id: { length: 256 }", "client_auth: none"));
+    assert!(
+        e.starts_with("s.yaml:")
+            && e.contains("dtls.connection_id.length: 256: a connection ID is 0 to 255 bytes"),
+        "{e}"
+    );
+    let e = err(&with(
+        "handshake_timeout: 5s",
+        "connection_id: { length: 0 }",
+    ));
+    assert!(
+        e.contains("embedded.server.connection_id.length: 0: a connection ID is 1 to 255 bytes"),
+        "{e}"
+    );
+    let e = err(&with("connection_id: { lenght: 8 }", "client_auth: none"));
+    assert!(e.contains("unknown field `lenght`"), "{e}");
+}
+
+#[test]
 fn embedded_restart_is_a_time_and_a_downtime() {
     let with = |lines: &str| GOOD.replace("devices:\n", &format!("embedded:\n{lines}devices:\n"));
     let restart = |text: &str| match parse_str(text).unwrap().target {

@@ -132,11 +132,12 @@ pub(crate) fn route(req: &Message) -> Route {
 const SEGMENTS: usize = 5;
 
 /// Who the DTLS layer says the requester is: nothing (plain CoAP, or a session without a client
-/// certificate), or the session's client certificate, registered as a device (its name) or not.
+/// certificate), or the session's client certificate (the SHA-256 of its DER leaf), registered as a device
+/// (its name) or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Identity<'a> {
     None,
-    Certificate(Option<&'a str>),
+    Certificate(&'a [u8; 32], Option<&'a str>),
 }
 
 /// Answers one request (class 0.xx code) on behalf of the device its path (or, for ThingsBoard's X.509
@@ -168,7 +169,7 @@ pub(crate) fn handle(
     }
     // A session with a certificate names its device by it, as ThingsBoard's X.509 credentials do, when the
     // third segment is a feature; token paths keep working in the same session.
-    let x509 = matches!(identity, Identity::Certificate(_)) && Feature::parse(segs[2]).is_some();
+    let x509 = matches!(identity, Identity::Certificate(..)) && Feature::parse(segs[2]).is_some();
     if n == 3 && !x509 {
         // `/api/v1/{feature}` without a client certificate: a request without a token.
         return match Feature::parse(segs[2]) {
@@ -201,7 +202,7 @@ pub(crate) fn handle(
     }
     // The device's key in the store: its token, or its registered certificate's device name.
     let key = match (x509, identity) {
-        (true, Identity::Certificate(Some(name))) => Some(name),
+        (true, Identity::Certificate(_, Some(name))) => Some(name),
         (false, _) => std::str::from_utf8(segs[2]).ok(),
         (true, _) => None,
     };
@@ -222,7 +223,17 @@ pub(crate) fn handle(
     }
     match (req.code, feature) {
         (Code::GET, _) => read_attributes(req, device),
-        (_, Feature::Telemetry) => post_telemetry(req, device),
+        (_, Feature::Telemetry) => {
+            let response = post_telemetry(req, device);
+            // Which certificate posted as this device: the evidence the load's accounting keys X.509
+            // devices by.
+            if let (true, Code::CREATED, Identity::Certificate(hash, _)) =
+                (x509, response.code, identity)
+            {
+                *device.certificates.entry(*hash).or_default() += 1;
+            }
+            response
+        }
         (_, Feature::Attributes) => post_attributes(req, device),
         (_, Feature::Rpc) => {
             let id = request_id(segs.get(at + 1).filter(|_| n > at + 1).copied());

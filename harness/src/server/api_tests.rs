@@ -566,13 +566,24 @@ fn non_utf8_token_is_unknown() {
 fn certificate_identity_names_the_device_on_token_less_paths() {
     let mut store = Store::default();
     let telemetry = request(Code::POST, "/api/v1/telemetry", &[], br#"{"t":1}"#);
-    let dev = Identity::Certificate(Some("dev-7"));
+    let dev = Identity::Certificate(&[7; 32], Some("dev-7"));
     assert_eq!(
         handle(&telemetry, dev, &policy(), &mut store).code,
         Code::CREATED
     );
     assert_eq!(store.device_registered("dev-7").messages, 1);
-    let unregistered = Identity::Certificate(None);
+    // The device records which certificate posted as it: a second one registered under the same name
+    // shows as a second entry.
+    let other = Identity::Certificate(&[8; 32], Some("dev-7"));
+    for _ in 0..2 {
+        handle(&telemetry, other, &policy(), &mut store);
+    }
+    let certs = &store.device_registered("dev-7").certificates;
+    assert_eq!(
+        certs.iter().collect::<Vec<_>>(),
+        [(&[7; 32], &1), (&[8; 32], &2)]
+    );
+    let unregistered = Identity::Certificate(&[9; 32], None);
     assert_eq!(
         handle(&telemetry, unregistered, &policy(), &mut store).code,
         Code::UNAUTHORIZED
@@ -582,7 +593,8 @@ fn certificate_identity_names_the_device_on_token_less_paths() {
         Code::UNAUTHORIZED
     );
     assert_eq!(store.stats.unknown_token, 2);
-    // Token paths in a certificate session, registered or not.
+    // Token paths in a certificate session, registered or not: the token names the device, and no
+    // certificate is recorded for it.
     let by_token = request(Code::POST, TELEMETRY, &[], br#"{"t":1}"#);
     for identity in [dev, unregistered] {
         assert_eq!(
@@ -590,6 +602,10 @@ fn certificate_identity_names_the_device_on_token_less_paths() {
             Code::CREATED
         );
     }
+    assert!(store
+        .devices()
+        .iter()
+        .all(|d| d.token == "dev-7" || d.certificates.is_empty()));
     let bad_token = request(Code::POST, "/api/v1/nope/telemetry", &[], br#"{"t":1}"#);
     assert_eq!(
         handle(&bad_token, dev, &policy(), &mut store).code,

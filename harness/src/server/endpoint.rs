@@ -194,7 +194,7 @@ impl Endpoint {
         let identity = match cert {
             None => api::Identity::None,
             Some(hash) => {
-                api::Identity::Certificate(self.device_certs.get(hash).map(String::as_str))
+                api::Identity::Certificate(hash, self.device_certs.get(hash).map(String::as_str))
             }
         };
         let answer = api::handle(&msg, identity, &self.tokens, &mut self.store);

@@ -681,6 +681,10 @@ fn registered_certificate_names_the_device() {
     assert_eq!(code(Some(&known), 1), Code::CREATED);
     assert_eq!(code(Some(&unknown), 2), Code::UNAUTHORIZED);
     assert_eq!(code(None, 3), Code::UNAUTHORIZED);
-    assert_eq!(ep.device("cert-device").unwrap().messages, 1);
+    let device = ep.device("cert-device").unwrap();
+    assert_eq!(device.messages, 1);
+    // The snapshot names the certificate that posted, as SHA-256 hex.
+    let hex = "01".repeat(32);
+    assert_eq!(device.certificates, [(hex, 1)].into());
     assert_eq!(ep.stats().unknown_token, 2);
 }

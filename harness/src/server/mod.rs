@@ -51,7 +51,7 @@ mod tokens;
 mod udp;
 
 pub use self::dtls::{ClientAuth, DtlsServerConfig, DtlsStats, HandshakeFailure};
-pub use store::{DeviceSnapshot, ResponseCounts, Route, RouteCounts, ServerStats};
+pub use store::{cert_hex, DeviceSnapshot, ResponseCounts, Route, RouteCounts, ServerStats};
 pub use tokens::TokenPolicy;
 
 use endpoint::{Endpoint, Notification};

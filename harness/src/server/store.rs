@@ -57,6 +57,10 @@ pub(crate) struct DeviceState {
     pub attributes_reads: u64,
     pub rpc_posts: u64,
     pub claims: u64,
+    /// Accepted telemetry posts by the client certificate (SHA-256 of its DER leaf) of the DTLS session
+    /// that made them, for a device named by its certificate: the evidence of which certificate the server
+    /// took for this device.
+    pub certificates: BTreeMap<[u8; 32], u64>,
     /// The last accepted telemetry payload; its buffer is reused.
     pub last_payload: Option<Vec<u8>>,
     pub client: Map<String, Value>,
@@ -120,6 +124,11 @@ impl DeviceState {
             attributes_reads: self.attributes_reads,
             rpc_posts: self.rpc_posts,
             claims: self.claims,
+            certificates: self
+                .certificates
+                .iter()
+                .map(|(hash, n)| (cert_hex(hash), *n))
+                .collect(),
             last_payload: self
                 .last_payload
                 .as_deref()
@@ -128,6 +137,11 @@ impl DeviceState {
             shared_attributes: self.shared.clone(),
         }
     }
+}
+
+/// A certificate fingerprint (SHA-256) as [`DeviceSnapshot::certificates`] keys it: lower-case hex.
+pub fn cert_hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A copy of one device's state.
@@ -145,6 +159,11 @@ pub struct DeviceSnapshot {
     pub rpc_posts: u64,
     /// Accepted claim posts.
     pub claims: u64,
+    /// For a device named by its client certificate (ThingsBoard's X.509 devices): accepted telemetry posts
+    /// by the certificate the posting session presented, keyed by the SHA-256 of its DER leaf in lower-case
+    /// hex. Empty for token devices.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub certificates: BTreeMap<String, u64>,
     /// The last accepted telemetry payload (invalid UTF-8 replaced).
     pub last_payload: Option<String>,
     /// Client-side attributes, as merged from every attributes post.

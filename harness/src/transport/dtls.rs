@@ -31,6 +31,9 @@ pub struct ClientSettings {
     /// ECDHE curves offered, most preferred first; empty: the DTLS crate's default (P-256, X25519, P-384).
     pub curves: Vec<NamedCurve>,
     pub handshake_timeout: Duration,
+    /// Connection ID (RFC 9146): offer the server an ID of this many bytes for its records, and use the one
+    /// it answers with in ours. `None`: no extension.
+    pub connection_id: Option<usize>,
 }
 
 impl std::fmt::Debug for ClientSettings {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for ClientSettings {
             .field("cipher_suites", &self.cipher_suites)
             .field("curves", &self.curves)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("connection_id", &self.connection_id)
             .finish()
     }
 }
@@ -211,7 +215,10 @@ fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecor
         // Once the session is open, the crate reads datagrams into a buffer this size instead of 8 KB for
         // the session's life (issue #15: memory per device): the device loop reads at most a 2 KB CoAP
         // message, plus the record's own bytes.
-        inbound_buffer_after_handshake: 2048 + 64,
+        inbound_buffer_after_handshake: 2048 + 64 + s.connection_id.map_or(0, |len| len + 1),
+        connection_id_generator: s
+            .connection_id
+            .map(dtls::config::random_connection_id_generator),
         ..Default::default()
     };
     if let Some(cert) = &s.client_certificate {

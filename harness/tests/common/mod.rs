@@ -4,6 +4,7 @@
 pub mod openssl;
 pub mod pki;
 pub mod refuser;
+pub mod relay;
 
 use coap_harness::app::{self as engine, RunOptions, RunOutput};
 use coap_harness::scenario::{self, Overrides, RunPlan};

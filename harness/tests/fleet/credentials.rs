@@ -37,6 +37,37 @@ fn read_report(dir: &Path) -> Report {
     serde_json::from_str(&text).expect("report.json parses as a Report")
 }
 
+/// `run --quiet` of 3 devices from the token file `csv` against `target`, 9 requests/s for 1 s, reports in
+/// `out`; the run's output and its report.
+fn run_three(target: &str, csv: &Path, out: &Path) -> (Output, Report) {
+    let o = run(&[
+        "run",
+        "--quiet",
+        "--target",
+        target,
+        "--token-file",
+        csv.to_str().unwrap(),
+        "--devices",
+        "3",
+        "--rate",
+        "9",
+        "--duration",
+        "1s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(out.join("report.json").exists(), "no report: {}", text(&o));
+    let r = read_report(out);
+    (o, r)
+}
+
+/// Handshakes that ended with the server verified.
+fn verified(hs: &coap_harness::report::model::HandshakeStats) -> Option<u64> {
+    hs.verdicts
+        .get(&coap_harness::trust::TrustVerdict::Ok)
+        .copied()
+}
+
 /// N devices, each with its own token and PSK identity and key.
 fn fleet_csv(n: usize) -> String {
     let mut csv = String::from("token,psk_identity,psk_key,cert,key\n");
@@ -105,24 +136,8 @@ fn many_psk_identities_against_serve_coaps() {
     let good = dir.path().join("good.csv");
     std::fs::write(&good, fleet_csv(3)).unwrap();
     let out = dir.path().join("good");
-    let o = run(&[
-        "run",
-        "--quiet",
-        "--target",
-        &target,
-        "--token-file",
-        good.to_str().unwrap(),
-        "--devices",
-        "3",
-        "--rate",
-        "9",
-        "--duration",
-        "1s",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (o, r) = run_three(&target, &good, &out);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r = read_report(&out);
     assert_eq!(r.security.verification, "psk");
     assert!(
         r.total.sent >= 6 && r.total.sent == r.total.outcomes.ok,
@@ -130,43 +145,15 @@ fn many_psk_identities_against_serve_coaps() {
         r.total
     );
     let hs = r.handshakes.as_ref().expect("handshakes reported");
-    assert_eq!(
-        hs.verdicts
-            .get(&coap_harness::trust::TrustVerdict::Ok)
-            .copied(),
-        Some(3),
-        "{hs:?}"
-    );
+    assert_eq!(verified(hs), Some(3), "{hs:?}");
 
     // Device 1 with a key the server does not have: refused in the handshake; devices 0 and 2 connect.
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, fleet_csv(3).replace("secret-key-1", "wrong-key")).unwrap();
     let out = dir.path().join("bad");
-    let o = run(&[
-        "run",
-        "--quiet",
-        "--target",
-        &target,
-        "--token-file",
-        bad.to_str().unwrap(),
-        "--devices",
-        "3",
-        "--rate",
-        "9",
-        "--duration",
-        "1s",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let r = read_report(&out);
+    let (o, r) = run_three(&target, &bad, &out);
     let hs = r.handshakes.as_ref().expect("handshakes reported");
-    assert_eq!(
-        hs.verdicts
-            .get(&coap_harness::trust::TrustVerdict::Ok)
-            .copied(),
-        Some(2),
-        "{hs:?}"
-    );
+    assert_eq!(verified(hs), Some(2), "{hs:?}");
     assert!(hs.failed >= 1, "{hs:?}");
     assert!(text(&o).contains("DTLS handshakes failed"), "{}", text(&o));
     assert!(r.total.outcomes.ok > 0, "the two good devices posted");
@@ -205,32 +192,9 @@ fn many_psk_identities_against_libcoap() {
     let csv = dir.path().join("fleet.csv");
     std::fs::write(&csv, fleet_csv(3).replace("secret-key-2", "wrong-key")).unwrap();
     let out = dir.path().join("out");
-    let o = run(&[
-        "run",
-        "--quiet",
-        "--target",
-        &target,
-        "--token-file",
-        csv.to_str().unwrap(),
-        "--devices",
-        "3",
-        "--rate",
-        "9",
-        "--duration",
-        "1s",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let r = read_report(&out);
+    let (o, r) = run_three(&target, &csv, &out);
     let hs = r.handshakes.as_ref().expect("handshakes reported");
     // meter-0 and meter-1 hold the keys libcoap has for them; meter-2's key is wrong.
-    assert_eq!(
-        hs.verdicts
-            .get(&coap_harness::trust::TrustVerdict::Ok)
-            .copied(),
-        Some(2),
-        "{hs:?}\n{}",
-        text(&o)
-    );
+    assert_eq!(verified(hs), Some(2), "{hs:?}\n{}", text(&o));
     assert!(r.total.outcomes.ok > 0, "{:?}", r.total);
 }

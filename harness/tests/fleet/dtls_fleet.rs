@@ -264,14 +264,7 @@ async fn x509_fleet_each_device_its_own_certificate_and_server_device() {
 async fn x509_fleet_sharing_one_certificate_is_one_device_and_unregistered_is_401() {
     let shared = X509_FLEET.replace("device-{index}.pem", "device-0.pem");
     let out = run(plan(&shared)).await;
-    let posted: Vec<&str> = out
-        .server_devices
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|d| d.messages > 0)
-        .map(|d| d.token.as_str())
-        .collect();
+    let posted = posted(&out);
     assert_eq!(posted, ["device-0"]);
     assert_eq!(out.report.total.outcomes.ok, out.report.total.sent);
     let accounting = out
@@ -300,24 +293,12 @@ async fn x509_fleet_sharing_one_certificate_is_one_device_and_unregistered_is_40
 /// devices run; a fourth has no certificate there, which validation says before anything runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x509_fleet_from_a_certs_devices_folder() {
-    let tmp = tempfile::tempdir().unwrap();
-    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
-        out: tmp.path().to_path_buf(),
-        ..Default::default()
-    })
-    .unwrap();
-    coap_harness::pki::fleet::generate_devices(tmp.path(), 3, false).unwrap();
+    let (tmp, _) = device_fleet(3);
     let yaml = X509_FLEET
         .replace("pki: generate", &format!("pki: {}", tmp.path().display()))
         .replace("count: 6", "count: 3");
     let out = run(plan(&yaml)).await;
-    let posted = out
-        .server_devices
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|d| d.messages > 0)
-        .count();
+    let posted = posted(&out).len();
     assert_eq!(posted, 3);
     assert_eq!(verdict::of(&out.report), Verdict::Passed);
 
@@ -344,13 +325,7 @@ async fn x509_fleet_from_a_certs_devices_folder() {
 /// its own registered device on the server, every request 2.01.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x509_fleet_from_a_devices_csv_token_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
-        out: tmp.path().to_path_buf(),
-        ..Default::default()
-    })
-    .unwrap();
-    coap_harness::pki::fleet::generate_devices(tmp.path(), 3, false).unwrap();
+    let (tmp, _) = device_fleet(3);
     let csv = tmp.path().join("devices.csv");
     let yaml = X509_FLEET
         .replace("pki: generate", &format!("pki: {}", tmp.path().display()))
@@ -362,20 +337,150 @@ async fn x509_fleet_from_a_devices_csv_token_file() {
     let p = plan(&yaml);
     assert!(p.dtls.as_ref().unwrap().client.client_cert.is_none());
     let out = run(p).await;
-    let mut posted: Vec<&str> = out
-        .server_devices
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|d| d.messages > 0)
-        .map(|d| d.token.as_str())
-        .collect();
-    posted.sort();
+    let posted = posted(&out);
     assert_eq!(posted, ["device-0", "device-1", "device-2"]);
     let h = out.report.handshakes.as_ref().expect("handshakes recorded");
     assert_eq!((h.ok, h.failed), (3, 0), "{h:?}");
     assert_eq!(out.report.total.outcomes.ok, out.report.total.sent);
     assert_eq!(verdict::of(&out.report), Verdict::Passed);
+}
+
+/// The server devices that posted, by name, in order.
+fn posted(out: &coap_harness::app::RunOutput) -> Vec<&str> {
+    let mut names: Vec<&str> = out
+        .server_devices
+        .as_ref()
+        .expect("the embedded server's devices")
+        .iter()
+        .filter(|d| d.messages > 0)
+        .map(|d| d.token.as_str())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A fleet folder from `certs --devices n` (the test PKI beside it), and the SHA-256 (hex) of each device's
+/// certificate, as the server's records and the devices' tallies name certificates.
+fn device_fleet(n: u64) -> (tempfile::TempDir, Vec<String>) {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: tmp.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    coap_harness::pki::fleet::generate_devices(tmp.path(), n, false).unwrap();
+    let hashes = (0..n)
+        .map(|i| {
+            let pem = tmp.path().join(coap_harness::pki::fleet::device_cert(i));
+            let der = coap_harness::pki::read_certs(&pem).unwrap().remove(0);
+            coap_harness::server::cert_hex(&sha2::Sha256::digest(der).into())
+        })
+        .collect();
+    (tmp, hashes)
+}
+
+/// Copies device `i`'s certificate and key of a fleet folder to `to`.pem/.key (`to` relative to the folder).
+fn copy_device(dir: &std::path::Path, i: u64, to: &str) {
+    let cert = dir.join(coap_harness::pki::fleet::device_cert(i));
+    std::fs::create_dir_all(dir.join(to).parent().unwrap()).unwrap();
+    std::fs::copy(&cert, dir.join(format!("{to}.pem"))).unwrap();
+    std::fs::copy(cert.with_extension("key"), dir.join(format!("{to}.key"))).unwrap();
+}
+
+/// The X.509 fleet of `n` devices in `dir`, each device's certificate and key from `csv` (a token file's
+/// `cert,key` columns), the server registering the certificates in `{pki}/{registered}`.
+fn x509_fleet_from_csv(dir: &std::path::Path, n: u64, csv: &str, registered: &str) -> String {
+    let file = dir.join("fleet.csv");
+    std::fs::write(&file, csv).unwrap();
+    X509_FLEET
+        .replace("pki: generate", &format!("pki: {}", dir.display()))
+        .replace(
+            "  count: 6\n",
+            &format!("  count: {n}\n  token_file: {}\n", file.display()),
+        )
+        .replace("  client_cert: \"{pki}/devices/device-{index}.pem\"\n", "")
+        .replace("{pki}/devices\"", &format!("{{pki}}/{registered}\""))
+}
+
+fn accounting(r: &coap_harness::report::Report) -> &coap_harness::report::Check {
+    r.checks
+        .iter()
+        .find(|c| c.name == "embedded server received every acknowledged message")
+        .expect("the accounting check")
+}
+
+/// The accounting check keys X.509 devices by the certificate each presented, and the server's device by the
+/// certificate each accepted post came with, not by file names: devices whose certificate files are named
+/// against the `device-{i}` convention (one not at all like it, two swapped) account correctly, each the
+/// server device its certificate is registered as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_accounting_follows_the_certificate_not_its_file_name() {
+    let (tmp, hashes) = device_fleet(3);
+    let dir = tmp.path();
+    copy_device(dir, 0, "named/meter-a");
+    copy_device(dir, 1, "named/device-2");
+    copy_device(dir, 2, "named/device-1");
+    let csv =
+        "cert,key\nnamed/meter-a.pem,named/meter-a.key\nnamed/device-2.pem,named/device-2.key\n\
+               named/device-1.pem,named/device-1.key\n";
+    let out = run(plan(&x509_fleet_from_csv(dir, 3, csv, "devices"))).await;
+    let r = &out.report;
+    let check = accounting(r);
+    assert!(check.passed, "{check:?}");
+    assert_eq!(check.observed, "3 devices consistent", "{check:?}");
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    // Each device presented its own certificate; the server recorded that certificate, and only it, on
+    // the device the certificate is registered as (device-i holds device i's certificate).
+    for d in &out.devices {
+        let hash = coap_harness::server::cert_hex(&d.certificate.expect("a certificate"));
+        assert_eq!(hash, hashes[d.index as usize], "device {}", d.index);
+        let name = format!("device-{}", d.index);
+        let on = out
+            .server_devices
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|s| s.token == name)
+            .expect("the registered device posted");
+        assert_eq!(
+            on.certificates.keys().collect::<Vec<_>>(),
+            [&hash],
+            "{on:?}"
+        );
+        assert!(on.messages >= d.ok && on.messages <= d.sent, "{on:?} {d:?}");
+    }
+    assert_eq!(verdict::of(r), Verdict::Passed);
+}
+
+/// A server that takes two devices' certificates for one device (here two files registering as `meter`)
+/// is caught: every post is accepted (2.01) and the counts add up, yet the accounting check fails naming
+/// the server device and both devices' certificates. (Keyed by file stems, both devices were `meter` too,
+/// and the check passed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_accounting_flags_two_certificates_taken_for_one_device() {
+    let (tmp, hashes) = device_fleet(2);
+    let dir = tmp.path();
+    copy_device(dir, 0, "registered/meter");
+    copy_device(dir, 1, "keys/meter");
+    std::fs::rename(dir.join("keys/meter.pem"), dir.join("registered/meter.crt")).unwrap();
+    let csv = "cert,key\nregistered/meter.pem,registered/meter.key\nregistered/meter.crt,keys/meter.key\n";
+    let out = run(plan(&x509_fleet_from_csv(dir, 2, csv, "registered"))).await;
+    let r = &out.report;
+    assert_eq!(r.total.outcomes.ok, r.total.sent, "{:?}", r.total.outcomes);
+    let posted = posted(&out);
+    assert_eq!(posted, ["meter"]);
+    let check = accounting(r);
+    assert!(!check.passed, "{check:?}");
+    assert!(
+        check
+            .observed
+            .contains("server device `meter` took the certificates of device 0")
+            && check.observed.contains(&hashes[0][..16])
+            && check.observed.contains(&hashes[1][..16]),
+        "{check:?}"
+    );
+    assert!(matches!(verdict::of(r), Verdict::Failed(_)));
 }
 
 // ---- handshake churn and reconnect storms (issue #15 item 5) ----

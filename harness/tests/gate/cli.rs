@@ -334,3 +334,96 @@ fn serve_coaps_with_a_missing_key_exits_2_naming_the_file() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent/server"), "{err}");
 }
+
+/// `serve --connection-id-length 8`: a client offering a connection ID (RFC 9146) gets one of 8 bytes from
+/// the server and gives the server its own; a length outside 1-255 is a usage error (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_coaps_answers_a_connection_id_of_the_length_asked() {
+    for bad in ["0", "256"] {
+        let o = harness(&[
+            "serve",
+            "--coap",
+            "127.0.0.1:0",
+            "--coaps",
+            "127.0.0.1:0",
+            "--connection-id-length",
+            bad,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("connection-id-length"), "{bad}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: dir.path().to_path_buf(),
+        hosts: vec![],
+        force: false,
+    })
+    .unwrap()
+    .manifest;
+    use coap_harness::pki::Role;
+    let plain = common::free_udp_port();
+    let secure = common::free_udp_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .args([
+            "serve",
+            "--any-token",
+            "--coap",
+            &format!("127.0.0.1:{plain}"),
+        ])
+        .args(["--coaps", &format!("127.0.0.1:{secure}")])
+        .arg("--cert")
+        .arg(pki.cert_path(Role::Server))
+        .arg("--key")
+        .arg(pki.key_path(Role::Server))
+        .args(["--connection-id-length", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Peer::new(child);
+    common::wait_for_coap(
+        format!("127.0.0.1:{plain}").parse().unwrap(),
+        Duration::from_secs(10),
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    for der in coap_harness::pki::read_certs(&pki.cert_path(Role::CaRoot)).unwrap() {
+        roots.add(der.into()).unwrap();
+    }
+    let settings = coap_harness::transport::dtls::ClientSettings {
+        trust: coap_harness::trust::ServerTrust::verify(roots, "localhost").unwrap(),
+        server_name: "localhost".into(),
+        client_certificate: None,
+        psk: None,
+        cipher_suites: Vec::new(),
+        curves: Vec::new(),
+        handshake_timeout: Duration::from_secs(10),
+        connection_id: Some(5),
+    };
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(("127.0.0.1", secure)).await.unwrap();
+    let session = match coap_harness::transport::dtls::handshake(
+        std::sync::Arc::new(socket),
+        &settings,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(f) => panic!("{:?}: {}", f.judgement.verdict, f.judgement.detail),
+    };
+    let ids = session.conn.connection_ids().expect("a connection ID");
+    assert_eq!((ids.local.len(), ids.remote.len()), (5, 8));
+    // A CoAP ping over the CID records: the server answers with a reset.
+    session
+        .conn
+        .write(&[0x40, 0x00, 0x12, 0x34], None)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = session
+        .conn
+        .read(&mut buf, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], &[0x70, 0x00, 0x12, 0x34], "RST to the ping");
+    let _ = session.conn.close().await;
+}

@@ -271,10 +271,10 @@ async fn a_dtls_server_restart_mid_run_is_recovered_by_new_handshakes() {
     assert_recovery_after_restart(r);
 }
 
-/// NAT rebinding under DTLS without Connection ID (RFC 9146; the DTLS stack has none yet): the server keys
-/// sessions by address, so after the proxy moves a device to a new source port its records are strangers
-/// (dropped as garbage), its requests go unanswered, and the device reconnects with a new handshake. The
-/// report counts those reconnects per the handshake stats; with CID the session would continue instead.
+/// NAT rebinding under DTLS without Connection ID (RFC 9146): the server keys sessions by address, so after
+/// the proxy moves a device to a new source port its records are strangers (dropped as garbage), its
+/// requests go unanswered, and the device reconnects with a new handshake. The report counts those
+/// reconnects per the handshake stats; with CID the session continues instead (the next test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_rebinding_without_connection_id_costs_dtls_devices_a_new_handshake() {
     let devices = 3;
@@ -308,6 +308,84 @@ async fn nat_rebinding_without_connection_id_costs_dtls_devices_a_new_handshake(
     assert!(
         r.total.outcomes.ok > 0 && r.total.outcomes.ok < r.total.sent,
         "{:?}",
+        r.total.outcomes
+    );
+}
+
+/// The same NAT rebinding with Connection ID (RFC 9146) on both ends (`dtls.connection_id` on the devices,
+/// `embedded.server.connection_id` on the server): the server finds each moved device's session by its
+/// CID, follows it to the new port once the session has authenticated a record from there, and the
+/// session continues: no new handshake on any device, nothing from the new ports dropped as garbage, and
+/// every request answered (a reply lost with the old port is recovered by the CON retransmission, which
+/// reaches the server from the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rebinding_with_connection_id_keeps_dtls_sessions_without_a_new_handshake() {
+    let devices = 3;
+    let yaml = format!(
+        "target: embedded\nseed: 7\npki: generate\nembedded:\n  server:\n    connection_id: {{ length: 8 }}\n\
+         dtls:\n  ca: pki:ca\n  handshake_timeout: 1s\n  connection_id: {{ length: 8 }}\n\
+         devices:\n  count: {devices}\ncoap:\n  ack_timeout: 200ms\n  ack_random_factor: 1.0\n  max_retransmit: 1\n\
+         health: off\nphases:\n  - duration: 5s\n    interval: 100ms\nfaults: {{ rebind_every: 2s }}\n"
+    );
+    let out = run(plan(&yaml)).await;
+    let r = &out.report;
+    assert_accounted(r);
+    let f = out.faults.expect("proxy stats");
+    assert!(f.rebinds >= devices, "{f}");
+    let h = r.handshakes.as_ref().expect("handshake stats");
+    assert_eq!(
+        (h.attempted, h.ok, h.reconnects, h.connection_id),
+        (devices, devices, 0, devices),
+        "one handshake per device, each with a CID, none after a move: {h:?}"
+    );
+    // The terminal and summary.md say so.
+    let counts = h.counts(str::to_string);
+    assert!(counts.ends_with("; 3 with a connection ID"), "{counts}");
+    for d in &out.devices {
+        assert!(
+            d.rehandshakes.is_empty(),
+            "device {} kept its session: {d:?}",
+            d.index
+        );
+        assert!(d.sent > 0 && d.ok == d.sent, "device {}: {d:?}", d.index);
+    }
+    let dtls = r.server.as_ref().unwrap().dtls.as_ref().unwrap();
+    for d in &out.devices {
+        eprintln!(
+            "device {}: sent {} ok {} handshakes {}",
+            d.index,
+            d.sent,
+            d.ok,
+            1 + d.rehandshakes.len()
+        );
+    }
+    eprintln!(
+        "total: sent {} ok {}; rebinds {}; handshakes attempted {} (with CID {}), reconnects {}; server: \
+         cid_sessions {}, cid_address_changes {}, garbage {}",
+        r.total.sent,
+        r.total.outcomes.ok,
+        f.rebinds,
+        h.attempted,
+        h.connection_id,
+        h.reconnects,
+        dtls.cid_sessions,
+        dtls.cid_address_changes,
+        dtls.garbage
+    );
+    assert_eq!(
+        dtls.garbage, 0,
+        "records from new ports found their session: {dtls:?}"
+    );
+    assert_eq!(dtls.cid_sessions, devices, "{dtls:?}");
+    assert!(
+        dtls.cid_address_changes >= devices && dtls.cid_address_changes <= f.rebinds,
+        "the server followed the moves ({} rebinds): {dtls:?}",
+        f.rebinds
+    );
+    assert_eq!(dtls.handshakes_started, devices, "{dtls:?}");
+    assert_eq!(
+        r.total.outcomes.ok, r.total.sent,
+        "every request ok: {:?}",
         r.total.outcomes
     );
 }

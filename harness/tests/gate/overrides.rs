@@ -49,6 +49,16 @@ fn read_report(dir: &Path) -> Report {
     serde_json::from_str(&text).expect("report.json parses as a Report")
 }
 
+/// `run --quiet` with these flags and their values (in order), its reports in `out`.
+fn run_quiet(flags: &[(&str, &str)], out: &Path, env: &[(&str, &str)]) -> Output {
+    let mut args = vec!["run", "--quiet"];
+    for (flag, value) in flags {
+        args.extend([*flag, *value]);
+    }
+    args.extend(["--out", out.to_str().unwrap()]);
+    harness(&args, env)
+}
+
 /// Ramp up, steady, ramp down: 12 s as written.
 const THREE_PHASES: &str = "target: embedded\ndevices:\n  count: 6\nphases:\n  - name: up\n    duration: 2s\n    ramp: linear\n    interval: 500ms\n  - name: steady\n    duration: 8s\n    interval: 500ms\n  - name: down\n    duration: 2s\n    ramp: linear\n    devices: 0\n    interval: 500ms\n";
 
@@ -241,60 +251,48 @@ fn variables_from_the_command_line_and_the_environment() {
     assert_eq!(r.phases[0].duration_s, 0.6);
     assert!(r.total.outcomes.ok > 0 && r.total.sent == r.total.outcomes.ok);
 
-    let o = harness(
-        &[
-            "run", &file, "-e", "SEED=5", "-e", "PREFIX=m", "-e", "LEN=1s",
-        ],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(
-        err.starts_with(&format!(
-            "error: {file}:4:10: `${{ENV:FLEET_SIZE}}`: the environment variable FLEET_SIZE is not set"
-        )),
-        "{err}"
-    );
-    let o = harness(
-        &["run", &file, "-e", "SEED=5", "-e", "LEN=1s"],
-        &[("FLEET_SIZE", "3")],
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err.starts_with(&format!(
-            "error: {file}:5:11: `${{PREFIX}}` is not defined: pass -e PREFIX=VALUE"
-        )),
-        "{err}"
-    );
-    let o = harness(
-        &[
-            "run", &file, "-e", "SEED=5", "-e", "PREFIX=m", "-e", "LEN=soon",
-        ],
-        &[("FLEET_SIZE", "3")],
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err.starts_with(&format!("error: {file}:7:"))
-            && err.contains("`soon` is not a duration")
-            && err.contains("(the value came from -e LEN)"),
-        "{err}"
-    );
-    let o = harness(
-        &[
-            "run", &file, "-e", "SEED=5", "-e", "PREFIX=m", "-e", "LEN=1s",
-        ],
-        &[("FLEET_SIZE", "0")],
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err.starts_with(&format!(
-            "error: {file}:4:3: devices.count: must be at least 1"
-        )) && err.contains("(the value came from ${ENV:FLEET_SIZE})"),
-        "{err}"
-    );
+    // Each a validation error (exit 2) naming the file, line and column, and where a bad value came from.
+    for (vars, fleet_size, starts, says) in [
+        (
+            &["SEED=5", "PREFIX=m", "LEN=1s"][..],
+            None,
+            format!(
+                "error: {file}:4:10: `${{ENV:FLEET_SIZE}}`: the environment variable FLEET_SIZE is not set"
+            ),
+            &[][..],
+        ),
+        (
+            &["SEED=5", "LEN=1s"][..],
+            Some("3"),
+            format!("error: {file}:5:11: `${{PREFIX}}` is not defined: pass -e PREFIX=VALUE"),
+            &[][..],
+        ),
+        (
+            &["SEED=5", "PREFIX=m", "LEN=soon"][..],
+            Some("3"),
+            format!("error: {file}:7:"),
+            &["`soon` is not a duration", "(the value came from -e LEN)"][..],
+        ),
+        (
+            &["SEED=5", "PREFIX=m", "LEN=1s"][..],
+            Some("0"),
+            format!("error: {file}:4:3: devices.count: must be at least 1"),
+            &["(the value came from ${ENV:FLEET_SIZE})"][..],
+        ),
+    ] {
+        let mut args = vec!["run", file.as_str()];
+        for v in vars {
+            args.extend(["-e", v]);
+        }
+        let env: Vec<(&str, &str)> = fleet_size.map(|n| ("FLEET_SIZE", n)).into_iter().collect();
+        let o = harness(&args, &env);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{vars:?}: {err}");
+        assert!(err.starts_with(&starts), "{err}");
+        for s in says {
+            assert!(err.contains(s), "{s}: {err}");
+        }
+    }
 }
 
 /// A real device's access token is one literal: with one device it is used as it is, end to end.
@@ -306,21 +304,14 @@ fn one_literal_token_for_one_device_against_serve() {
     let served = serve(&tokens, None);
     let out = dir.path().join("out");
     let target = format!("coap://127.0.0.1:{}", served.plain);
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--devices",
-            "1",
-            "--rate",
-            "10",
-            "--duration",
-            "1s",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--devices", "1"),
+            ("--rate", "10"),
+            ("--duration", "1s"),
         ],
+        &out,
         &[("COAP_HARNESS_TOKEN", "A1b2C3d4")],
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -335,23 +326,15 @@ fn one_literal_token_for_one_device_against_serve() {
 
     // Another token is refused by the server: the run fails its expectation (exit 1), it still runs.
     let out = dir.path().join("wrong");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--token",
-            "Zz99",
-            "--devices",
-            "1",
-            "--rate",
-            "10",
-            "--duration",
-            "500ms",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--token", "Zz99"),
+            ("--devices", "1"),
+            ("--rate", "10"),
+            ("--duration", "500ms"),
         ],
+        &out,
         &[],
     );
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
@@ -370,25 +353,16 @@ fn adhoc_over_dtls_against_serve_coaps_with_ca_and_insecure() {
     let target = format!("coaps://127.0.0.1:{}", served.secure.unwrap());
     let ca = m.cert_path(coap_harness::pki::Role::CaRoot);
     let out = dir.path().join("verified");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--ca",
-            ca.to_str().unwrap(),
-            "--token",
-            "t-{index}",
-            "--devices",
-            "3",
-            "--rate",
-            "12",
-            "--duration",
-            "1s",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--ca", ca.to_str().unwrap()),
+            ("--token", "t-{index}"),
+            ("--devices", "3"),
+            ("--rate", "12"),
+            ("--duration", "1s"),
         ],
+        &out,
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -402,19 +376,13 @@ fn adhoc_over_dtls_against_serve_coaps_with_ca_and_insecure() {
     );
 
     let out = dir.path().join("insecure");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--token",
-            "t-{index}",
-            "--devices",
-            "3",
-            "--duration",
-            "500ms",
-            "--out",
-            out.to_str().unwrap(),
+            ("--token", "t-{index}"),
+            ("--devices", "3"),
+            ("--duration", "500ms"),
         ],
+        &out,
         &[
             ("COAP_HARNESS_TARGET", &target),
             ("COAP_HARNESS_INSECURE", "true"),
@@ -438,23 +406,21 @@ fn adhoc_over_dtls_against_serve_coaps_with_ca_and_insecure() {
 #[test]
 fn print_scenario_saves_an_adhoc_run_as_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let o = harness(
-        &[
-            "run",
-            "--print-scenario",
-            "--target",
-            "embedded",
-            "--devices",
-            "4",
-            "--rate",
-            "20",
-            "--duration",
-            "700ms",
-            "--seed",
-            "3",
-        ],
-        &[],
-    );
+    let flags = [
+        "--target",
+        "embedded",
+        "--devices",
+        "4",
+        "--rate",
+        "20",
+        "--duration",
+        "700ms",
+        "--seed",
+        "3",
+    ];
+    let mut print = vec!["run", "--print-scenario"];
+    print.extend_from_slice(&flags);
+    let o = harness(&print, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let yaml = stdout(&o);
     assert!(
@@ -471,18 +437,6 @@ fn print_scenario_saves_an_adhoc_run_as_a_file() {
     );
 
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let flags = [
-        "--target",
-        "embedded",
-        "--devices",
-        "4",
-        "--rate",
-        "20",
-        "--duration",
-        "700ms",
-        "--seed",
-        "3",
-    ];
     let mut adhoc = vec!["run", "--quiet", "--out", a.to_str().unwrap()];
     adhoc.extend_from_slice(&flags);
     let o = harness(&adhoc, &[]);
@@ -566,27 +520,17 @@ fn client_certificate_flags_for_two_way_dtls() {
     let out = dir.path().join("two-way");
     let client = m.cert_path(Role::Client);
     let key = m.key_path(Role::Client);
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--ca",
-            ca.to_str().unwrap(),
-            "--client-cert",
-            client.to_str().unwrap(),
-            "--token",
-            "t-{index}",
-            "--devices",
-            "2",
-            "--rate",
-            "8",
-            "--duration",
-            "1s",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--ca", ca.to_str().unwrap()),
+            ("--client-cert", client.to_str().unwrap()),
+            ("--token", "t-{index}"),
+            ("--devices", "2"),
+            ("--rate", "8"),
+            ("--duration", "1s"),
         ],
+        &out,
         &[("COAP_HARNESS_CLIENT_KEY", key.to_str().unwrap())],
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -606,23 +550,15 @@ fn client_certificate_flags_for_two_way_dtls() {
     );
 
     let out = dir.path().join("one-way");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--ca",
-            ca.to_str().unwrap(),
-            "--token",
-            "t-{index}",
-            "--devices",
-            "2",
-            "--duration",
-            "500ms",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--ca", ca.to_str().unwrap()),
+            ("--token", "t-{index}"),
+            ("--devices", "2"),
+            ("--duration", "500ms"),
         ],
+        &out,
         &[],
     );
     assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -662,25 +598,16 @@ fn psk_flags_against_a_psk_listener() {
     let _ = served.plain;
     let target = format!("coaps://127.0.0.1:{secure}");
     let out = dir.path().join("psk");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--psk-identity",
-            "meter-1",
-            "--token",
-            "A1b2",
-            "--devices",
-            "1",
-            "--rate",
-            "5",
-            "--duration",
-            "1s",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--psk-identity", "meter-1"),
+            ("--token", "A1b2"),
+            ("--devices", "1"),
+            ("--rate", "5"),
+            ("--duration", "1s"),
         ],
+        &out,
         &[(
             "COAP_HARNESS_PSK_KEY",
             "hex:00112233445566778899aabbccddeeff",
@@ -721,25 +648,16 @@ fn psk_flags_against_a_psk_listener() {
     );
 
     let out = dir.path().join("wrong");
-    let o = harness(
+    let o = run_quiet(
         &[
-            "run",
-            "--quiet",
-            "--target",
-            &target,
-            "--psk-identity",
-            "meter-1",
-            "--psk-key",
-            "not-the-key",
-            "--token",
-            "A1b2",
-            "--devices",
-            "1",
-            "--duration",
-            "500ms",
-            "--out",
-            out.to_str().unwrap(),
+            ("--target", &target),
+            ("--psk-identity", "meter-1"),
+            ("--psk-key", "not-the-key"),
+            ("--token", "A1b2"),
+            ("--devices", "1"),
+            ("--duration", "500ms"),
         ],
+        &out,
         &[],
     );
     assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));

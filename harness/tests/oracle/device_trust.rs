@@ -19,6 +19,13 @@ fn run(scenario: &Path, out: &Path) -> Output {
         .expect("coap-harness runs")
 }
 
+/// Asserts the run exited with `code` (else fails with its stderr); its stderr.
+fn exited(o: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "{stderr}");
+    stderr
+}
+
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
     let file = dir.join("device-trust.yaml");
     std::fs::write(
@@ -121,9 +128,8 @@ fn libcoap_clients_accept_what_they_were_measured_to_accept() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/device-trust-libcoap.yaml");
     let out = tempfile::tempdir().unwrap();
     let o = run(&scenario, out.path());
-    let stderr = String::from_utf8_lossy(&o.stderr);
     // They accept certificates they should refuse: the run fails (exit 1), it does not error (exit 2).
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    exited(&o, 1);
     let want: Vec<_> = LIBCOAP
         .iter()
         .map(|(d, c, v, a)| {
@@ -197,12 +203,7 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     );
     let out = dir.path().join("out");
     let o = run(&scenario, &out);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    exited(&o, 0);
     let rows = table(&out);
     assert_eq!(rows.len(), 10);
     // summary.md: the device's name (with `|`, HTML and `*`) stays one cell of each row, shown as itself.
@@ -210,6 +211,25 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     assert!(
         md.contains("| load | none: 0 trust cases, 0 conformance cases, 10 device-trust cases |"),
         "{md}"
+    );
+    // No load ran, and nothing over plain CoAP: the security row says what the run did instead.
+    assert!(
+        md.contains(
+            "| security | no load traffic: 10 device-trust cases over DTLS, the harness as the server |"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("plain CoAP"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["security"],
+        serde_json::json!({
+            "transport": "none",
+            "verification": "none",
+            "insecure": false,
+            "no_load": "10 device-trust cases over DTLS, the harness as the server"
+        })
     );
     let table_rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ours")).collect();
     assert_eq!(table_rows.len(), 10, "{md}");
@@ -238,39 +258,40 @@ fn our_dtls_client_refuses_every_bad_certificate() {
     }
 }
 
-#[test]
-fn a_device_that_cannot_start_is_an_error_not_a_pass() {
+/// Runs `device` in `case`, which it never connects in: an error (exit 2) whose message says each of
+/// `said`, never a pass. The folder (reports in `out/`).
+fn never_connected(device: &str, case: &str, said: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write_scenario(
         dir.path(),
-        "device_trust:\n  device: { command: \"/nonexistent/device-under-test {uri}\" }\n  cases: [expired]\n",
+        &format!("device_trust:\n  device: {device}\n  cases: [{case}]\n"),
     );
     let o = run(&scenario, &dir.path().join("out"));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("never connected in case `expired` (exit 127)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("/nonexistent/device-under-test"),
-        "{stderr}"
+    let stderr = exited(&o, 2);
+    for s in said {
+        assert!(stderr.contains(s), "{s}: {stderr}");
+    }
+    dir
+}
+
+#[test]
+fn a_device_that_cannot_start_is_an_error_not_a_pass() {
+    never_connected(
+        r#"{ command: "/nonexistent/device-under-test {uri}" }"#,
+        "expired",
+        &[
+            "never connected in case `expired` (exit 127)",
+            "/nonexistent/device-under-test",
+        ],
     );
 }
 
 #[test]
 fn a_device_that_never_connects_is_killed_and_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write_scenario(
-        dir.path(),
-        "device_trust:\n  device: { command: \"sleep 30\", timeout: 1s }\n  cases: [unknown_ca]\n",
-    );
-    let o = run(&scenario, &dir.path().join("out"));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("still running after 1s: killed"),
-        "{stderr}"
+    let dir = never_connected(
+        r#"{ command: "sleep 30", timeout: 1s }"#,
+        "unknown_ca",
+        &["still running after 1s: killed"],
     );
     let rows = table(&dir.path().join("out"));
     assert_eq!(rows[0].2, "no_connection");
@@ -356,12 +377,7 @@ fn libcoap_clients_present_what_they_are_given_two_way() {
         .join("../scenarios/device-trust-libcoap-two-way.yaml");
     let out = tempfile::tempdir().unwrap();
     let o = run(&scenario, out.path());
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    exited(&o, 0);
     let mut want = Vec::new();
     for device in ["coap-client-openssl", "coap-client-gnutls"] {
         for (case, verdict, alert) in TWO_WAY {
@@ -410,12 +426,7 @@ fn our_dtls_client_presents_its_certificate_two_way() {
     );
     let out = dir.path().join("out");
     let o = run(&scenario, &out);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    exited(&o, 0);
     let rows = table(&out);
     let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.1.as_str(), r.2.as_str())).collect();
     let mut want: Vec<(&str, &str)> = TWO_WAY.iter().map(|r| (r.0, r.1)).collect();
@@ -442,8 +453,7 @@ fn weak_signature_that_cannot_be_made_is_not_run_never_a_pass() {
     };
     let scenario = write_scenario(dir.path(), &body("weak_signature"));
     let o = run(&scenario, &dir.path().join("out"));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let stderr = exited(&o, 2);
     assert!(
         stderr.contains("`weak_signature` for `false` was not run"),
         "{stderr}"
@@ -455,12 +465,7 @@ fn weak_signature_that_cannot_be_made_is_not_run_never_a_pass() {
     let scenario = write_scenario(dir.path(), &body("{ weak_signature: not_run }"));
     let out = dir.path().join("out2");
     let o = run(&scenario, &out);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    exited(&o, 0);
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&junit).unwrap();
     let suite = doc

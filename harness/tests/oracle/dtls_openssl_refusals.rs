@@ -41,6 +41,10 @@ struct Pki {
     dir: tempfile::TempDir,
 }
 
+/// `openssl req -newkey` arguments for P-256 and P-384 keys.
+const P256: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+const P384: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"];
+
 impl Pki {
     fn new() -> Self {
         let pki = Pki {
@@ -170,6 +174,7 @@ impl Pki {
             cipher_suites: Vec::new(),
             curves: Vec::new(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            connection_id: None,
         }
     }
 }
@@ -178,6 +183,8 @@ impl Pki {
 struct Server {
     _peer: common::Peer,
     port: u16,
+    /// Every line s_server printed after ACCEPT (what clients sent it, among others).
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -205,6 +212,7 @@ impl Server {
         let peer = common::Peer::new(child);
         // s_server prints ACCEPT once it listens; keep draining its output so it never blocks.
         let (tx, rx) = std::sync::mpsc::channel();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
@@ -213,12 +221,18 @@ impl Server {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(());
                     }
+                } else {
+                    let _ = lines_tx.send(line);
                 }
             }
         });
         rx.recv_timeout(Duration::from_secs(20))
             .expect("openssl s_server did not start");
-        Server { _peer: peer, port }
+        Server {
+            _peer: peer,
+            port,
+            lines,
+        }
     }
 
     async fn connect(&self, settings: &ClientSettings) -> (TrustVerdict, String) {
@@ -240,32 +254,11 @@ async fn client_certificate_verdicts_rest_on_the_servers_alert() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "rogue",
-        "rogue-ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P256, "sha256");
+    pki.leaf("client", "ca", P256, "sha256");
+    pki.leaf("rogue", "rogue-ca", P256, "sha256");
     // Issued by the trusted CA, but its validity ended a day ago.
-    pki.leaf_for_days(
-        "expired-client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-        "-1",
-    );
+    pki.leaf_for_days("expired-client", "ca", P256, "sha256", "-1");
     let server = Server::start(
         &pki,
         "server",
@@ -297,18 +290,8 @@ async fn no_shared_cipher_is_not_a_client_certificate_verdict() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
-    pki.leaf(
-        "client",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P256, "sha256");
+    pki.leaf("client", "ca", P256, "sha256");
     // The server does not check client certificates, and offers only a suite our client does not.
     let server = Server::start(
         &pki,
@@ -337,12 +320,7 @@ async fn the_client_offers_only_the_configured_curves() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "server",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
-        "sha256",
-    );
+    pki.leaf("server", "ca", P384, "sha256");
     let server = Server::start(&pki, "server", &["-groups", "P-384"]);
     let mut settings = pki.settings(None);
     for curves in [
@@ -377,8 +355,8 @@ async fn p384_and_rsa_server_certificates_complete() {
     }
     let pki = Pki::new();
     for (name, key) in [
-        ("p256", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..]),
-        ("p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+        ("p256", P256),
+        ("p384", P384),
         ("rsa2048", &["rsa:2048"][..]),
     ] {
         pki.leaf(name, "ca", key, "sha256");
@@ -397,12 +375,7 @@ async fn a_certificate_we_reject_fails_the_handshake_with_our_reason() {
         return;
     }
     let pki = Pki::new();
-    pki.leaf(
-        "sha1",
-        "ca",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "sha1",
-    );
+    pki.leaf("sha1", "ca", P256, "sha1");
     pki.leaf("rsa1024", "ca", &["rsa:1024"], "sha256");
     for (name, why) in [
         // webpki's verdict on the chain, from our verification callback.
@@ -426,10 +399,7 @@ async fn embedded_server_signs_with_p384_and_rsa_keys() {
         return;
     }
     let pki = Pki::new();
-    for (name, key) in [
-        ("p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
-        ("rsa2048", &["rsa:2048"][..]),
-    ] {
+    for (name, key) in [("p384", P384), ("rsa2048", &["rsa:2048"][..])] {
         pki.leaf(name, "ca", key, "sha256");
         let server = server::start(ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -489,5 +459,79 @@ async fn embedded_server_signs_with_p384_and_rsa_keys() {
             "{name}: {text}"
         );
         server.shutdown().await;
+    }
+}
+
+/// Connection ID (RFC 9146) against OpenSSL 3.0, which does not implement it (nor does libcoap 4.3.1 on
+/// Debian: there is no independent CID peer here; the CID records themselves are checked between our client
+/// and our server, in the fork's tests and the gate's NAT-rebinding test). A client without CID interoperates
+/// as before; a client offering CID (extension 54, which s_server ignores) falls back to none, and its
+/// records are plain DTLS 1.2 ones OpenSSL decrypts: the line we send is the line s_server prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_id_offer_falls_back_to_none_against_openssl() {
+    if !openssl_available() {
+        return;
+    }
+    let pki = Pki::new();
+    pki.leaf(
+        "p256",
+        "ca",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "sha256",
+    );
+    for offer in [None, Some(8)] {
+        // -msg: s_server dumps every handshake message in hex (-tlsextdebug names only the extensions it
+        // knows, so not 54).
+        let server = Server::start(&pki, "p256", &["-msg"]);
+        let settings = ClientSettings {
+            connection_id: offer,
+            ..pki.settings(None)
+        };
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(("127.0.0.1", server.port)).await.unwrap();
+        let session = match handshake(Arc::new(socket), &settings).await {
+            Ok(s) => s,
+            Err(f) => panic!(
+                "offer {offer:?}: {:?} {}",
+                f.judgement.verdict, f.judgement.detail
+            ),
+        };
+        assert_eq!(session.verdict, TrustVerdict::Ok, "offer {offer:?}");
+        assert_eq!(
+            session.conn.connection_ids(),
+            None,
+            "OpenSSL 3.0 does not answer extension 54 (offer {offer:?})"
+        );
+        let text = format!("plain records with offer {offer:?}");
+        session
+            .conn
+            .write(format!("{text}\n").as_bytes(), None)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match server.lines.recv_timeout(left) {
+                Ok(line) if line.trim() == text => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("s_server never printed `{text}`; it printed {seen:#?}"),
+            }
+        }
+        // The hex dump of what s_server received: the ClientHello carries extension 54 (type 00 36, length
+        // 00 09, an 8-byte CID) exactly when we offered it.
+        let hex: String = seen
+            .iter()
+            .filter(|l| l.starts_with("    "))
+            .flat_map(|l| l.split_whitespace())
+            .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .collect();
+        assert!(hex.len() > 400, "s_server dumped the handshake: {seen:#?}");
+        assert_eq!(
+            hex.contains("0036000908"),
+            offer.is_some(),
+            "extension 54 in the ClientHello (offer {offer:?})"
+        );
+        let _ = session.conn.close().await;
     }
 }

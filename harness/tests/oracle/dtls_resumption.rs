@@ -57,6 +57,7 @@ fn settings() -> ClientSettings {
         psk: None,
         cipher_suites: Vec::new(),
         curves: Vec::new(),
+        connection_id: None,
         handshake_timeout: Duration::from_secs(8),
     }
 }

@@ -275,6 +275,7 @@ async fn ed25519_server_certificate_accepted_by_our_client() {
         cipher_suites: Vec::new(),
         curves: Vec::new(),
         handshake_timeout: Duration::from_secs(10),
+        connection_id: None,
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(("127.0.0.1", port)).await.unwrap();

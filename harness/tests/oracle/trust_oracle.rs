@@ -77,6 +77,7 @@ async fn ours(pki: &OpensslPki, addr: std::net::SocketAddr) -> (TrustVerdict, St
         cipher_suites: Vec::new(),
         curves: Vec::new(),
         handshake_timeout: Duration::from_secs(5),
+        connection_id: None,
     };
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(addr).await.unwrap();

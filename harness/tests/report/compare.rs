@@ -276,6 +276,7 @@ fn the_library_types_each_row() {
         churn: 0,
         full: None,
         resumed: None,
+        connection_id: 0,
         per_second: Vec::new(),
     });
     let c = compare::compare(&a, &a, 0.1);

@@ -158,6 +158,7 @@ async fn hlog_holds_each_phase_with_its_counts() {
         churn: 0,
         full: None,
         resumed: None,
+        connection_id: 0,
         per_second: Vec::new(),
     });
     let intervals: Vec<_> = read_hlog(&report::hdr::render_hlog(&with_handshakes).unwrap())

@@ -63,17 +63,20 @@ fn server_config(pki: &Pki) -> DtlsServerConfig {
     DtlsServerConfig::new("127.0.0.1:0".parse().unwrap(), pki.server.clone())
 }
 
-/// Starts a DTLS-only server with `dtls`.
-async fn start(dtls: DtlsServerConfig) -> ServerHandle {
-    server::start(ServerConfig {
+/// A DTLS-only server with `dtls`, any token a device.
+fn dtls_only(dtls: DtlsServerConfig) -> ServerConfig {
+    ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tokens: TokenPolicy::Any,
         response_delay: None,
         plain: false,
         dtls: Some(dtls),
-    })
-    .await
-    .expect("server starts")
+    }
+}
+
+/// Starts a DTLS-only server with `dtls`.
+async fn start(dtls: DtlsServerConfig) -> ServerHandle {
+    server::start(dtls_only(dtls)).await.expect("server starts")
 }
 
 /// How a test client connects.
@@ -95,11 +98,6 @@ impl Client {
         }
     }
 
-    fn with_certificate(mut self, c: &Certificate) -> Client {
-        self.certificate = Some(c.clone());
-        self
-    }
-
     fn config(&self) -> Config {
         let mut roots = rustls::RootCertStore::empty();
         for r in &self.roots {
@@ -115,6 +113,17 @@ impl Client {
     }
 
     /// Handshakes with `server` from a fresh socket.
+    /// Handshakes with `server` presenting `cert` (`None`: no client certificate).
+    async fn connect_with(
+        &self,
+        cert: Option<&Certificate>,
+        server: SocketAddr,
+    ) -> Result<DTLSConn, String> {
+        let mut c = self.clone();
+        c.certificate = cert.cloned();
+        c.connect(server).await
+    }
+
     async fn connect(&self, server: SocketAddr) -> Result<DTLSConn, String> {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         self.connect_on(Arc::new(socket), server).await
@@ -234,11 +243,8 @@ async fn handshake_and_telemetry_with_each_default_suite() {
 async fn plain_and_dtls_share_one_device_store() {
     let pki = Pki::new();
     let server = server::start(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tokens: TokenPolicy::Any,
-        response_delay: None,
         plain: true,
-        dtls: Some(server_config(&pki)),
+        ..dtls_only(server_config(&pki))
     })
     .await
     .unwrap();
@@ -549,34 +555,28 @@ async fn client_auth_require_and_want() {
     let addr = server.dtls_addr().unwrap();
     let client = Client::new(&pki);
 
-    let err = client
-        .connect(addr)
-        .await
-        .err()
-        .expect("no certificate: refused");
-    eprintln!("client without certificate: {err}");
-    wait_for(&server, Duration::from_secs(5), "cert required", |s| {
-        s.handshake_failures["client_cert_required"] == 1
-    })
-    .await;
-
-    let err = client
-        .clone()
-        .with_certificate(&pki.stranger)
-        .connect(addr)
-        .await
-        .err()
-        .expect("another CA's certificate: refused");
-    eprintln!("client with another CA's certificate: {err}");
-    wait_for(&server, Duration::from_secs(5), "cert rejected", |s| {
-        s.handshake_failures["client_cert_rejected"] == 1
-    })
-    .await;
+    for (what, cert, failure) in [
+        ("no certificate", None, "client_cert_required"),
+        (
+            "another CA's certificate",
+            Some(&pki.stranger),
+            "client_cert_rejected",
+        ),
+    ] {
+        let err = client
+            .connect_with(cert, addr)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: refused"));
+        eprintln!("client with {what}: {err}");
+        wait_for(&server, Duration::from_secs(5), failure, |s| {
+            s.handshake_failures[failure] == 1
+        })
+        .await;
+    }
 
     let conn = client
-        .clone()
-        .with_certificate(&pki.client)
-        .connect(addr)
+        .connect_with(Some(&pki.client), addr)
         .await
         .expect("the right certificate: accepted");
     assert_eq!(post(&conn, 1).await, Code::CREATED);
@@ -593,16 +593,12 @@ async fn client_auth_require_and_want() {
         .expect("want: no certificate is fine");
     assert_eq!(post(&conn, 2).await, Code::CREATED);
     let conn2 = client
-        .clone()
-        .with_certificate(&pki.client)
-        .connect(addr)
+        .connect_with(Some(&pki.client), addr)
         .await
         .expect("want: a good certificate is fine");
     assert_eq!(post(&conn2, 3).await, Code::CREATED);
     assert!(client
-        .clone()
-        .with_certificate(&pki.stranger)
-        .connect(addr)
+        .connect_with(Some(&pki.stranger), addr)
         .await
         .is_err());
     let s = wait_for(&server, Duration::from_secs(5), "want rejected", |s| {
@@ -631,9 +627,7 @@ async fn thingsboard_maps_client_certificates_to_devices() {
     let client = Client::new(&pki);
 
     let registered = client
-        .clone()
-        .with_certificate(&pki.client)
-        .connect(addr)
+        .connect_with(Some(&pki.client), addr)
         .await
         .expect("registered certificate: handshake ok");
     assert_eq!(post_to(&registered, 1, X509).await, Code::CREATED);
@@ -647,9 +641,7 @@ async fn thingsboard_maps_client_certificates_to_devices() {
         ("another CA", &pki.stranger),
     ] {
         let conn = client
-            .clone()
-            .with_certificate(cert)
-            .connect(addr)
+            .connect_with(Some(cert), addr)
             .await
             .unwrap_or_else(|e| panic!("{what}: handshake ok, got {e}"));
         assert_eq!(post_to(&conn, 4, X509).await, Code::UNAUTHORIZED, "{what}");
@@ -676,11 +668,8 @@ async fn bad_configurations_are_refused_before_binding() {
     let mut cfg = server_config(&pki);
     cfg.client_auth = ClientAuth::Require;
     let err = server::start(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tokens: TokenPolicy::Any,
-        response_delay: None,
         plain: true,
-        dtls: Some(cfg),
+        ..dtls_only(cfg)
     })
     .await
     .unwrap_err();
@@ -699,11 +688,8 @@ async fn bad_configurations_are_refused_before_binding() {
     );
 
     let err = server::start(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tokens: TokenPolicy::Any,
-        response_delay: None,
-        plain: false,
         dtls: None,
+        ..dtls_only(server_config(&pki))
     })
     .await
     .unwrap_err();
@@ -728,26 +714,15 @@ async fn shutdown_releases_the_dtls_port() {
 }
 
 async fn start_err(dtls: DtlsServerConfig) -> ServerError {
-    server::start(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tokens: TokenPolicy::Any,
-        response_delay: None,
-        plain: false,
-        dtls: Some(dtls),
-    })
-    .await
-    .unwrap_err()
+    server::start(dtls_only(dtls)).await.unwrap_err()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_responses_travel_through_the_session() {
     let pki = Pki::new();
     let server = server::start(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tokens: TokenPolicy::Any,
         response_delay: Some(Duration::from_millis(100)),
-        plain: false,
-        dtls: Some(server_config(&pki)),
+        ..dtls_only(server_config(&pki))
     })
     .await
     .unwrap();

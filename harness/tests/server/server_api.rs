@@ -315,27 +315,37 @@ async fn duplicate_con_is_replayed_and_counted_once() {
     srv.shutdown().await;
 }
 
-#[tokio::test]
-async fn delayed_con_gets_empty_ack_then_separate_con() {
-    let delay = Duration::from_millis(150);
+/// A server answering after `delay`, and a telemetry post of type `mtype` to it (message ID `mid`, device
+/// `dev-0000{device}`): a CON is acknowledged at once with an empty ACK; the response, of the request's type,
+/// comes after the delay. The server, the client's socket, the request and the response.
+async fn delayed_answer(
+    delay: Duration,
+    mtype: MessageType,
+    mid: u16,
+    device: u8,
+) -> (ServerHandle, UdpSocket, Message, Message) {
     let srv = start(pattern_policy(10), Some(delay)).await;
     let sock = client().await;
-    let req = request(
-        MessageType::Con,
-        Code::POST,
-        7,
-        "/api/v1/dev-00004/telemetry",
-        b"{\"n\":1}",
-    );
+    let path = format!("/api/v1/dev-0000{device}/telemetry");
+    let req = request(mtype, Code::POST, mid, &path, b"{\"n\":1}");
     let sent = Instant::now();
-    let ack = exchange(&sock, srv.local_addr(), &req).await;
-    assert_eq!(ack, Message::empty_ack(7), "empty ACK first");
-    let separate = recv(&sock).await;
+    let mut reply = exchange(&sock, srv.local_addr(), &req).await;
+    if mtype == MessageType::Con {
+        assert_eq!(reply, Message::empty_ack(mid), "empty ACK first");
+        reply = recv(&sock).await;
+    }
     assert!(sent.elapsed() >= delay, "sent after the delay");
     assert_eq!(
-        (separate.mtype, separate.code, separate.token),
-        (MessageType::Con, Code::CREATED, req.token)
+        (reply.mtype, reply.code, reply.token),
+        (mtype, Code::CREATED, req.token)
     );
+    (srv, sock, req, reply)
+}
+
+#[tokio::test]
+async fn delayed_con_gets_empty_ack_then_separate_con() {
+    let (srv, sock, req, separate) =
+        delayed_answer(Duration::from_millis(150), MessageType::Con, 7, 4).await;
     assert_ne!(separate.message_id, req.message_id);
     sock.send_to(
         &Message::empty_ack(separate.message_id).to_bytes(),
@@ -393,23 +403,7 @@ async fn delayed_con_gets_empty_ack_then_separate_con() {
 
 #[tokio::test]
 async fn delayed_non_gets_a_later_non() {
-    let delay = Duration::from_millis(100);
-    let srv = start(pattern_policy(10), Some(delay)).await;
-    let sock = client().await;
-    let req = request(
-        MessageType::Non,
-        Code::POST,
-        8,
-        "/api/v1/dev-00005/telemetry",
-        b"{}",
-    );
-    let sent = Instant::now();
-    let reply = exchange(&sock, srv.local_addr(), &req).await;
-    assert!(sent.elapsed() >= delay);
-    assert_eq!(
-        (reply.mtype, reply.code, reply.token),
-        (MessageType::Non, Code::CREATED, req.token)
-    );
+    let (srv, ..) = delayed_answer(Duration::from_millis(100), MessageType::Non, 8, 5).await;
     srv.shutdown().await;
 }
 

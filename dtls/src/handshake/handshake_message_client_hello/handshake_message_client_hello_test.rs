@@ -75,7 +75,7 @@ fn test_handshake_message_client_hello() -> Result<()> {
     Ok(())
 }
 
-/// coap-harness fork (FORK.md change 13): a ClientHello's session_id is read and written (upstream read its
+/// coap-harness fork (FORK.md change 15): a ClientHello's session_id is read and written (upstream read its
 /// length only, so the cookie and everything after it were read from the id's bytes).
 #[test]
 fn test_handshake_message_client_hello_session_id() -> Result<()> {

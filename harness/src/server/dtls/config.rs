@@ -86,6 +86,11 @@ pub struct DtlsServerConfig {
     /// A restart ([`crate::server::ServerHandle::restart_dtls_at`]) empties it, as a restarted process
     /// loses its memory.
     pub session_cache: usize,
+    /// Connection ID (RFC 9146): each session asks its client for one of this many bytes (1 to 255; a
+    /// client that does not offer the extension goes without), so that the session survives the client's
+    /// address changing (NAT rebinding). `None` (the default): no connection IDs, sessions keyed by address
+    /// only. ThingsBoard's CoAP-DTLS transport defaults to 8.
+    pub connection_id_length: Option<usize>,
 }
 
 impl DtlsServerConfig {
@@ -130,6 +135,7 @@ impl DtlsServerConfig {
             device_certs: Vec::new(),
             psk: Vec::new(),
             session_cache: Self::DEFAULT_SESSION_CACHE,
+            connection_id_length: None,
         }
     }
 
@@ -225,6 +231,13 @@ impl DtlsServerConfig {
             addr: self.bind,
             reason,
         };
+        if let Some(len) = self.connection_id_length {
+            if !(1..=255).contains(&len) {
+                return Err(invalid(format!(
+                    "connection ID length {len}: must be 1 to 255 bytes"
+                )));
+            }
+        }
         if !self.psk.is_empty() {
             return self.psk_config();
         }
@@ -427,6 +440,22 @@ mod tests {
             )),
             super::super::stats::HandshakeFailure::ClientCertRejected
         );
+    }
+
+    #[test]
+    fn connection_id_length_is_1_to_255() {
+        let mut cfg = config();
+        for ok in [1, 8, 255] {
+            cfg.connection_id_length = Some(ok);
+            assert!(cfg.dtls_config().is_ok(), "{ok}");
+        }
+        for bad in [0, 256] {
+            cfg.connection_id_length = Some(bad);
+            assert!(
+                refusal(&cfg).contains(&format!("connection ID length {bad}: must be 1 to 255")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! It also keeps the server's last handshake flight: once the handshake is done the crate no longer answers
 //! a client that retransmits its flight 5 because our ChangeCipherSpec + Finished were lost, so this
 //! connection replays that flight itself (RFC 6347 §4.2.4), or the client would time out.
+//!
+//! With a connection ID (RFC 9146) the driver may hand over a record from another address than the peer's:
+//! the connection sends to that address only after the DTLS stack has authenticated that record as the
+//! newest so far ([`PeerConn::follow`], called from the stack's reader right after it opened the datagram
+//! this connection handed over last).
 
 use async_trait::async_trait;
 use std::any::Any;
@@ -19,8 +24,11 @@ pub(crate) struct PeerConn {
     /// Weak, so the socket closes when the driver ends even while the crate's own tasks linger.
     socket: Weak<UdpSocket>,
     local: SocketAddr,
-    peer: SocketAddr,
-    inbound: Mutex<mpsc::Receiver<Vec<u8>>>,
+    /// Where the peer is now: where the session started, until it follows the client to a new address.
+    peer: std::sync::Mutex<SocketAddr>,
+    /// The source of the datagram handed to the DTLS stack last.
+    last_from: std::sync::Mutex<SocketAddr>,
+    inbound: Mutex<mpsc::Receiver<(SocketAddr, Vec<u8>)>>,
     flight: std::sync::Mutex<Flight>,
 }
 
@@ -43,15 +51,30 @@ impl PeerConn {
         socket: Weak<UdpSocket>,
         local: SocketAddr,
         peer: SocketAddr,
-        inbound: mpsc::Receiver<Vec<u8>>,
+        inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
     ) -> Self {
         PeerConn {
             socket,
             local,
-            peer,
+            peer: std::sync::Mutex::new(peer),
+            last_from: std::sync::Mutex::new(peer),
             inbound: Mutex::new(inbound),
             flight: std::sync::Mutex::new(Flight::default()),
         }
+    }
+
+    /// Where the peer is now.
+    pub fn peer(&self) -> SocketAddr {
+        *self.peer.lock().expect("peer")
+    }
+
+    /// The DTLS stack authenticated the newest record so far, from the datagram handed over last: if that
+    /// came from another address, the peer is there now. Returns `(from, to)` when it moved.
+    pub fn follow(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let to = *self.last_from.lock().expect("last_from");
+        let mut peer = self.peer.lock().expect("peer");
+        let from = std::mem::replace(&mut *peer, to);
+        (from != to).then_some((from, to))
     }
 
     /// The handshake completed: what was sent last is the flight to replay.
@@ -99,11 +122,13 @@ impl Conn for PeerConn {
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
         let next = self.inbound.lock().await.recv().await;
         match next {
-            Some(d) => {
+            Some((from, d)) => {
+                *self.last_from.lock().expect("last_from") = from;
                 if let Some(replay) = self.on_received(&d) {
                     if let Some(socket) = self.socket.upgrade() {
+                        let peer = self.peer();
                         for datagram in replay {
-                            let _ = socket.send_to(&datagram, self.peer).await;
+                            let _ = socket.send_to(&datagram, peer).await;
                         }
                     }
                 }
@@ -116,20 +141,20 @@ impl Conn for PeerConn {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> UtilResult<(usize, SocketAddr)> {
-        Ok((self.recv(buf).await?, self.peer))
+        Ok((self.recv(buf).await?, self.peer()))
     }
 
     async fn send(&self, buf: &[u8]) -> UtilResult<usize> {
         let socket = self.socket.upgrade().ok_or_else(closed)?;
         self.log_sent(buf);
-        Ok(socket.send_to(buf, self.peer).await?)
+        Ok(socket.send_to(buf, self.peer()).await?)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> UtilResult<usize> {
-        if target != self.peer {
+        let peer = self.peer();
+        if target != peer {
             return Err(webrtc_util::Error::Other(format!(
-                "a connection to {} cannot send to {target}",
-                self.peer
+                "a connection to {peer} cannot send to {target}"
             )));
         }
         self.send(buf).await
@@ -140,7 +165,7 @@ impl Conn for PeerConn {
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {
-        Some(self.peer)
+        Some(self.peer())
     }
 
     /// Nothing to close: the socket is shared and the driver forgets the peer.

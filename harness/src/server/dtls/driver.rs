@@ -27,8 +27,10 @@ const QUEUE: usize = 64;
 /// How the driver reaches one session.
 #[derive(Debug)]
 pub(crate) struct Handle {
-    inbound: mpsc::Sender<Vec<u8>>,
-    outbound: mpsc::Sender<Notification>,
+    inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    /// Boxed: a channel allocates its first 32 slots up front, and a session rarely carries a notification
+    /// (32 inline `Notification`s were 2.8 KB per session; issue #15: memory per session).
+    outbound: mpsc::Sender<Box<Notification>>,
     stop: oneshot::Sender<Stop>,
 }
 
@@ -47,6 +49,8 @@ pub(crate) struct Limits {
     pub max_sessions: usize,
     pub max_handshakes: usize,
     pub idle_timeout: Duration,
+    /// The length of the connection IDs sessions ask their clients for (RFC 9146); `None`: none.
+    pub connection_id_length: Option<usize>,
 }
 
 struct Driver {
@@ -58,6 +62,7 @@ struct Driver {
     sessions: JoinSet<()>,
     /// After a [`Control::Restart`], datagrams are dropped unread until then.
     down_until: Option<Instant>,
+    connection_id_length: Option<usize>,
 }
 
 /// Serves until `shutdown` fires or its sender is dropped.
@@ -78,6 +83,7 @@ pub(crate) async fn run(
         handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
         sessions: JoinSet::new(),
         down_until: None,
+        connection_id_length: limits.connection_id_length,
     };
     let period = (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
@@ -131,8 +137,11 @@ impl Driver {
         if let Some(alert) = record::plaintext_alert(bytes) {
             self.counters.alert(alert);
         }
-        match self.table.route(now, peer, kind) {
-            Route::Session(handle) => match handle.inbound.try_send(bytes.to_vec()) {
+        let cid = self
+            .connection_id_length
+            .and_then(|len| record::connection_id(bytes, len));
+        match self.table.route(now, peer, kind, cid) {
+            Route::Session(handle) => match handle.inbound.try_send((peer, bytes.to_vec())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => bump(&self.counters.queue_drops),
                 // The session is ending; its report is on the way.
@@ -140,6 +149,7 @@ impl Driver {
             },
             Route::Garbage => bump(&self.counters.garbage),
             Route::Restart => {
+                let origin = self.table.origin(peer).unwrap_or(peer);
                 if let Some(old) = self.table.remove(peer) {
                     // A session whose task already ended (a failed handshake, say) is not replaced, only
                     // forgotten a little earlier than its report would have.
@@ -147,7 +157,7 @@ impl Driver {
                         bump(&self.counters.replaced);
                     }
                     let _ = old.stop.send(Stop::Replaced);
-                    self.forget(peer);
+                    self.forget(origin);
                 }
                 self.admit(now, peer, kind, bytes);
             }
@@ -173,7 +183,7 @@ impl Driver {
         let (outbound, notifications) = mpsc::channel(QUEUE);
         let (stop, stopped) = oneshot::channel();
         inbound
-            .try_send(hello.to_vec())
+            .try_send((peer, hello.to_vec()))
             .expect("a new queue has room");
         let generation = self
             .table
@@ -188,11 +198,16 @@ impl Driver {
                 },
             )
             .expect("checked for room");
+        let connection_id = self.connection_id_length.and_then(|len| self.new_cid(len));
+        if let Some(cid) = &connection_id {
+            self.table.set_cid(peer, cid.clone());
+        }
         bump(&self.counters.handshakes_started);
         let session = Session {
             peer,
             generation,
             inbound: queue,
+            connection_id,
             notifications,
             stop: stopped,
             permit,
@@ -201,8 +216,31 @@ impl Driver {
             .spawn(session::run(self.shared.clone(), session));
     }
 
+    /// A random connection ID of `len` bytes no session uses; `None` (the session goes without) when a few
+    /// tries all collide, as short IDs in a full table can. Not secret: it is on the wire in every record,
+    /// and it proves nothing (the session authenticates each record).
+    fn new_cid(&self, len: usize) -> Option<Vec<u8>> {
+        (0..8)
+            .map(|_| {
+                std::iter::repeat_with(|| fastrand::u8(..))
+                    .take(len)
+                    .collect::<Vec<u8>>()
+            })
+            .find(|cid| !self.table.has_cid(cid))
+    }
+
     fn event(&mut self, event: Event) {
         match event {
+            Event::Moved {
+                peer,
+                generation,
+                to,
+            } => {
+                // The session follows its client whether or not the table can re-key it (another session
+                // may hold `to`): records with its CID reach it either way.
+                bump(&self.counters.cid_address_changes);
+                self.table.move_peer(peer, generation, to);
+            }
             Event::Established { peer, generation } => {
                 self.table.establish(peer, generation);
             }
@@ -241,10 +279,10 @@ impl Driver {
     /// and without one the peer's relations end.
     fn notify(&mut self, n: Notification) {
         let (n, session_gone) = match self.table.get(n.peer) {
-            Some(handle) => match handle.outbound.try_send(n) {
+            Some(handle) => match handle.outbound.try_send(Box::new(n)) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(n)) => (n, false),
-                Err(mpsc::error::TrySendError::Closed(n)) => (n, true),
+                Err(mpsc::error::TrySendError::Full(n)) => (*n, false),
+                Err(mpsc::error::TrySendError::Closed(n)) => (*n, true),
             },
             None => (n, true),
         };

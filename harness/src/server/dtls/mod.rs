@@ -5,8 +5,10 @@
 //!
 //! # Layout
 //! - `config`: [`DtlsServerConfig`] and its translation into the crate's per-session configuration.
-//! - `record`: what the demultiplexer reads of a datagram (is it a ClientHello, with which client random).
-//! - `table`: the per-peer session table, sans-IO: routing, limits, idle eviction, generations.
+//! - `record`: what the demultiplexer reads of a datagram (is it a ClientHello, with which client random;
+//!   the connection ID of a `tls12_cid` record).
+//! - `table`: the per-peer session table, sans-IO: routing (by connection ID, then address), limits, idle
+//!   eviction, generations, and a session's move to its client's new address (RFC 9146).
 //! - `conn`: one peer's virtual connection over the shared socket.
 //! - `session`: one session's task: handshake under timeout, then CoAP through the shared endpoint.
 //! - `driver`: the socket's receive loop, owner of the table.
@@ -85,6 +87,7 @@ pub(crate) fn bind(config: &DtlsServerConfig) -> Result<Bound, ServerError> {
             max_sessions: config.max_sessions,
             max_handshakes: config.max_handshakes,
             idle_timeout: config.idle_timeout,
+            connection_id_length: config.connection_id_length,
         },
     })
 }

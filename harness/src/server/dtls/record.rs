@@ -42,6 +42,20 @@ pub(crate) fn classify(d: &[u8]) -> Datagram {
     Datagram::ClientHello { random }
 }
 
+/// RFC 9146 §4: a protected record carrying a connection ID (`tls12_cid`).
+const CONTENT_TLS12_CID: u8 = 25;
+
+/// The connection ID of a datagram whose first record is a `tls12_cid` record (RFC 9146 §4), when the
+/// server's connection IDs are `len` bytes: they sit between the sequence number and the length. Not proof
+/// of anything: the session that owns the ID authenticates the record (see `table.rs`).
+pub(crate) fn connection_id(d: &[u8], len: usize) -> Option<&[u8]> {
+    (len > 0
+        && d.len() >= RECORD_HEADER + len
+        && d[0] == CONTENT_TLS12_CID
+        && (d[1..3] == DTLS_1_2 || d[1..3] == DTLS_1_0))
+        .then(|| &d[11..11 + len])
+}
+
 const CONTENT_ALERT: u8 = 21;
 
 /// The first plaintext (epoch 0) alert record in a datagram, as `level description` in RFC 5246 §7.2
@@ -163,6 +177,26 @@ mod tests {
         ] {
             assert_eq!(classify(d), Datagram::Other, "{d:02x?}");
         }
+    }
+
+    #[test]
+    fn reads_the_connection_id_of_a_tls12_cid_record() {
+        let mut d = vec![CONTENT_TLS12_CID, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7];
+        d.extend_from_slice(&[0xc1, 0xc2, 0xc3, 0xc4]);
+        d.extend_from_slice(&[0, 30]);
+        d.extend_from_slice(&[0u8; 30]);
+        assert_eq!(connection_id(&d, 4), Some(&[0xc1, 0xc2, 0xc3, 0xc4][..]));
+        assert_eq!(connection_id(&d, 2), Some(&[0xc1, 0xc2][..]));
+        // No CIDs configured, too short for the CID, another record type, another version.
+        assert_eq!(connection_id(&d, 0), None);
+        assert_eq!(connection_id(&d[..14], 4), None);
+        let mut app = d.clone();
+        app[0] = 23;
+        assert_eq!(connection_id(&app, 4), None);
+        let mut tls = d.clone();
+        tls[1..3].copy_from_slice(&[3, 3]);
+        assert_eq!(connection_id(&tls, 4), None);
+        assert_eq!(classify(&d), Datagram::Other);
     }
 
     #[test]

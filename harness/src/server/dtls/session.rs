@@ -51,6 +51,13 @@ pub(crate) enum Event {
     Established { peer: SocketAddr, generation: u64 },
     /// The session task ended, for whatever reason (sent on drop, so also on panic or abort).
     Ended { peer: SocketAddr, generation: u64 },
+    /// The session (which started from `peer`) authenticated its client's newest record, carrying the
+    /// session's connection ID, from address `to`, and now sends there (RFC 9146 §6).
+    Moved {
+        peer: SocketAddr,
+        generation: u64,
+        to: SocketAddr,
+    },
 }
 
 /// Why the driver stops a session; a dropped sender means shutdown.
@@ -66,9 +73,12 @@ pub(crate) enum Stop {
 pub(crate) struct Session {
     pub peer: SocketAddr,
     pub generation: u64,
-    pub inbound: mpsc::Receiver<Vec<u8>>,
+    /// Datagrams routed to the session, each with its source address.
+    pub inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    /// The connection ID the server asks this session's client to use (RFC 9146), when it uses them.
+    pub connection_id: Option<Vec<u8>>,
     /// Notifications for this peer's Observe relations, to encrypt and send once established.
-    pub notifications: mpsc::Receiver<Notification>,
+    pub notifications: mpsc::Receiver<Box<Notification>>,
     pub stop: oneshot::Receiver<Stop>,
     /// Held for the handshake only: the bound on handshakes in progress.
     pub permit: OwnedSemaphorePermit,
@@ -96,6 +106,7 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
         peer,
         generation,
         inbound,
+        connection_id,
         notifications,
         mut stop,
         permit,
@@ -111,16 +122,29 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
         peer,
         inbound,
     ));
+    let mut config = shared.config.clone();
+    if let Some(cid) = connection_id {
+        // Records from the client carry the ID (and the real content type) on top of the CoAP message.
+        config.inbound_buffer_after_handshake += cid.len() + 1;
+        // The ID the driver chose (unique in its table), and the stack's signal that a record with it was
+        // authenticated as the newest: the only thing that moves the session to a new address.
+        config.connection_id_generator = Some(Arc::new(move || cid.clone()));
+        let (weak, events) = (Arc::downgrade(&conn), shared.events.clone());
+        config.on_newest_connection_id_record = Some(Arc::new(move || {
+            if let Some((_, to)) = weak.upgrade().and_then(|c| c.follow()) {
+                let _ = events.send(Event::Moved {
+                    peer,
+                    generation,
+                    to,
+                });
+            }
+        }));
+    }
     let handshake = tokio::time::timeout(
         shared.handshake_timeout,
         // Boxed: the handshake's state machine is large, and inline it would stay in this task's future
         // for the session's whole life (issue #15: memory per session).
-        Box::pin(DTLSConn::new(
-            conn.clone(),
-            shared.config.clone(),
-            false,
-            None,
-        )),
+        Box::pin(DTLSConn::new(conn.clone(), config, false, None)),
     );
     let counters = &shared.counters;
     let dtls = tokio::select! {
@@ -147,6 +171,9 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     if dtls.resumed() {
         bump(&counters.handshakes_resumed);
     }
+    if dtls.connection_ids().is_some() {
+        bump(&counters.cid_sessions);
+    }
     let _ = shared.events.send(Event::Established { peer, generation });
     // The session's identity for the device API: the SHA-256 of the client's leaf certificate, if any.
     let cert = dtls
@@ -171,11 +198,12 @@ async fn serve(
     peer: SocketAddr,
     cert: Option<[u8; 32]>,
     conn: Arc<DTLSConn>,
-    mut notifications: mpsc::Receiver<Notification>,
+    mut notifications: mpsc::Receiver<Box<Notification>>,
     mut stop: oneshot::Receiver<Stop>,
 ) {
     let mut buf = vec![0u8; READ_BUFFER];
-    let mut out = Vec::with_capacity(1500);
+    // Grows to the largest reply sent, typically tens of bytes (issue #15: memory per session).
+    let mut out = Vec::new();
     let mut timers = JoinSet::new();
     let end = loop {
         tokio::select! {
@@ -184,7 +212,7 @@ async fn serve(
             Some(_) = timers.join_next(), if !timers.is_empty() => {}
             Some(n) = notifications.recv() => {
                 let out = SessionOut(conn.clone());
-                timers.spawn(deliver(out, shared.endpoint.clone(), n));
+                timers.spawn(deliver(out, shared.endpoint.clone(), *n));
             }
             read = conn.read(&mut buf, None) => match read {
                 Ok(n) => {
@@ -196,7 +224,9 @@ async fn serve(
                         &buf[..n],
                         &mut out,
                     );
-                    if !out.is_empty() && conn.write(&out, None).await.is_err() {
+                    // Boxed, like the close below, so that the session's future, idle in `read` for the
+                    // session's life, does not keep room for them (issue #15: memory per session).
+                    if !out.is_empty() && Box::pin(conn.write(&out, None)).await.is_err() {
                         lock(&shared.endpoint).note_send_error();
                     }
                     if let (Some(d), Some(delay)) = (deferred, shared.response_delay) {
@@ -215,7 +245,7 @@ async fn serve(
     match end {
         End::Closed => bump(&shared.counters.closed),
         End::Stopped(Stop::Evicted) => {
-            let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, conn.close()).await;
+            let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, Box::pin(conn.close())).await;
         }
         End::Stopped(Stop::Replaced) | End::Shutdown => {}
     }

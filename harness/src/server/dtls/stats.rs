@@ -107,6 +107,11 @@ pub struct DtlsStats {
     pub sessions_dropped_by_restart: u64,
     /// Datagrams that arrived while the listener was down after a restart: dropped unread.
     pub dropped_while_down: u64,
+    /// Established sessions that negotiated a connection ID (RFC 9146; `connection_id_length` set).
+    pub cid_sessions: u64,
+    /// Times a session with a connection ID moved to its client's new address (NAT rebinding), after it
+    /// had authenticated the newest record from there.
+    pub cid_address_changes: u64,
     /// The last failed handshake's error, in the DTLS stack's words (the alert a client sent, when one did).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
@@ -141,6 +146,8 @@ pub(crate) struct Counters {
     pub restarts: AtomicU64,
     pub sessions_dropped_by_restart: AtomicU64,
     pub dropped_while_down: AtomicU64,
+    pub cid_sessions: AtomicU64,
+    pub cid_address_changes: AtomicU64,
     last_failure: std::sync::Mutex<Option<String>>,
     last_alert: std::sync::Mutex<Option<String>>,
 }
@@ -198,6 +205,8 @@ impl Counters {
             restarts: get(&self.restarts),
             sessions_dropped_by_restart: get(&self.sessions_dropped_by_restart),
             dropped_while_down: get(&self.dropped_while_down),
+            cid_sessions: get(&self.cid_sessions),
+            cid_address_changes: get(&self.cid_address_changes),
             last_failure: self.last_failure.lock().ok().and_then(|l| l.clone()),
             last_alert: self.last_alert.lock().ok().and_then(|l| l.clone()),
         }

@@ -3,6 +3,14 @@
 //! remove its replacement.
 //!
 //! Only the driver touches the table; sessions report back by message.
+//!
+//! Connection ID (RFC 9146): a session whose client puts the server's connection ID in its records is found
+//! by that ID before its address, so records from a new address (the client's NAT rebound) still reach it.
+//! The table never moves a session on such a record alone: anyone can copy a CID off the wire. The session
+//! decrypts the record, and only once the DTLS stack has authenticated it as the newest record so far
+//! (`Config::on_newest_connection_id_record`, RFC 9146 §6) does the session send to the new address and tell
+//! the driver, which then moves the entry ([`Table::move_peer`]). A session keeps the address it started
+//! from (its `origin`) as its identity: the endpoint's deduplication and Observe relations, and its reports.
 
 use super::record::Datagram;
 use std::collections::HashMap;
@@ -18,6 +26,10 @@ struct Entry<H> {
     random: Option<[u8; 32]>,
     established: bool,
     last_seen: Instant,
+    /// The address the session started from (its identity); the entry's key is its current address.
+    origin: SocketAddr,
+    /// The connection ID its client puts in its records, when the server uses them.
+    cid: Option<Vec<u8>>,
 }
 
 /// Where a datagram goes.
@@ -42,6 +54,10 @@ pub(crate) struct Full;
 #[derive(Debug)]
 pub(crate) struct Table<H> {
     peers: HashMap<SocketAddr, Entry<H>>,
+    /// Connection ID -> the session's current address.
+    cids: HashMap<Vec<u8>, SocketAddr>,
+    /// Origin -> current address, for the sessions that moved.
+    moved: HashMap<SocketAddr, SocketAddr>,
     max_sessions: usize,
     next_generation: u64,
     peak: usize,
@@ -51,14 +67,32 @@ impl<H> Table<H> {
     pub fn new(max_sessions: usize) -> Self {
         Table {
             peers: HashMap::new(),
+            cids: HashMap::new(),
+            moved: HashMap::new(),
             max_sessions,
             next_generation: 1,
             peak: 0,
         }
     }
 
-    /// Decides where a datagram from `peer` goes; a datagram for a session counts as activity.
-    pub fn route(&mut self, now: Instant, peer: SocketAddr, datagram: Datagram) -> Route<'_, H> {
+    /// Decides where a datagram from `peer` goes; a datagram for a session counts as activity. A datagram
+    /// whose first record carries a known connection ID (`cid`, see `record::connection_id`) goes to that
+    /// ID's session whatever its address.
+    pub fn route(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: Datagram,
+        cid: Option<&[u8]>,
+    ) -> Route<'_, H> {
+        if let Some(at) = cid.and_then(|c| self.cids.get(c)) {
+            let e = self
+                .peers
+                .get_mut(at)
+                .expect("the CID index follows the table");
+            e.last_seen = now;
+            return Route::Session(&e.handle);
+        }
         match (self.peers.get_mut(&peer), datagram) {
             (Some(e), Datagram::ClientHello { random: Some(r) }) if e.random != Some(r) => {
                 Route::Restart
@@ -97,15 +131,80 @@ impl<H> Table<H> {
                 random,
                 established: false,
                 last_seen: now,
+                origin: peer,
+                cid: None,
             },
         );
         self.peak = self.peak.max(self.peers.len());
         Ok(generation)
     }
 
-    /// `peer`'s session, if it has one (not counted as activity).
-    pub fn get(&self, peer: SocketAddr) -> Option<&H> {
-        self.peers.get(&peer).map(|e| &e.handle)
+    /// The session that started from `origin` (it may have moved since), if any; not counted as activity.
+    pub fn get(&self, origin: SocketAddr) -> Option<&H> {
+        self.peers
+            .get(&origin)
+            .filter(|e| e.origin == origin)
+            .or_else(|| {
+                let at = self.moved.get(&origin)?;
+                self.peers.get(at).filter(|e| e.origin == origin)
+            })
+            .map(|e| &e.handle)
+    }
+
+    /// Whether a session uses connection ID `cid`.
+    pub fn has_cid(&self, cid: &[u8]) -> bool {
+        self.cids.contains_key(cid)
+    }
+
+    /// Gives `peer`'s session (just inserted) the connection ID `cid`, which no other session uses.
+    pub fn set_cid(&mut self, peer: SocketAddr, cid: Vec<u8>) {
+        if let Some(e) = self.peers.get_mut(&peer) {
+            debug_assert!(!self.cids.contains_key(&cid), "CID in use");
+            self.cids.insert(cid.clone(), peer);
+            e.cid = Some(cid);
+        }
+    }
+
+    /// Where generation `generation` of the session that started from `origin` is now.
+    fn locate(&self, origin: SocketAddr, generation: u64) -> Option<SocketAddr> {
+        let here = |at: &SocketAddr| {
+            self.peers
+                .get(at)
+                .is_some_and(|e| e.generation == generation && e.origin == origin)
+        };
+        if here(&origin) {
+            return Some(origin);
+        }
+        self.moved.get(&origin).copied().filter(here)
+    }
+
+    /// Moves generation `generation` of the session that started from `origin` to address `to`, after the
+    /// session authenticated its client's newest record from there. `false` (nothing changes) when the
+    /// session is gone, is already there, or another session holds `to` (that one is not displaced: a
+    /// datagram with the moved session's CID still reaches it by its CID).
+    pub fn move_peer(&mut self, origin: SocketAddr, generation: u64, to: SocketAddr) -> bool {
+        let Some(from) = self.locate(origin, generation) else {
+            return false;
+        };
+        if from == to || self.peers.contains_key(&to) {
+            return false;
+        }
+        let e = self.peers.remove(&from).expect("located");
+        if let Some(cid) = &e.cid {
+            self.cids.insert(cid.clone(), to);
+        }
+        if to == origin {
+            self.moved.remove(&origin);
+        } else {
+            self.moved.insert(origin, to);
+        }
+        self.peers.insert(to, e);
+        true
+    }
+
+    /// The origin of the session at `peer`, if there is one.
+    pub fn origin(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        self.peers.get(&peer).map(|e| e.origin)
     }
 
     /// Whether a new session could be added now.
@@ -113,53 +212,61 @@ impl<H> Table<H> {
         self.peers.len() < self.max_sessions
     }
 
-    /// Removes `peer`'s session whatever its generation (it is being replaced).
+    /// Removes the session at `peer` whatever its generation (it is being replaced).
     pub fn remove(&mut self, peer: SocketAddr) -> Option<H> {
-        self.peers.remove(&peer).map(|e| e.handle)
-    }
-
-    /// Removes `peer`'s session only if it is still generation `generation`: a session that ended after
-    /// being replaced must not remove its successor.
-    pub fn remove_if(&mut self, peer: SocketAddr, generation: u64) -> Option<H> {
-        match self.peers.get(&peer) {
-            Some(e) if e.generation == generation => self.remove(peer),
-            _ => None,
+        let e = self.peers.remove(&peer)?;
+        if let Some(cid) = &e.cid {
+            self.cids.remove(cid);
         }
+        if self.moved.get(&e.origin) == Some(&peer) {
+            self.moved.remove(&e.origin);
+        }
+        Some(e.handle)
     }
 
-    /// Marks generation `generation` of `peer`'s session as past its handshake; `false` if it is gone.
-    pub fn establish(&mut self, peer: SocketAddr, generation: u64) -> bool {
-        match self.peers.get_mut(&peer) {
-            Some(e) if e.generation == generation => {
-                e.established = true;
+    /// Removes the session that started from `origin` only if it is still generation `generation`: a
+    /// session that ended after being replaced must not remove its successor.
+    pub fn remove_if(&mut self, origin: SocketAddr, generation: u64) -> Option<H> {
+        let at = self.locate(origin, generation)?;
+        self.remove(at)
+    }
+
+    /// Marks generation `generation` of the session that started from `origin` as past its handshake;
+    /// `false` if it is gone.
+    pub fn establish(&mut self, origin: SocketAddr, generation: u64) -> bool {
+        match self.locate(origin, generation) {
+            Some(at) => {
+                self.peers.get_mut(&at).expect("located").established = true;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
-    /// Removes and returns the established sessions that have received nothing for `idle` or longer.
-    /// Handshaking sessions are left to their handshake timeout.
+    /// Removes and returns the established sessions that have received nothing for `idle` or longer, each
+    /// with its origin. Handshaking sessions are left to their handshake timeout.
     pub fn evict_idle(&mut self, now: Instant, idle: Duration) -> Vec<(SocketAddr, H)> {
-        let stale: Vec<SocketAddr> = self
+        let stale: Vec<(SocketAddr, SocketAddr)> = self
             .peers
             .iter()
             .filter(|(_, e)| e.established && now.saturating_duration_since(e.last_seen) >= idle)
-            .map(|(peer, _)| *peer)
+            .map(|(peer, e)| (*peer, e.origin))
             .collect();
         stale
             .into_iter()
-            .filter_map(|peer| self.remove(peer).map(|h| (peer, h)))
+            .filter_map(|(peer, origin)| self.remove(peer).map(|h| (origin, h)))
             .collect()
     }
 
-    /// The peers that have a session.
+    /// The origins of the sessions (the addresses they started from).
     pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.peers.keys().copied()
+        self.peers.values().map(|e| e.origin)
     }
 
     /// Removes every session.
     pub fn drain(&mut self) -> impl Iterator<Item = H> + '_ {
+        self.cids.clear();
+        self.moved.clear();
         self.peers.drain().map(|(_, e)| e.handle)
     }
 
@@ -191,25 +298,83 @@ mod tests {
     fn routes_by_peer_and_hello() {
         let mut t = Table::new(10);
         let now = Instant::now();
-        assert_eq!(t.route(now, peer(1), Datagram::Other), Route::Garbage);
-        assert_eq!(t.route(now, peer(1), hello(1)), Route::New);
+        assert_eq!(t.route(now, peer(1), Datagram::Other, None), Route::Garbage);
+        assert_eq!(t.route(now, peer(1), hello(1), None), Route::New);
         assert_eq!(
-            t.route(now, peer(1), Datagram::ClientHello { random: None }),
+            t.route(now, peer(1), Datagram::ClientHello { random: None }, None),
             Route::New
         );
         t.insert(now, peer(1), Some([1; 32]), "a").unwrap();
-        assert_eq!(t.route(now, peer(1), Datagram::Other), Route::Session(&"a"));
+        assert_eq!(
+            t.route(now, peer(1), Datagram::Other, None),
+            Route::Session(&"a")
+        );
         // The hello that started the session, retransmitted (or sent again with the cookie): same session.
-        assert_eq!(t.route(now, peer(1), hello(1)), Route::Session(&"a"));
+        assert_eq!(t.route(now, peer(1), hello(1), None), Route::Session(&"a"));
         // A hello whose random cannot be read is not proof of a restart.
         assert_eq!(
-            t.route(now, peer(1), Datagram::ClientHello { random: None }),
+            t.route(now, peer(1), Datagram::ClientHello { random: None }, None),
             Route::Session(&"a")
         );
         // A new random: the client restarted on the same port.
-        assert_eq!(t.route(now, peer(1), hello(2)), Route::Restart);
+        assert_eq!(t.route(now, peer(1), hello(2), None), Route::Restart);
         // Another port of the same host is another peer.
-        assert_eq!(t.route(now, peer(2), Datagram::Other), Route::Garbage);
+        assert_eq!(t.route(now, peer(2), Datagram::Other, None), Route::Garbage);
+    }
+
+    /// RFC 9146: a record with a session's CID reaches it from any address; the session moves only when
+    /// told (after it authenticated a record from there), keeps its origin as identity, and a session that
+    /// ends after moving is removed by its origin.
+    #[test]
+    fn routes_by_connection_id_and_moves_only_when_told() {
+        let mut t = Table::new(10);
+        let now = Instant::now();
+        let g = t.insert(now, peer(1), Some([1; 32]), "a").unwrap();
+        t.set_cid(peer(1), vec![0xc1; 8]);
+        t.insert(now, peer(2), Some([2; 32]), "b").unwrap();
+        assert!(t.has_cid(&[0xc1; 8]) && !t.has_cid(&[0xc2; 8]));
+        let cid = Some(&[0xc1; 8][..]);
+        // From a new address, by CID: routed, not moved.
+        assert_eq!(
+            t.route(now, peer(9), Datagram::Other, cid),
+            Route::Session(&"a")
+        );
+        assert_eq!(t.route(now, peer(9), Datagram::Other, None), Route::Garbage);
+        // An unknown CID from a stranger is garbage; from a known peer its address decides.
+        let other = Some(&[0xee; 8][..]);
+        assert_eq!(
+            t.route(now, peer(9), Datagram::Other, other),
+            Route::Garbage
+        );
+        assert_eq!(
+            t.route(now, peer(2), Datagram::Other, other),
+            Route::Session(&"b")
+        );
+        // The session authenticated a record from peer(9): it moves there.
+        assert!(t.move_peer(peer(1), g, peer(9)));
+        assert_eq!(
+            t.route(now, peer(9), Datagram::Other, None),
+            Route::Session(&"a")
+        );
+        assert_eq!(t.route(now, peer(1), Datagram::Other, None), Route::Garbage);
+        assert_eq!(t.get(peer(1)), Some(&"a"), "found by its origin");
+        assert_eq!(t.origin(peer(9)), Some(peer(1)));
+        // Not onto another session's address, not with a stale generation.
+        assert!(!t.move_peer(peer(1), g, peer(2)));
+        assert!(!t.move_peer(peer(1), g + 100, peer(7)));
+        assert!(t.establish(peer(1), g));
+        assert_eq!(t.peers().filter(|o| *o == peer(1)).count(), 1);
+        // A second move, then the end: removed by origin and generation, CID freed.
+        assert!(t.move_peer(peer(1), g, peer(8)));
+        assert_eq!(
+            t.route(now, peer(5), Datagram::Other, cid),
+            Route::Session(&"a")
+        );
+        assert_eq!(t.remove_if(peer(1), g), Some("a"));
+        assert!(!t.has_cid(&[0xc1; 8]));
+        assert_eq!(t.route(now, peer(8), Datagram::Other, cid), Route::Garbage);
+        assert_eq!(t.get(peer(1)), None);
+        assert_eq!(t.len(), 1);
     }
 
     #[test]
@@ -234,7 +399,7 @@ mod tests {
         let mut t = Table::new(10);
         let now = Instant::now();
         let old = t.insert(now, peer(1), Some([1; 32]), "old").unwrap();
-        assert_eq!(t.route(now, peer(1), hello(2)), Route::Restart);
+        assert_eq!(t.route(now, peer(1), hello(2), None), Route::Restart);
         assert_eq!(t.remove(peer(1)), Some("old"));
         let new = t.insert(now, peer(1), Some([2; 32]), "new").unwrap();
         assert_ne!(old, new);
@@ -242,7 +407,7 @@ mod tests {
         assert!(!t.establish(peer(1), old));
         assert_eq!(t.remove_if(peer(1), old), None);
         assert_eq!(
-            t.route(now, peer(1), Datagram::Other),
+            t.route(now, peer(1), Datagram::Other, None),
             Route::Session(&"new")
         );
         assert!(t.establish(peer(1), new));
@@ -262,7 +427,7 @@ mod tests {
         t.establish(peer(2), b);
         // b hears from its client half-way.
         assert_eq!(
-            t.route(t0 + idle / 2, peer(2), Datagram::Other),
+            t.route(t0 + idle / 2, peer(2), Datagram::Other, None),
             Route::Session(&"b")
         );
         assert!(t
