@@ -77,6 +77,10 @@ struct ConnReaderContext {
     connection_ids: Arc<std::sync::OnceLock<ConnectionIds>>,
     on_newest_cid_record: Option<Arc<dyn Fn() + Send + Sync>>,
     newest_cid_record: Option<(u16, u64)>,
+    /// Length of the connection ID this end offered (0: none), used to split `tls12_cid` records before
+    /// the negotiation is known: a resumed handshake's ServerHello arrives in the same datagram as the
+    /// server's Finished, already a `tls12_cid` record (FORK.md changes 13 and 15).
+    offered_cid_len: usize,
 }
 
 // Conn represents a DTLS connection
@@ -367,6 +371,7 @@ impl DTLSConn {
         let sequence_number = Arc::clone(&c.state.local_sequence_number);
         let connection_ids1 = Arc::clone(&c.state.connection_ids);
         let connection_ids2 = Arc::clone(&c.state.connection_ids);
+        let offered_cid_len = c.cfg.local_connection_id.as_ref().map_or(0, Vec::len);
 
         tokio::spawn(async move {
             loop {
@@ -422,6 +427,7 @@ impl DTLSConn {
                 connection_ids: connection_ids2,
                 on_newest_cid_record,
                 newest_cid_record: None,
+                offered_cid_len,
             };
 
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
@@ -917,7 +923,10 @@ impl DTLSConn {
     ) -> Result<()> {
         let n = next_conn.recv(buf).await?;
         // coap-harness fork (FORK.md change 13): `tls12_cid` records carry our connection ID.
-        let cid_len = ctx.connection_ids.get().map_or(0, |ids| ids.local.len());
+        let cid_len = ctx
+            .connection_ids
+            .get()
+            .map_or(ctx.offered_cid_len, |ids| ids.local.len());
         let pkts = unpack_datagram(&buf[..n], cid_len)?;
         let mut has_handshake = false;
         for pkt in pkts {
