@@ -120,6 +120,11 @@ pub struct Config {
     /// not hold 8 KB it never fills.
     pub inbound_buffer_after_handshake: usize,
 
+    /// Where sessions are kept for resumption by session ID (coap-harness fork, FORK.md change 15). A
+    /// server names each new session and resumes one a client offers; a client offers the session it
+    /// has for this server (its address and `server_name`) and stores the new one. `None` (the default):
+    /// no resumption, every handshake is full (upstream's behaviour).
+    pub session_store: Option<std::sync::Arc<dyn crate::session::SessionStore>>,
     /// Connection ID (RFC 9146; coap-harness fork, FORK.md change 13): called once per connection for the
     /// connection ID this end wants to receive, offered (client) or answered (server) in the
     /// `connection_id` extension. `None` (the default): no extension, upstream's behaviour. An empty ID
@@ -171,6 +176,7 @@ impl Default for Config {
             handshake_recorder: None,
             named_curves: vec![],
             inbound_buffer_after_handshake: 0,
+            session_store: None,
             connection_id_generator: None,
             on_newest_connection_id_record: None,
         }

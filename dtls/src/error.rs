@@ -127,6 +127,14 @@ pub enum Error {
     /// offer in its supported_groups.
     #[error("the server chose an elliptic curve the client did not offer")]
     ErrNamedCurveNotOffered,
+    /// coap-harness fork (FORK.md change 15): a hello's session_id is longer than 32 bytes.
+    #[error("session id must not be longer than 32 bytes")]
+    ErrSessionIdTooLong,
+    /// coap-harness fork (FORK.md change 15): the server resumed our session (echoed its id) with another
+    /// cipher suite or another extended-master-secret choice than the session's (RFC 5246 §7.4.1.3,
+    /// RFC 7627 §5.3).
+    #[error("the server resumed the session with parameters other than the session's")]
+    ErrResumedSessionMismatch,
     #[error("Certificate and PSK provided")]
     ErrPskAndCertificate,
     #[error("PSK and PSK Identity Hint must both be set for client")]

@@ -22,6 +22,7 @@ pub mod handshaker;
 pub mod listener;
 pub mod prf;
 pub mod record_layer;
+pub mod session;
 pub mod signature_hash_algorithm;
 pub mod state;
 

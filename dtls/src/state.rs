@@ -47,6 +47,11 @@ pub struct State {
     pub(crate) local_verify_data: Vec<u8>,         // cached VerifyData
     pub(crate) local_key_signature: Vec<u8>,       // cached keySignature
     pub(crate) peer_certificates_verified: bool,
+    /// coap-harness fork (FORK.md change 15): the session's id (offered by the client, then the server's
+    /// choice), the stored session a resumption would use, and whether this handshake resumed one.
+    pub(crate) session_id: Vec<u8>,
+    pub(crate) resumable_session: Option<crate::session::Session>,
+    pub(crate) resumed: bool,
     /// coap-harness fork (FORK.md change 13): the connection IDs, once both sides agreed to use them;
     /// shared with the connection's reader and writer tasks, which start before the handshake decides.
     pub(crate) connection_ids: Arc<std::sync::OnceLock<ConnectionIds>>,
@@ -115,6 +120,9 @@ impl Default for State {
             local_verify_data: vec![],           // cached VerifyData
             local_key_signature: vec![],         // cached keySignature
             peer_certificates_verified: false,
+            session_id: vec![],
+            resumable_session: None,
+            resumed: false,
             connection_ids: Arc::new(std::sync::OnceLock::new()),
             //replay_detector: vec![],
         }

@@ -271,6 +271,7 @@ async fn test_sequence_number_overflow_on_handshake() -> Result<()> {
                     HandshakeMessageClientHello {
                         version: PROTOCOL_VERSION1_2,
                         random: HandshakeRandom::default(),
+                        session_id: vec![],
                         cookie: vec![0; 64],
 
                         cipher_suites: vec![CipherSuiteId::Tls_Psk_With_Aes_128_Gcm_Sha256],
@@ -1885,6 +1886,7 @@ async fn test_server_timeout() -> Result<()> {
                 version: PROTOCOL_VERSION1_2,
                 cookie,
                 random,
+                session_id: vec![],
                 cipher_suites,
                 compression_methods: default_compression_methods(),
                 extensions,
@@ -2011,6 +2013,7 @@ async fn test_protocol_version_validation() -> Result<()> {
                             }, // try to downgrade
                             cookie: cookie.clone(),
                             random: random.clone(),
+                            session_id: vec![],
                             cipher_suites: vec![
                                 CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
                             ],
@@ -2031,6 +2034,7 @@ async fn test_protocol_version_validation() -> Result<()> {
                                 version: PROTOCOL_VERSION1_2,
                                 cookie: cookie.clone(),
                                 random: random.clone(),
+                                session_id: vec![],
                                 cipher_suites: vec![
                                     CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
                                 ],
@@ -2048,6 +2052,7 @@ async fn test_protocol_version_validation() -> Result<()> {
                                 }, // try to downgrade
                                 cookie: cookie.clone(),
                                 random: random.clone(),
+                                session_id: vec![],
                                 cipher_suites: vec![
                                     CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
                                 ],
@@ -2150,6 +2155,7 @@ async fn test_protocol_version_validation() -> Result<()> {
                                 minor: 0xff,
                             }, // try to downgrade
                             random: random.clone(),
+                            session_id: vec![],
                             cipher_suite: CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
                             compression_method: default_compression_methods().ids[0],
                             extensions: vec![],
@@ -2380,6 +2386,7 @@ async fn send_client_hello(
     let mut h = Handshake::new(HandshakeMessage::ClientHello(HandshakeMessageClientHello {
         version: PROTOCOL_VERSION1_2,
         random: HandshakeRandom::default(),
+        session_id: vec![],
         cookie,
 
         cipher_suites: vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256],
@@ -2694,5 +2701,272 @@ async fn test_inbound_buffer_after_handshake() -> Result<()> {
     assert_eq!(client.read(&mut buf, None).await?, 40);
     client.close().await?;
     server.close().await?;
+    Ok(())
+}
+
+/// A client and a server over a fresh pipe, each with its own configuration (the client's with a
+/// self-signed certificate and no server verification, the server's with a self-signed certificate).
+async fn resumption_pair(client_cfg: Config, server_cfg: Config) -> Result<(DTLSConn, DTLSConn)> {
+    let (ca, cb) = pipe();
+    let client =
+        tokio::spawn(async move { create_test_client(Arc::new(ca), client_cfg, true).await });
+    let server = create_test_server(Arc::new(cb), server_cfg, true).await;
+    let client = client.await.expect("client task");
+    Ok((client?, server?))
+}
+
+async fn ping_pong(client: &DTLSConn, server: &DTLSConn) -> Result<()> {
+    let mut buf = [0u8; 16];
+    client.write(b"ping", None).await?;
+    let n = server.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"ping");
+    server.write(b"pong", None).await?;
+    let n = client.read(&mut buf, None).await?;
+    assert_eq!(&buf[..n], b"pong");
+    Ok(())
+}
+
+fn with_store(store: &Arc<crate::session::MemorySessionStore>, cfg: Config) -> Config {
+    Config {
+        session_store: Some(Arc::clone(store) as Arc<dyn crate::session::SessionStore>),
+        ..cfg
+    }
+}
+
+/// coap-harness fork (FORK.md change 15): a second handshake with the stores of the first resumes its
+/// session (the abbreviated handshake: same session id, the client certificate and the suite carried
+/// over), data flows both ways, and the third one resumes it again; with EMS and without.
+#[tokio::test]
+async fn test_session_resumption() -> Result<()> {
+    use crate::session::MemorySessionStore;
+    for ems in [
+        ExtendedMasterSecretType::Request,
+        ExtendedMasterSecretType::Disable,
+    ] {
+        let client_store = Arc::new(MemorySessionStore::default());
+        let server_store = Arc::new(MemorySessionStore::default());
+        let client_cfg = || {
+            with_store(
+                &client_store,
+                Config {
+                    extended_master_secret: ems,
+                    ..Default::default()
+                },
+            )
+        };
+        let server_cfg = || {
+            with_store(
+                &server_store,
+                Config {
+                    extended_master_secret: ems,
+                    client_auth: ClientAuthType::RequireAnyClientCert,
+                    ..Default::default()
+                },
+            )
+        };
+
+        let (client, server) = resumption_pair(client_cfg(), server_cfg()).await?;
+        assert!(!client.resumed() && !server.resumed());
+        let id = client.session_id().to_vec();
+        assert_eq!(id.len(), 32);
+        assert_eq!(server.session_id(), &id[..]);
+        let certificate = server.connection_state().await.peer_certificates;
+        assert_eq!(certificate.len(), 1);
+        ping_pong(&client, &server).await?;
+        client.close().await?;
+        server.close().await?;
+        assert_eq!((client_store.len(), server_store.len()), (1, 1));
+
+        for round in 0..2 {
+            let (client, server) = resumption_pair(client_cfg(), server_cfg()).await?;
+            assert!(
+                client.resumed() && server.resumed(),
+                "EMS {} round {round}",
+                ems as u8
+            );
+            assert_eq!(client.session_id(), &id[..]);
+            assert_eq!(server.session_id(), &id[..]);
+            assert_eq!(
+                server.connection_state().await.peer_certificates,
+                certificate
+            );
+            assert_eq!(client.named_curve(), NamedCurve::Unsupported);
+            ping_pong(&client, &server).await?;
+            client.close().await?;
+            server.close().await?;
+        }
+    }
+    Ok(())
+}
+
+/// coap-harness fork (FORK.md change 15): a PSK session resumes too, and the server gets the client's
+/// identity back.
+#[tokio::test]
+async fn test_session_resumption_psk() -> Result<()> {
+    use crate::session::MemorySessionStore;
+    let client_store = Arc::new(MemorySessionStore::default());
+    let server_store = Arc::new(MemorySessionStore::default());
+    let psk_cfg = |store: &Arc<MemorySessionStore>| {
+        with_store(
+            store,
+            Config {
+                psk: Some(Arc::new(psk_callback_client)),
+                psk_identity_hint: Some(b"device-7".to_vec()),
+                cipher_suites: vec![CipherSuiteId::Tls_Psk_With_Aes_128_Gcm_Sha256],
+                ..Default::default()
+            },
+        )
+    };
+    for resumed in [false, true] {
+        let (ca, cb) = pipe();
+        let client_cfg = psk_cfg(&client_store);
+        let client =
+            tokio::spawn(async move { create_test_client(Arc::new(ca), client_cfg, false).await });
+        let server = create_test_server(Arc::new(cb), psk_cfg(&server_store), false).await?;
+        let client = client.await.expect("client task")?;
+        assert_eq!((client.resumed(), server.resumed()), (resumed, resumed));
+        assert_eq!(server.connection_state().await.identity_hint, b"device-7");
+        ping_pong(&client, &server).await?;
+        client.close().await?;
+        server.close().await?;
+    }
+    Ok(())
+}
+
+/// coap-harness fork (FORK.md change 15): an offered session the server does not know (a new server
+/// store), has expired, may no longer use the session's suite or EMS choice, or that the client may no
+/// longer use, gets a full handshake, and the client keeps the new session.
+#[tokio::test]
+async fn test_session_resumption_falls_back_to_a_full_handshake() -> Result<()> {
+    use crate::session::MemorySessionStore;
+    let gcm = CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256;
+    let cbc = CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_256_Cbc_Sha;
+    let both = || Config {
+        cipher_suites: vec![gcm, cbc],
+        ..Default::default()
+    };
+    // (name, the second handshake's client config, server store, server config, suite it ends on)
+    type Case = (&'static str, Config, bool, Config, CipherSuiteId);
+    let cases: Vec<Case> = vec![
+        ("unknown id", both(), false, both(), gcm),
+        (
+            "expired",
+            both(),
+            true,
+            Config {
+                cipher_suites: vec![gcm, cbc],
+                ..Default::default()
+            },
+            gcm,
+        ),
+        (
+            "server no longer takes the suite",
+            both(),
+            true,
+            Config {
+                cipher_suites: vec![cbc],
+                ..Default::default()
+            },
+            cbc,
+        ),
+        (
+            "client no longer offers the suite",
+            Config {
+                cipher_suites: vec![cbc],
+                ..Default::default()
+            },
+            true,
+            both(),
+            cbc,
+        ),
+        (
+            "server no longer does EMS",
+            both(),
+            true,
+            Config {
+                extended_master_secret: ExtendedMasterSecretType::Disable,
+                ..both()
+            },
+            gcm,
+        ),
+    ];
+    for (name, second_client, same_server_store, second_server, suite) in cases {
+        let client_store = Arc::new(MemorySessionStore::default());
+        let expired = name == "expired";
+        let server_store = Arc::new(if expired {
+            MemorySessionStore::new(0, Some(Duration::ZERO))
+        } else {
+            MemorySessionStore::default()
+        });
+        let (client, server) = resumption_pair(
+            with_store(&client_store, both()),
+            with_store(&server_store, both()),
+        )
+        .await?;
+        assert!(!client.resumed(), "{name}");
+        let first_id = client.session_id().to_vec();
+        client.close().await?;
+        server.close().await?;
+
+        let second_store = if same_server_store {
+            server_store
+        } else {
+            Arc::new(MemorySessionStore::default())
+        };
+        let (client, server) = resumption_pair(
+            with_store(&client_store, second_client),
+            with_store(&second_store, second_server),
+        )
+        .await?;
+        assert!(!client.resumed() && !server.resumed(), "{name}");
+        let suite_of = |c: &DTLSConn| {
+            let s = c.state.cipher_suite.try_lock().expect("suite");
+            s.as_ref().map(|s| s.id())
+        };
+        assert_eq!(suite_of(&client), Some(suite), "{name}");
+        assert_eq!(suite_of(&server), Some(suite), "{name}");
+        let second_id = client.session_id().to_vec();
+        assert_eq!(second_id.len(), 32, "{name}");
+        assert_ne!(second_id, first_id, "{name}");
+        // The client now holds the new session.
+        let held: Vec<Vec<u8>> = client_store.sessions().into_iter().map(|s| s.id).collect();
+        assert_eq!(held, vec![second_id], "{name}");
+        ping_pong(&client, &server).await?;
+        client.close().await?;
+        server.close().await?;
+    }
+    Ok(())
+}
+
+/// coap-harness fork (FORK.md changes 13 and 15): connection IDs are negotiated afresh on a resumed
+/// handshake (RFC 9146 §3): both ends use them, and records carrying them flow both ways.
+#[tokio::test]
+async fn test_session_resumption_with_connection_id() -> Result<()> {
+    use crate::config::random_connection_id_generator;
+    use crate::session::MemorySessionStore;
+    let client_store = Arc::new(MemorySessionStore::default());
+    let server_store = Arc::new(MemorySessionStore::default());
+    let cfg = |store: &Arc<MemorySessionStore>| {
+        with_store(
+            store,
+            Config {
+                connection_id_generator: Some(random_connection_id_generator(8)),
+                ..Default::default()
+            },
+        )
+    };
+    for resumed in [false, true] {
+        let (client, server) = resumption_pair(cfg(&client_store), cfg(&server_store)).await?;
+        assert_eq!((client.resumed(), server.resumed()), (resumed, resumed));
+        let (c, s) = (
+            client.connection_ids().expect("client CIDs"),
+            server.connection_ids().expect("server CIDs"),
+        );
+        assert_eq!((c.local.len(), c.remote.clone()), (8, s.local.clone()));
+        assert_eq!(s.remote, c.local);
+        ping_pong(&client, &server).await?;
+        client.close().await?;
+        server.close().await?;
+    }
     Ok(())
 }

@@ -54,11 +54,11 @@ pub static INVALID_KEYING_LABELS: &[&str] = &[
     "key expansion",
 ];
 
-// coap-harness fork (FORK.md change 15): boxed, so that the channel's slots (32 allocated with it, per
+// coap-harness fork (FORK.md change 16): boxed, so that the channel's slots (32 allocated with it, per
 // connection) are a pointer each, not 32 bytes; the caller's result comes back on a oneshot, not a fresh
 // bounded channel per write.
 type PacketSendRequest = Box<(Vec<Packet>, Option<oneshot::Sender<Result<()>>>)>;
-// coap-harness fork (FORK.md change 15): one decrypted application-data record, boxed for the same reason
+// coap-harness fork (FORK.md change 16): one decrypted application-data record, boxed for the same reason
 // (it was `Result<Vec<u8>>`, 72 bytes a slot, though nothing ever sent an error on it).
 type DecryptedData = Box<Vec<u8>>;
 
@@ -74,7 +74,7 @@ struct ConnReaderContext {
     remote_epoch: Arc<AtomicU16>,
     // use additional oneshot sender to mimic rendezvous channel behavior
     handshake_tx: mpsc::Sender<(oneshot::Sender<()>, oneshot::Sender<()>)>,
-    // coap-harness fork (FORK.md change 15): a oneshot (its sender is dropped when the handshake ends),
+    // coap-harness fork (FORK.md change 16): a oneshot (its sender is dropped when the handshake ends),
     // `None` once that has happened.
     handshake_done_rx: Option<oneshot::Receiver<()>>,
     packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
@@ -119,7 +119,7 @@ pub struct DTLSConn {
 
     pub(crate) packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
     pub(crate) handle_queue_tx: mpsc::Sender<mpsc::Sender<()>>,
-    // coap-harness fork (FORK.md change 15): this and `reader_close_tx` are oneshots: neither ever
+    // coap-harness fork (FORK.md change 16): this and `reader_close_tx` are oneshots: neither ever
     // carries a message, the receiver only learns that the sender is gone.
     pub(crate) handshake_done_tx: Option<oneshot::Sender<()>>,
 
@@ -234,6 +234,18 @@ impl DTLSConn {
             }
         }
 
+        // coap-harness fork (FORK.md change 15): a client keeps one session per server, under its address
+        // and name (as pion/dtls does); a server keys its sessions by id.
+        let session_key = if is_client {
+            let addr = conn
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            format!("{addr}_{server_name}").into_bytes()
+        } else {
+            vec![]
+        };
+
         let cfg = HandshakeConfig {
             local_psk_callback: config.psk.take(),
             local_psk_identity_hint: config.psk_identity_hint.take(),
@@ -280,6 +292,8 @@ impl DTLSConn {
             } else {
                 std::mem::take(&mut config.named_curves)
             },
+            session_store: config.session_store.take(),
+            session_key,
             // coap-harness fork (FORK.md change 13): this connection's own connection ID, if any.
             local_connection_id: match &config.connection_id_generator {
                 Some(generate) => {
@@ -600,6 +614,18 @@ impl DTLSConn {
         } else {
             NamedCurve::Unsupported
         }
+    }
+
+    /// Whether the handshake resumed a stored session (the abbreviated handshake) rather than running a
+    /// full one. coap-harness fork (FORK.md change 15).
+    pub fn resumed(&self) -> bool {
+        self.state.resumed
+    }
+
+    /// The id of this connection's session (empty when the server gave none: no session store).
+    /// coap-harness fork (FORK.md change 15).
+    pub fn session_id(&self) -> &[u8] {
+        &self.state.session_id
     }
 
     /// The connection IDs this connection negotiated (RFC 9146), `None` when it uses none (not offered,
@@ -1412,7 +1438,7 @@ fn unwrap_inner_plaintext(h: &RecordLayerHeader, mut inner: Vec<u8>) -> Result<V
 }
 
 /// Resolves once the handshake has ended (its sender dropped), then at once on every later call: what
-/// `recv` on the bounded channel this replaced did. coap-harness fork (FORK.md change 15).
+/// `recv` on the bounded channel this replaced did. coap-harness fork (FORK.md change 16).
 async fn handshake_done(rx: &mut Option<oneshot::Receiver<()>>) {
     if let Some(done) = rx {
         let _ = done.await;

@@ -197,9 +197,31 @@ impl Flight for Flight0 {
                 ));
             }
 
+            // coap-harness fork (FORK.md change 15): a stored session the client offers, which we resume if
+            // it can go on with the session's cipher suite and extended-master-secret choice (RFC 7627
+            // §5.3: no resumption across a change of that choice); otherwise a full handshake.
+            state.resumable_session = match &cfg.session_store {
+                Some(store) if !client_hello.session_id.is_empty() => {
+                    store.get(&client_hello.session_id).filter(|s| {
+                        s.extended_master_secret == state.extended_master_secret
+                            && client_hello.cipher_suites.contains(&s.cipher_suite)
+                            && signable.contains(&s.cipher_suite)
+                    })
+                }
+                _ => None,
+            };
+            state.session_id = state
+                .resumable_session
+                .as_ref()
+                .map(|s| s.id.clone())
+                .unwrap_or_default();
+
             // coap-harness fork (FORK.md change 10): a PSK server (no ECDHE_PSK suites here) never uses an
             // ECDHE key; upstream generated one for every connection anyway.
-            if state.local_keypair.is_none() && cfg.local_psk_callback.is_none() {
+            if state.local_keypair.is_none()
+                && cfg.local_psk_callback.is_none()
+                && state.resumable_session.is_none()
+            {
                 state.local_keypair = match state.named_curve.generate_keypair() {
                     Ok(local_keypar) => Some(local_keypar),
                     Err(err) => {

@@ -133,6 +133,19 @@ impl Flight for Flight1 {
         state.cookie = vec![];
         state.local_random.populate();
 
+        // coap-harness fork (FORK.md change 15): offer the session we have for this server, if we could
+        // still use its cipher suite.
+        state.resumable_session = cfg
+            .session_store
+            .as_ref()
+            .and_then(|store| store.get(&cfg.session_key))
+            .filter(|s| !s.id.is_empty() && cfg.local_cipher_suites.contains(&s.cipher_suite));
+        state.session_id = state
+            .resumable_session
+            .as_ref()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+
         let mut extensions = vec![
             Extension::SupportedSignatureAlgorithms(ExtensionSupportedSignatureAlgorithms {
                 signature_hash_algorithms: cfg.local_signature_schemes.clone(),
@@ -191,6 +204,7 @@ impl Flight for Flight1 {
                     HandshakeMessageClientHello {
                         version: PROTOCOL_VERSION1_2,
                         random: state.local_random.clone(),
+                        session_id: state.session_id.clone(),
                         cookie: state.cookie.clone(),
 
                         cipher_suites: cfg.local_cipher_suites.clone(),

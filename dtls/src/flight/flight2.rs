@@ -98,6 +98,30 @@ impl Flight for Flight2 {
                 ));
             }
 
+            // coap-harness fork (FORK.md change 15): resume the session the first ClientHello offered, when
+            // this one offers it too; otherwise a full handshake, with the ECDHE key flight 0 skipped.
+            if state.resumable_session.is_some() {
+                if client_hello.session_id == state.session_id {
+                    return Ok(Box::new(super::flight4b::Flight4b {}));
+                }
+                state.resumable_session = None;
+                state.session_id.clear();
+                if state.local_keypair.is_none() && cfg.local_psk_callback.is_none() {
+                    state.local_keypair = match state.named_curve.generate_keypair() {
+                        Ok(keypair) => Some(keypair),
+                        Err(err) => {
+                            return Err((
+                                Some(Alert {
+                                    alert_level: AlertLevel::Fatal,
+                                    alert_description: AlertDescription::IllegalParameter,
+                                }),
+                                Some(err),
+                            ))
+                        }
+                    };
+                }
+            }
+
             Ok(Box::new(Flight4 {}))
         } else {
             Err((

@@ -43,7 +43,7 @@ impl Flight for Flight3 {
 
     async fn parse(
         &self,
-        _tx: &mut mpsc::Sender<mpsc::Sender<()>>,
+        tx: &mut mpsc::Sender<mpsc::Sender<()>>,
         state: &mut State,
         cache: &HandshakeCache,
         cfg: &HandshakeConfig,
@@ -94,6 +94,31 @@ impl Flight for Flight3 {
                 state.cookie.clone_from(&h.cookie);
                 state.handshake_recv_sequence = seq;
                 return Ok(Box::new(Flight3 {}) as Box<dyn Flight + Send + Sync>);
+            }
+        }
+
+        // coap-harness fork (FORK.md change 15): a ServerHello echoing the session we offered starts the
+        // abbreviated handshake (no Certificate, ServerKeyExchange or ServerHelloDone follow).
+        if state.resumable_session.is_some() {
+            if let Ok((seq, msgs)) = cache
+                .full_pull_map(
+                    state.handshake_recv_sequence,
+                    &[HandshakeCachePullRule {
+                        typ: HandshakeType::ServerHello,
+                        epoch: cfg.initial_epoch,
+                        is_client: false,
+                        optional: false,
+                    }],
+                )
+                .await
+            {
+                if let Some(HandshakeMessage::ServerHello(h)) =
+                    msgs.get(&HandshakeType::ServerHello)
+                {
+                    if h.session_id == state.session_id {
+                        return super::flight5b::client_resume(tx, state, cache, cfg, h, seq).await;
+                    }
+                }
             }
         }
 
@@ -313,6 +338,15 @@ impl Flight for Flight3 {
                 *cs = Some(cipher_suite);
             }
             state.remote_random = h.random.clone();
+
+            // coap-harness fork (FORK.md change 15): a new session; forget the one we offered and keep
+            // the server's id, to store the session once the handshake is done.
+            if state.resumable_session.take().is_some() {
+                if let Some(store) = &cfg.session_store {
+                    store.del(&cfg.session_key);
+                }
+            }
+            state.session_id.clone_from(&h.session_id);
         }
 
         if let Some(message) = msgs.get(&HandshakeType::Certificate) {
@@ -433,6 +467,7 @@ impl Flight for Flight3 {
                     HandshakeMessageClientHello {
                         version: PROTOCOL_VERSION1_2,
                         random: state.local_random.clone(),
+                        session_id: state.session_id.clone(),
                         cookie: state.cookie.clone(),
 
                         cipher_suites: cfg.local_cipher_suites.clone(),

@@ -526,6 +526,13 @@ impl Flight for Flight4 {
             }));
         }
 
+        // coap-harness fork (FORK.md change 15): a new session gets a random 32-byte id when we keep
+        // sessions (none otherwise: the client then cannot offer it back).
+        if cfg.session_store.is_some() && state.session_id.is_empty() {
+            state.session_id = vec![0; 32];
+            rand::Rng::fill(&mut rand::rng(), state.session_id.as_mut_slice());
+        }
+
         // coap-harness fork (FORK.md change 13): answer a connection_id offer we accepted (`flight0.rs`).
         if let Some(ids) = state.connection_ids.get() {
             extensions.push(Extension::ConnectionId(
@@ -554,6 +561,7 @@ impl Flight for Flight4 {
                     HandshakeMessageServerHello {
                         version: PROTOCOL_VERSION1_2,
                         random: state.local_random.clone(),
+                        session_id: state.session_id.clone(),
                         cipher_suite: {
                             let cipher_suite = state.cipher_suite.lock().await;
                             if let Some(cipher_suite) = &*cipher_suite {

@@ -174,6 +174,9 @@ impl Flight for Flight5 {
             }
         }
 
+        // coap-harness fork (FORK.md change 15): the server's Finished is verified; keep the session.
+        super::flight5b::store_session(state, cfg, &cfg.session_key).await;
+
         Ok(Box::new(Flight5 {}))
     }
 

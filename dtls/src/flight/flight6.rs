@@ -175,6 +175,10 @@ impl Flight for Flight6 {
             }
         }
 
+        // coap-harness fork (FORK.md change 15): the session is complete on our side; keep it under its id.
+        let key = state.session_id.clone();
+        super::flight5b::store_session(state, cfg, &key).await;
+
         pkts.push(Packet {
             record: RecordLayer::new(
                 PROTOCOL_VERSION1_2,

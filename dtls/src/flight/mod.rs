@@ -3,7 +3,9 @@ pub(crate) mod flight1;
 pub(crate) mod flight2;
 pub(crate) mod flight3;
 pub(crate) mod flight4;
+pub(crate) mod flight4b;
 pub(crate) mod flight5;
+pub(crate) mod flight5b;
 pub(crate) mod flight6;
 
 use std::fmt;

@@ -24,6 +24,9 @@ existing connection.
 pub struct HandshakeMessageClientHello {
     pub(crate) version: ProtocolVersion,
     pub(crate) random: HandshakeRandom,
+    /// The session the client asks to resume; empty for a new session (coap-harness fork, FORK.md
+    /// change 15: upstream always wrote an empty one and skipped a peer's without reading it).
+    pub(crate) session_id: Vec<u8>,
     pub(crate) cookie: Vec<u8>,
 
     pub(crate) cipher_suites: Vec<CipherSuiteId>,
@@ -35,6 +38,7 @@ impl PartialEq for HandshakeMessageClientHello {
     fn eq(&self, other: &Self) -> bool {
         if !(self.version == other.version
             && self.random == other.random
+            && self.session_id == other.session_id
             && self.cookie == other.cookie
             && self.compression_methods == other.compression_methods
             && self.extensions == other.extensions
@@ -62,6 +66,7 @@ impl fmt::Debug for HandshakeMessageClientHello {
         }
         let s = [
             format!("version: {:?} random: {:?}", self.version, self.random),
+            format!("session_id: {:?}", self.session_id),
             format!("cookie: {:?}", self.cookie),
             format!("cipher_suites: {cipher_suites_str:?}"),
             format!("compression_methods: {:?}", self.compression_methods),
@@ -85,7 +90,7 @@ impl HandshakeMessageClientHello {
         len += self.random.size();
 
         // SessionID
-        len += 1;
+        len += 1 + self.session_id.len();
 
         len += 1 + self.cookie.len();
 
@@ -105,13 +110,17 @@ impl HandshakeMessageClientHello {
         if self.cookie.len() > 255 {
             return Err(Error::ErrCookieTooLong);
         }
+        if self.session_id.len() > 32 {
+            return Err(Error::ErrSessionIdTooLong);
+        }
 
         writer.write_u8(self.version.major)?;
         writer.write_u8(self.version.minor)?;
         self.random.marshal(writer)?;
 
         // SessionID
-        writer.write_u8(0x00)?;
+        writer.write_u8(self.session_id.len() as u8)?;
+        writer.write_all(&self.session_id)?;
 
         writer.write_u8(self.cookie.len() as u8)?;
         writer.write_all(&self.cookie)?;
@@ -142,8 +151,14 @@ impl HandshakeMessageClientHello {
         let minor = reader.read_u8()?;
         let random = HandshakeRandom::unmarshal(reader)?;
 
-        // Session ID
-        reader.read_u8()?;
+        // Session ID (coap-harness fork, FORK.md change 15: upstream read the length and not the id, so a
+        // ClientHello offering a session failed to parse)
+        let session_id_len = reader.read_u8()? as usize;
+        if session_id_len > 32 {
+            return Err(Error::ErrSessionIdTooLong);
+        }
+        let mut session_id = vec![0; session_id_len];
+        reader.read_exact(&mut session_id)?;
 
         let cookie_len = reader.read_u8()? as usize;
         let mut cookie = vec![0; cookie_len];
@@ -186,6 +201,7 @@ impl HandshakeMessageClientHello {
         Ok(HandshakeMessageClientHello {
             version: ProtocolVersion { major, minor },
             random,
+            session_id,
             cookie,
 
             cipher_suites,

@@ -24,6 +24,9 @@ https://tools.ietf.org/html/rfc5246#section-7.4.1.3
 pub struct HandshakeMessageServerHello {
     pub(crate) version: ProtocolVersion,
     pub(crate) random: HandshakeRandom,
+    /// The session's id: a new one, the client's offered one when resuming, or empty (coap-harness fork,
+    /// FORK.md change 15: upstream wrote an empty one and dropped the server's).
+    pub(crate) session_id: Vec<u8>,
 
     pub(crate) cipher_suite: CipherSuiteId,
     pub(crate) compression_method: CompressionMethodId,
@@ -34,6 +37,7 @@ impl PartialEq for HandshakeMessageServerHello {
     fn eq(&self, other: &Self) -> bool {
         self.version == other.version
             && self.random == other.random
+            && self.session_id == other.session_id
             && self.compression_method == other.compression_method
             && self.extensions == other.extensions
             && self.cipher_suite == other.cipher_suite
@@ -44,6 +48,7 @@ impl fmt::Debug for HandshakeMessageServerHello {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = [
             format!("version: {:?} random: {:?}", self.version, self.random),
+            format!("session_id: {:?}", self.session_id),
             format!("cipher_suites: {:?}", self.cipher_suite),
             format!("compression_method: {:?}", self.compression_method),
             format!("extensions: {:?}", self.extensions),
@@ -61,7 +66,7 @@ impl HandshakeMessageServerHello {
         let mut len = 2 + self.random.size();
 
         // SessionID
-        len += 1;
+        len += 1 + self.session_id.len();
 
         len += 2;
 
@@ -81,7 +86,11 @@ impl HandshakeMessageServerHello {
         self.random.marshal(writer)?;
 
         // SessionID
-        writer.write_u8(0x00)?;
+        if self.session_id.len() > 32 {
+            return Err(Error::ErrSessionIdTooLong);
+        }
+        writer.write_u8(self.session_id.len() as u8)?;
+        writer.write_all(&self.session_id)?;
 
         writer.write_u16::<BigEndian>(self.cipher_suite as u16)?;
 
@@ -108,8 +117,11 @@ impl HandshakeMessageServerHello {
 
         // Session ID
         let session_id_len = reader.read_u8()? as usize;
-        let mut session_id_buffer = vec![0u8; session_id_len];
-        reader.read_exact(&mut session_id_buffer)?;
+        if session_id_len > 32 {
+            return Err(Error::ErrSessionIdTooLong);
+        }
+        let mut session_id = vec![0u8; session_id_len];
+        reader.read_exact(&mut session_id)?;
 
         let cipher_suite: CipherSuiteId = reader.read_u16::<BigEndian>()?.into();
 
@@ -142,6 +154,7 @@ impl HandshakeMessageServerHello {
         Ok(HandshakeMessageServerHello {
             version: ProtocolVersion { major, minor },
             random,
+            session_id,
 
             cipher_suite,
             compression_method,

@@ -42,6 +42,7 @@ fn test_handshake_message() -> Result<()> {
                     0xdc, 0x4b,
                 ],
             },
+            session_id: vec![],
             cookie: vec![],
             cipher_suites: vec![],
             compression_methods: CompressionMethods { ids: vec![] },

@@ -486,10 +486,13 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
     }
     let mut verdicts = BTreeMap::new();
     let mut hist = latency_histogram();
+    let (mut full, mut resumed) = (latency_histogram(), latency_histogram());
     for h in &all {
         *verdicts.entry(h.verdict).or_insert(0) += 1;
         if h.verdict.connected() {
-            hist.saturating_record((h.elapsed.as_micros() as u64).max(1));
+            let us = (h.elapsed.as_micros() as u64).max(1);
+            hist.saturating_record(us);
+            if h.resumed { &mut resumed } else { &mut full }.saturating_record(us);
         }
     }
     let ok = all.iter().filter(|h| h.verdict.connected()).count() as u64;
@@ -523,6 +526,8 @@ fn handshakes(devices: &[DeviceTally]) -> Option<HandshakeStats> {
             .map(|h| format!("{}: {}", h.verdict, h.detail.as_deref().unwrap_or(""))),
         reconnects: caused(HandshakeCause::Reconnect),
         churn: caused(HandshakeCause::Churn),
+        full: Some(Latency::from_histogram(&full)),
+        resumed: Some(Latency::from_histogram(&resumed)),
         connection_id: all.iter().filter(|h| h.connection_id).count() as u64,
         per_second: per_second.into_values().collect(),
     })

@@ -70,6 +70,15 @@ impl Shared {
         Some(std::borrow::Cow::Owned(own))
     }
 
+    /// Device `index`'s own session store, when it resumes its sessions (`dtls.resume`).
+    fn sessions_for(&self, index: u32) -> Option<dtls_client::DeviceSessions> {
+        self.dtls.as_ref()?;
+        let resume = self.plan.dtls.as_ref()?.client.resume;
+        resume
+            .device_resumes(index)
+            .then(dtls_client::device_sessions)
+    }
+
     fn handshake_done(&self, h: &HandshakeTally) {
         if let Some(m) = &self.live_metrics {
             m.handshake(h.verdict.name(), h.elapsed);
@@ -117,6 +126,8 @@ pub struct HandshakeTally {
     /// When it ended, from the start of the load.
     pub at: Duration,
     pub cause: HandshakeCause,
+    /// Whether it resumed the device's previous session (an abbreviated handshake, `dtls.resume`).
+    pub resumed: bool,
     /// The session negotiated a connection ID (RFC 9146).
     pub connection_id: bool,
 }
@@ -252,7 +263,12 @@ fn classify(c: &Completed, aborted_as: Outcome) -> Outcome {
 }
 
 /// Opens the device's link: its own UDP socket, and a DTLS session over it when the run uses DTLS.
-async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<Link> {
+async fn open_link(
+    sh: &Shared,
+    index: u32,
+    sessions: Option<&dtls_client::DeviceSessions>,
+    tally: &mut DeviceTally,
+) -> Option<Link> {
     let sock = match super::session::connect(local_ip(&sh.plan, index), sh.target).await {
         Ok(s) => s,
         Err(e) => {
@@ -269,7 +285,7 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
         .as_ref()
         .and_then(|c| c.certificate.first())
         .map(|leaf| sha2::Sha256::digest(leaf).into());
-    let (link, h) = dtls_handshake(sock, &settings, sh.t0, HandshakeCause::First).await;
+    let (link, h) = dtls_handshake(sock, &settings, sessions, sh.t0, HandshakeCause::First).await;
     sh.handshake_done(&h);
     tally.handshake = Some(h);
     link
@@ -278,10 +294,11 @@ async fn open_link(sh: &Shared, index: u32, tally: &mut DeviceTally) -> Option<L
 async fn dtls_handshake(
     sock: Arc<tokio::net::UdpSocket>,
     settings: &ClientSettings,
+    sessions: Option<&dtls_client::DeviceSessions>,
     t0: Instant,
     cause: HandshakeCause,
 ) -> (Option<Link>, HandshakeTally) {
-    let result = dtls_client::handshake(sock, settings).await;
+    let result = dtls_client::handshake_resuming(sock, settings, sessions).await;
     let at = t0.elapsed();
     match result {
         Ok(session) => (
@@ -292,6 +309,7 @@ async fn dtls_handshake(
                 elapsed: session.elapsed,
                 at,
                 cause,
+                resumed: session.resumed,
                 connection_id: session.conn.connection_ids().is_some(),
             },
         ),
@@ -303,6 +321,7 @@ async fn dtls_handshake(
                 elapsed: failed.elapsed,
                 at,
                 cause,
+                resumed: false,
                 connection_id: false,
             },
         ),
@@ -351,6 +370,7 @@ fn fail_due(
 async fn rehandshake(
     sh: &Shared,
     index: u32,
+    sessions: Option<&dtls_client::DeviceSessions>,
     cause: HandshakeCause,
     pacer: &mut Pacer<'_>,
     rec: &mut Recorder,
@@ -380,7 +400,7 @@ async fn rehandshake(
         let handshake = async {
             let sock = super::session::connect(local_ip(&sh.plan, index), sh.target).await;
             match sock {
-                Ok(sock) => dtls_handshake(sock, settings, sh.t0, cause).await,
+                Ok(sock) => dtls_handshake(sock, settings, sessions, sh.t0, cause).await,
                 Err(e) => (
                     None,
                     HandshakeTally {
@@ -389,6 +409,7 @@ async fn rehandshake(
                         elapsed: Duration::ZERO,
                         at: sh.t0.elapsed(),
                         cause,
+                        resumed: false,
                         connection_id: false,
                     },
                 ),
@@ -433,11 +454,12 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
         _ = sh.cancel.cancelled() => return tally,
         _ = tokio::time::sleep_until((sh.t0 + first).into()) => {}
     }
+    let sessions = sh.sessions_for(index);
     let link = tokio::select! {
         _ = sh.cancel.cancelled() => return tally,
         // Boxed, like the new handshakes and closes below: each runs once or rarely, and inline the device
         // task's future would keep room for the largest of them for the device's whole life (issue #15).
-        link = Box::pin(open_link(&sh, index, &mut tally)) => link,
+        link = Box::pin(open_link(&sh, index, sessions.as_ref(), &mut tally)) => link,
     };
     let Some(mut link) = link else {
         return tally;
@@ -610,7 +632,13 @@ pub async fn run(sh: Arc<Shared>, index: u32) -> DeviceTally {
             sh.link_change(&link, -1);
             Box::pin(link.close()).await;
             match Box::pin(rehandshake(
-                &sh, index, cause, &mut pacer, &mut rec, &mut tally,
+                &sh,
+                index,
+                sessions.as_ref(),
+                cause,
+                &mut pacer,
+                &mut rec,
+                &mut tally,
             ))
             .await
             {

@@ -259,6 +259,8 @@ fn handshakes(
         first_failure: all.iter().find_map(|h| h.first_failure.clone()),
         reconnects: all.iter().map(|h| h.reconnects).sum(),
         churn: all.iter().map(|h| h.churn).sum(),
+        full: kind(all.iter().map(|h| h.full.as_ref()))?,
+        resumed: kind(all.iter().map(|h| h.resumed.as_ref()))?,
         connection_id: all.iter().map(|h| h.connection_id).sum(),
         per_second: handshake_series(shards.iter().filter_map(|r| {
             r.handshakes
@@ -266,6 +268,18 @@ fn handshakes(
                 .map(|h| (offset_ms(r), &h.per_second[..]))
         })),
     }))
+}
+
+/// The shards' full (or resumed) handshake latencies together; `None` when no shard has them (reports from
+/// before the split).
+fn kind<'a>(
+    shards: impl Iterator<Item = Option<&'a Latency>>,
+) -> Result<Option<Latency>, (usize, String)> {
+    let some: Vec<&Latency> = shards.flatten().collect();
+    if some.is_empty() {
+        return Ok(None);
+    }
+    latency(some.into_iter()).map(Some)
 }
 
 /// Lines the shards' handshake series up by wall-clock second, like [`series`], and adds them.

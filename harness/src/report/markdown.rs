@@ -116,6 +116,9 @@ pub fn render(r: &Report) -> String {
             human_us(h.latency.p99_us),
             human_us(h.latency.max_us)
         );
+        if let Some(kinds) = h.kinds_summary() {
+            let _ = writeln!(s, "Full and resumed handshakes: {kinds}.\n");
+        }
         if let Some(rate) = h.rate_summary() {
             let _ = writeln!(s, "Handshake rate: {rate}.\n");
             handshake_table(&mut s, h);

@@ -321,6 +321,8 @@ pub struct DtlsCounters {
     pub handshake_failures: BTreeMap<String, u64>,
     /// Handshakes completed.
     pub handshakes_ok: u64,
+    /// Of those, abbreviated handshakes that resumed a cached session (`dtls.resume` on the devices).
+    pub handshakes_resumed: u64,
     /// Sessions started by a ClientHello.
     pub handshakes_started: u64,
     /// The last plaintext alert a client sent (`fatal unknown_ca (48)`), read off the wire.
@@ -366,6 +368,14 @@ pub struct HandshakeStats {
     /// Attempts made for handshake churn (`dtls.rehandshake_every`), included in `attempted`.
     #[serde(default)]
     pub churn: u64,
+    /// The successful full handshakes (certificates or PSK and key exchange) and their time; with `resumed`,
+    /// they add up to `ok` and `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<Latency>,
+    /// The successful abbreviated handshakes that resumed a device's previous session (`dtls.resume`) and
+    /// their time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Latency>,
     /// Sessions that negotiated a connection ID (RFC 9146, `dtls.connection_id`), of the `ok` ones.
     #[serde(default)]
     pub connection_id: u64,
@@ -785,10 +795,34 @@ impl HandshakeStats {
                 self.reconnects, self.churn
             );
         }
+        if let Some(resumed) = self.resumed.as_ref().filter(|r| r.count > 0) {
+            text += &format!("; {} resumed a session", resumed.count);
+        }
         if self.connection_id > 0 {
             text += &format!("; {} with a connection ID", self.connection_id);
         }
         text
+    }
+
+    /// Full and resumed handshakes side by side, when any resumed: "full 40: p50 2.10ms, p99 5.00ms;
+    /// resumed 60: p50 900µs, p99 2.00ms".
+    pub fn kinds_summary(&self) -> Option<String> {
+        let resumed = self.resumed.as_ref().filter(|r| r.count > 0)?;
+        let kind = |name: &str, l: &Latency| {
+            format!(
+                "{name} {}: p50 {}, p99 {}",
+                l.count,
+                human_us(l.p50_us),
+                human_us(l.p99_us)
+            )
+        };
+        let full = self.full.as_ref().map(|f| kind("full", f));
+        Some(
+            full.into_iter()
+                .chain([kind("resumed", resumed)])
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     }
 
     /// The busiest second: (second, handshakes ended in it, of which failed).

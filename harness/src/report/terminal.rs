@@ -54,6 +54,9 @@ pub fn render(r: &Report) -> String {
             human_us(h.latency.p99_us),
             human_us(h.latency.max_us)
         );
+        if let Some(kinds) = h.kinds_summary() {
+            let _ = writeln!(s, "  handshake kinds: {kinds}");
+        }
         if let Some(rate) = h.rate_summary() {
             let _ = writeln!(s, "  handshake rate: {rate}");
         }

@@ -45,6 +45,9 @@ pub struct RawDtls {
     /// requests (`100`, `100 requests`) or this long after the session opened (`30s`). Load devices only.
     #[serde(default, deserialize_with = "opt_churn")]
     pub rehandshake_every: Option<Churn>,
+    /// Which load devices resume their DTLS session (abbreviated handshake by session ID) when they make a
+    /// new one: `all`, `none` (the default) or a share such as `50%`. Load devices only.
+    pub resume: Option<String>,
     /// Connection ID (RFC 9146): `{ length: 8 }` offers the server an ID of this many bytes (0 to 255; 0:
     /// "send me none, I send yours") for the records it sends, and puts the server's ID in ours, so that
     /// the session survives the device's address changing (NAT rebinding). Default: none.
@@ -57,6 +60,60 @@ pub struct RawDtls {
 pub struct RawConnectionId {
     /// Bytes of the ID this end asks the other to put in its records.
     pub length: u64,
+}
+
+/// `dtls.resume`: which load devices offer their last DTLS session on their next handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resume {
+    /// Every handshake is a full one.
+    #[default]
+    None,
+    /// Every device resumes.
+    All,
+    /// This share of the devices (0 to 100 per cent), spread evenly over the device indexes.
+    Percent(u8),
+}
+
+impl Resume {
+    /// Parses `all`, `none` or `N%` (N from 0 to 100).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("all") {
+            return Ok(Resume::All);
+        }
+        if t.eq_ignore_ascii_case("none") {
+            return Ok(Resume::None);
+        }
+        match t.strip_suffix('%').map(|n| n.trim().parse::<u8>()) {
+            Some(Ok(n)) if n <= 100 => Ok(Resume::Percent(n)),
+            _ => Err(format!(
+                "`{text}` is not `all`, `none` or a share of the devices from `0%` to `100%`"
+            )),
+        }
+    }
+
+    /// Whether device `index` resumes: `Percent(p)` picks p of every 100 consecutive devices, evenly
+    /// spread (50%: every other device).
+    pub fn device_resumes(self, index: u32) -> bool {
+        match self {
+            Resume::None => false,
+            Resume::All => true,
+            Resume::Percent(p) => {
+                let (p, i) = (u64::from(p), u64::from(index));
+                (i + 1) * p / 100 > i * p / 100
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resume::None => f.write_str("none"),
+            Resume::All => f.write_str("all"),
+            Resume::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 /// `dtls.rehandshake_every`: when a device drops its session on purpose and makes a new one.
@@ -248,6 +305,8 @@ pub struct ClientTrust {
     pub handshake_timeout: Duration,
     /// Handshake churn of the load devices (`dtls.rehandshake_every`).
     pub rehandshake_every: Option<Churn>,
+    /// Which load devices resume their session on a new handshake (`dtls.resume`).
+    pub resume: Resume,
     /// The length of the connection ID devices ask the server for (RFC 9146); `None`: no extension.
     pub connection_id: Option<usize>,
 }
@@ -498,6 +557,16 @@ pub fn client_trust(
             "applies to the load devices only: set it under the scenario's `dtls:`",
         ));
     }
+    if base_trust.is_some() && raw.resume.is_some() {
+        return Err(bad(
+            at("resume"),
+            "applies to the load devices only: set it under the scenario's `dtls:`",
+        ));
+    }
+    let resume = match raw.resume.as_deref() {
+        Some(text) => Resume::parse(text).map_err(|e| bad(at("resume"), e))?,
+        None => Resume::None,
+    };
     if raw.client_key.is_some() && raw.client_cert.is_none() {
         return Err(bad(at("client_key"), "client_key needs client_cert"));
     }
@@ -557,6 +626,7 @@ pub fn client_trust(
             .or(base_trust.map(|b| b.handshake_timeout))
             .unwrap_or(Duration::from_secs(10)),
         rehandshake_every: raw.rehandshake_every,
+        resume,
         connection_id: match raw.connection_id {
             Some(c) => Some(connection_id_length(c, 0, at("connection_id"))?),
             None => base_trust.and_then(|b| b.connection_id),

@@ -423,6 +423,55 @@ fn rehandshake_every_takes_requests_or_a_duration() {
 }
 
 #[test]
+fn resume_is_all_none_or_a_share_of_the_devices() {
+    use super::dtls::Resume;
+    assert_eq!(Resume::parse("all"), Ok(Resume::All));
+    assert_eq!(Resume::parse(" None "), Ok(Resume::None));
+    assert_eq!(Resume::parse("25%"), Ok(Resume::Percent(25)));
+    assert_eq!(Resume::parse("100 %"), Ok(Resume::Percent(100)));
+    for bad in ["101%", "-1%", "half", "50", ""] {
+        assert!(Resume::parse(bad).is_err(), "{bad}");
+    }
+    let picked = |r: Resume| (0..100).filter(|i| r.device_resumes(*i)).count();
+    assert_eq!(picked(Resume::All), 100);
+    assert_eq!(picked(Resume::None), 0);
+    assert_eq!(picked(Resume::Percent(0)), 0);
+    assert_eq!(picked(Resume::Percent(30)), 30);
+    // Spread out: 50% is every other device, not the first half.
+    assert!(!Resume::Percent(50).device_resumes(0) && Resume::Percent(50).device_resumes(1));
+    assert!(!Resume::Percent(50).device_resumes(2) && Resume::Percent(50).device_resumes(3));
+
+    let dtls = |line: &str| {
+        GOOD.replace(
+            "coap:\n",
+            &format!("pki: generate\ndtls:\n  ca: pki:ca\n  {line}\ncoap:\n"),
+        )
+    };
+    let resume = |text: &str| parse_str(text).unwrap().dtls.unwrap().client.resume;
+    assert_eq!(resume(&dtls("resume: all")), Resume::All);
+    assert_eq!(resume(&dtls("resume: 10%")), Resume::Percent(10));
+    assert_eq!(resume(&dtls("handshake_timeout: 5s")), Resume::None);
+    // A bad value names the field and where it is.
+    let err = parse_str(&dtls("resume: sometimes"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dtls.resume") && err.contains("sometimes"),
+        "{err}"
+    );
+    // file:line:column of the value.
+    let at: Vec<&str> = err.splitn(4, ':').collect();
+    assert!(
+        at[1].parse::<u32>().is_ok() && at[2].parse::<u32>().is_ok(),
+        "{err}"
+    );
+    let text = dtls("handshake_timeout: 5s")
+        + "trust_cases:\n  - name: c\n    client: { resume: all }\n    expect: { handshake: ok }\n";
+    let err = parse_str(&text).unwrap_err().to_string();
+    assert!(err.contains("load devices only"), "{err}");
+}
+
+#[test]
 fn connection_id_is_a_length_on_devices_and_on_the_embedded_server() {
     let with = |client: &str, server: &str| {
         GOOD.replace(

@@ -143,6 +143,18 @@ pub struct Session {
     pub verdict: TrustVerdict,
     pub elapsed: Duration,
     pub presented: Option<PresentedCert>,
+    /// Whether the handshake resumed the device's previous session (the abbreviated handshake: no
+    /// certificates, no key exchange) rather than running a full one.
+    pub resumed: bool,
+}
+
+/// A device's own DTLS session store (`dtls.resume`): it holds the device's last session with the
+/// server, offered on the next handshake, and at most that one.
+pub type DeviceSessions = Arc<dtls::session::MemorySessionStore>;
+
+/// A new, empty [`DeviceSessions`].
+pub fn device_sessions() -> DeviceSessions {
+    Arc::new(dtls::session::MemorySessionStore::new(1, None))
 }
 
 /// A handshake that did not complete.
@@ -226,9 +238,20 @@ fn config(s: &ClientSettings, check: &ServerCertCheck, recorder: &HandshakeRecor
 
 /// Runs a DTLS handshake on `socket` (already connected to the server).
 pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Session, Failed> {
+    handshake_resuming(socket, s, None).await
+}
+
+/// [`handshake`], offering the session `sessions` holds for this server (when the server still knows
+/// it, the handshake is an abbreviated one) and keeping the session the handshake ends with there.
+pub async fn handshake_resuming(
+    socket: Arc<UdpSocket>,
+    s: &ClientSettings,
+    sessions: Option<&DeviceSessions>,
+) -> Result<Session, Failed> {
     let check = ServerCertCheck::default();
     let recorder = HandshakeRecorder::new();
-    let cfg = config(s, &check, &recorder);
+    let mut cfg = config(s, &check, &recorder);
+    cfg.session_store = sessions.map(|s| s.clone() as Arc<dyn dtls::session::SessionStore>);
     let start = Instant::now();
     let conn: Arc<dyn webrtc_util::Conn + Send + Sync> = socket;
     // Boxed: the handshake's state machine is large, and inline it would stay in the device task's future
@@ -242,6 +265,7 @@ pub async fn handshake(socket: Arc<UdpSocket>, s: &ClientSettings) -> Result<Ses
     let presented = check.presented.lock().expect("lock").clone();
     match result {
         Ok(Ok(conn)) => Ok(Session {
+            resumed: conn.resumed(),
             conn: Arc::new(conn),
             verdict: match (&s.trust, &s.psk) {
                 (ServerTrust::Insecure, None) => TrustVerdict::OkInsecure,

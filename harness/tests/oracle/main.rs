@@ -3,13 +3,15 @@
 //! `serve --coaps` with openssl-made keys judged by libcoap's clients (`serve_openssl_keys`), the layer that
 //! refused (`trust_layers`), our DTLS client against libcoap's OpenSSL server (`libcoap_dtls`), real devices
 //! judged by the harness as a rogue server (`device_trust`), and the generated test PKI read back by the
-//! openssl CLI (`pki`), and ThingsBoard's X.509 device authentication (`thingsboard_x509`).
+//! openssl CLI (`pki`), ThingsBoard's X.509 device authentication (`thingsboard_x509`), and DTLS session
+//! resumption with OpenSSL both ways (`dtls_resumption`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod device_trust;
 mod dtls_openssl_refusals;
+mod dtls_resumption;
 mod libcoap_dtls;
 mod pki;
 mod serve_openssl_keys;

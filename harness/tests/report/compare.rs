@@ -274,6 +274,8 @@ fn the_library_types_each_row() {
         first_failure: None,
         reconnects: 0,
         churn: 0,
+        full: None,
+        resumed: None,
         connection_id: 0,
         per_second: Vec::new(),
     });

@@ -156,6 +156,8 @@ async fn hlog_holds_each_phase_with_its_counts() {
         first_failure: None,
         reconnects: 0,
         churn: 0,
+        full: None,
+        resumed: None,
         connection_id: 0,
         per_second: Vec::new(),
     });

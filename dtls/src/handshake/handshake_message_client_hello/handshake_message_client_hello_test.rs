@@ -34,6 +34,7 @@ fn test_handshake_message_client_hello() -> Result<()> {
                 0x15, 0x8d, 0x95, 0x71, 0x8a, 0xbb, 0x22, 0xd7, 0x47, 0xec, 0xd8, 0x3d, 0xdc, 0x4b,
             ],
         },
+        session_id: vec![],
         cookie: vec![
             0xe6, 0x14, 0x3a, 0x1b, 0x04, 0xea, 0x9e, 0x7a, 0x14, 0xd6, 0x6c, 0x57, 0xd0, 0x0e,
             0x32, 0x85, 0x76, 0x18, 0xde, 0xd8,
@@ -72,4 +73,50 @@ fn test_handshake_message_client_hello() -> Result<()> {
     );
 
     Ok(())
+}
+
+/// coap-harness fork (FORK.md change 15): a ClientHello's session_id is read and written (upstream read its
+/// length only, so the cookie and everything after it were read from the id's bytes).
+#[test]
+fn test_handshake_message_client_hello_session_id() -> Result<()> {
+    let hello = HandshakeMessageClientHello {
+        version: ProtocolVersion {
+            major: 0xFE,
+            minor: 0xFD,
+        },
+        random: HandshakeRandom::default(),
+        session_id: (1..=32).collect(),
+        cookie: vec![0xAA; 20],
+        cipher_suites: vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256],
+        compression_methods: CompressionMethods {
+            ids: vec![CompressionMethodId::Null],
+        },
+        extensions: vec![],
+    };
+    let mut raw = vec![];
+    {
+        let mut writer = BufWriter::<&mut Vec<u8>>::new(raw.as_mut());
+        hello.marshal(&mut writer)?;
+    }
+    assert_eq!(raw.len(), hello.size());
+    // version, random, then the id's length and bytes, then the cookie's.
+    assert_eq!(raw[34], 32);
+    assert_eq!(&raw[35..67], &hello.session_id[..]);
+    assert_eq!(raw[67], 20);
+    let parsed = HandshakeMessageClientHello::unmarshal(&mut BufReader::new(raw.as_slice()))?;
+    assert_eq!(parsed, hello);
+    Ok(())
+}
+
+#[test]
+fn rejects_a_session_id_over_32_bytes() {
+    let mut raw = vec![0xFE, 0xFD];
+    raw.extend_from_slice(&[0; 32]); // random
+    raw.push(33);
+    raw.extend_from_slice(&[0; 33]);
+    raw.extend_from_slice(&[0, 0, 2, 0xC0, 0x2B, 1, 0, 0, 0]);
+    assert_eq!(
+        HandshakeMessageClientHello::unmarshal(&mut BufReader::new(raw.as_slice())).err(),
+        Some(Error::ErrSessionIdTooLong)
+    );
 }

@@ -30,6 +30,7 @@ fn test_handshake_message_server_hello() -> Result<()> {
                 0x7f, 0x7c, 0x78, 0xf1, 0x5f, 0x7e, 0x1c, 0xb7, 0xa1, 0x1e, 0xcf, 0x63, 0x84, 0x28,
             ],
         },
+        session_id: vec![],
         cipher_suite: CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
         compression_method: CompressionMethodId::Null,
         extensions: vec![],

@@ -81,6 +81,11 @@ pub struct DtlsServerConfig {
     /// offer a certificate and PSKs on one listener): each client's key is looked up by the identity it sends;
     /// an unknown identity fails the handshake. `certificate` is then not presented.
     pub psk: Vec<crate::transport::dtls::Psk>,
+    /// Most sessions kept for resumption by session ID (one cache for the listener, issue #15): a client
+    /// that offers one of them gets the abbreviated handshake. 0: no resumption, every handshake is full.
+    /// A restart ([`crate::server::ServerHandle::restart_dtls_at`]) empties it, as a restarted process
+    /// loses its memory.
+    pub session_cache: usize,
     /// Connection ID (RFC 9146): each session asks its client for one of this many bytes (1 to 255; a
     /// client that does not offer the extension goes without), so that the session survives the client's
     /// address changing (NAT rebinding). `None` (the default): no connection IDs, sessions keyed by address
@@ -102,6 +107,10 @@ impl DtlsServerConfig {
         CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
         CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_256_Cbc_Sha,
     ];
+    /// Default for [`DtlsServerConfig::session_cache`]: as many as [`Self::DEFAULT_MAX_SESSIONS`].
+    pub const DEFAULT_SESSION_CACHE: usize = 20_000;
+    /// How long a cached session may be resumed: two hours, OpenSSL's default session timeout.
+    pub const SESSION_LIFETIME: Duration = Duration::from_secs(2 * 3600);
     /// Default for [`DtlsServerConfig::handshake_timeout`].
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default for [`DtlsServerConfig::idle_timeout`].
@@ -125,6 +134,7 @@ impl DtlsServerConfig {
             max_handshakes: Self::DEFAULT_MAX_HANDSHAKES,
             device_certs: Vec::new(),
             psk: Vec::new(),
+            session_cache: Self::DEFAULT_SESSION_CACHE,
             connection_id_length: None,
         }
     }
@@ -199,6 +209,19 @@ impl DtlsServerConfig {
     /// The entry of [`DtlsServerConfig::device_certs`] registering the DER certificate `der` as `device`.
     pub fn device_cert(der: &[u8], device: impl Into<String>) -> ([u8; 32], String) {
         (super::session::cert_hash(der), device.into())
+    }
+
+    /// The listener's session cache for resumption, shared by all its sessions; `None` when
+    /// [`Self::session_cache`] is 0.
+    pub(crate) fn session_store(
+        &self,
+    ) -> Option<std::sync::Arc<::dtls::session::MemorySessionStore>> {
+        (self.session_cache > 0).then(|| {
+            std::sync::Arc::new(::dtls::session::MemorySessionStore::new(
+                self.session_cache,
+                Some(Self::SESSION_LIFETIME),
+            ))
+        })
     }
 
     /// The `dtls` crate's server configuration, cloned for each session; every problem it could only

@@ -267,6 +267,11 @@ impl Driver {
                 for peer in peers {
                     self.forget(peer);
                 }
+                // A restarted process has lost its session cache too: clients that offer a session get a
+                // full handshake.
+                if let Some(sessions) = &self.shared.sessions {
+                    sessions.clear();
+                }
                 bump(&self.counters.restarts);
                 self.counters
                     .sessions_dropped_by_restart

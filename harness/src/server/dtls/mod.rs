@@ -45,6 +45,7 @@ pub(crate) struct Bound {
     socket: UdpSocket,
     local_addr: SocketAddr,
     dtls_config: ::dtls::config::Config,
+    sessions: Option<Arc<::dtls::session::MemorySessionStore>>,
     handshake_timeout: Duration,
     limits: driver::Limits,
 }
@@ -63,7 +64,11 @@ pub(crate) struct Running {
 
 /// Checks `config` and binds its socket (with large buffers, like the plain listener's).
 pub(crate) fn bind(config: &DtlsServerConfig) -> Result<Bound, ServerError> {
-    let dtls_config = config.dtls_config()?;
+    let mut dtls_config = config.dtls_config()?;
+    let sessions = config.session_store();
+    dtls_config.session_store = sessions
+        .clone()
+        .map(|s| s as Arc<dyn ::dtls::session::SessionStore>);
     let socket = udp::bind(config.bind).map_err(|e| match e {
         ServerError::Bind { addr, source } => ServerError::DtlsBind { addr, source },
         other => other,
@@ -76,6 +81,7 @@ pub(crate) fn bind(config: &DtlsServerConfig) -> Result<Bound, ServerError> {
         socket,
         local_addr,
         dtls_config,
+        sessions,
         handshake_timeout: config.handshake_timeout,
         limits: driver::Limits {
             max_sessions: config.max_sessions,
@@ -98,6 +104,7 @@ impl Bound {
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(session::Shared {
             config: self.dtls_config,
+            sessions: self.sessions,
             handshake_timeout: self.handshake_timeout,
             endpoint,
             response_delay,

@@ -33,6 +33,8 @@ const CLOSE_NOTIFY_WAIT: Duration = Duration::from_millis(200);
 pub(crate) struct Shared {
     /// The `dtls` crate's server configuration, cloned for each session.
     pub config: Config,
+    /// The session cache `config` resumes from (emptied by a restart).
+    pub sessions: Option<Arc<::dtls::session::MemorySessionStore>>,
     pub handshake_timeout: Duration,
     pub endpoint: Arc<Mutex<Endpoint>>,
     pub response_delay: Option<Duration>,
@@ -166,6 +168,9 @@ pub(crate) async fn run(shared: Arc<Shared>, session: Session) {
     conn.handshake_done();
     drop(permit);
     bump(&counters.handshakes_ok);
+    if dtls.resumed() {
+        bump(&counters.handshakes_resumed);
+    }
     if dtls.connection_ids().is_some() {
         bump(&counters.cid_sessions);
     }

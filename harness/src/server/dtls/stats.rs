@@ -81,6 +81,9 @@ pub struct DtlsStats {
     pub handshakes_started: u64,
     /// Handshakes completed.
     pub handshakes_ok: u64,
+    /// Of those, abbreviated handshakes that resumed a cached session (issue #15, `session_cache`).
+    #[serde(default)]
+    pub handshakes_resumed: u64,
     /// Failed handshakes by reason (every [`HandshakeFailure`] name, zeros included).
     pub handshake_failures: BTreeMap<String, u64>,
     /// ClientHellos from new peers dropped because `max_handshakes` handshakes were in progress or
@@ -131,6 +134,7 @@ pub(crate) struct Counters {
     pub garbage: AtomicU64,
     pub handshakes_started: AtomicU64,
     pub handshakes_ok: AtomicU64,
+    pub handshakes_resumed: AtomicU64,
     failures: [AtomicU64; HandshakeFailure::ALL.len()],
     pub dropped_handshakes: AtomicU64,
     pub sessions_active: AtomicU64,
@@ -186,6 +190,7 @@ impl Counters {
             garbage: get(&self.garbage),
             handshakes_started: get(&self.handshakes_started),
             handshakes_ok: get(&self.handshakes_ok),
+            handshakes_resumed: get(&self.handshakes_resumed),
             handshake_failures: HandshakeFailure::ALL
                 .iter()
                 .map(|w| (w.as_str().to_string(), get(&self.failures[w.index()])))
