@@ -54,21 +54,29 @@ pub static INVALID_KEYING_LABELS: &[&str] = &[
     "key expansion",
 ];
 
-type PacketSendRequest = (Vec<Packet>, Option<mpsc::Sender<Result<()>>>);
+// coap-harness fork (FORK.md change 16): boxed, so that the channel's slots (32 allocated with it, per
+// connection) are a pointer each, not 32 bytes; the caller's result comes back on a oneshot, not a fresh
+// bounded channel per write.
+type PacketSendRequest = Box<(Vec<Packet>, Option<oneshot::Sender<Result<()>>>)>;
+// coap-harness fork (FORK.md change 16): one decrypted application-data record, boxed for the same reason
+// (it was `Result<Vec<u8>>`, 72 bytes a slot, though nothing ever sent an error on it).
+type DecryptedData = Box<Vec<u8>>;
 
 struct ConnReaderContext {
     is_client: bool,
     replay_protection_window: usize,
     replay_detector: Vec<Box<dyn ReplayDetector + Send>>,
-    decrypted_tx: mpsc::Sender<Result<Vec<u8>>>,
+    decrypted_tx: mpsc::Sender<DecryptedData>,
     encrypted_packets: Vec<Vec<u8>>,
     fragment_buffer: FragmentBuffer,
     cache: HandshakeCache,
     cipher_suite: Arc<Mutex<Option<Box<dyn CipherSuite + Send + Sync>>>>,
     remote_epoch: Arc<AtomicU16>,
     // use additional oneshot sender to mimic rendezvous channel behavior
-    handshake_tx: mpsc::Sender<(oneshot::Sender<()>, mpsc::Sender<()>)>,
-    handshake_done_rx: mpsc::Receiver<()>,
+    handshake_tx: mpsc::Sender<(oneshot::Sender<()>, oneshot::Sender<()>)>,
+    // coap-harness fork (FORK.md change 16): a oneshot (its sender is dropped when the handshake ends),
+    // `None` once that has happened.
+    handshake_done_rx: Option<oneshot::Receiver<()>>,
     packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
     // coap-harness fork (FORK.md change 3): alerts sent and received are recorded here.
     recorder: crate::evidence::HandshakeRecorder,
@@ -87,8 +95,8 @@ struct ConnReaderContext {
 pub struct DTLSConn {
     conn: Arc<dyn Conn + Send + Sync>,
     pub(crate) cache: HandshakeCache, // caching of handshake messages for verifyData generation
-    decrypted_rx: Mutex<mpsc::Receiver<Result<Vec<u8>>>>, // Decrypted Application Data or error, pull by calling `Read`
-    pub(crate) state: State,                              // Internal state
+    decrypted_rx: Mutex<mpsc::Receiver<DecryptedData>>, // Decrypted Application Data, pull by calling `Read`
+    pub(crate) state: State,                            // Internal state
 
     handshake_completed_successfully: Arc<AtomicBool>,
     connection_closed_by_user: bool,
@@ -111,13 +119,15 @@ pub struct DTLSConn {
     pub(crate) cfg: HandshakeConfig,
     pub(crate) retransmit: bool,
     // use additional oneshot sender to mimic rendezvous channel behavior
-    pub(crate) handshake_rx: mpsc::Receiver<(oneshot::Sender<()>, mpsc::Sender<()>)>,
+    pub(crate) handshake_rx: mpsc::Receiver<(oneshot::Sender<()>, oneshot::Sender<()>)>,
 
     pub(crate) packet_tx: Arc<mpsc::Sender<PacketSendRequest>>,
     pub(crate) handle_queue_tx: mpsc::Sender<mpsc::Sender<()>>,
-    pub(crate) handshake_done_tx: Option<mpsc::Sender<()>>,
+    // coap-harness fork (FORK.md change 16): this and `reader_close_tx` are oneshots: neither ever
+    // carries a message, the receiver only learns that the sender is gone.
+    pub(crate) handshake_done_tx: Option<oneshot::Sender<()>>,
 
-    reader_close_tx: Mutex<Option<mpsc::Sender<()>>>,
+    reader_close_tx: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 type UtilResult<T> = std::result::Result<T, util::Error>;
@@ -332,10 +342,10 @@ impl DTLSConn {
 
         let (decrypted_tx, decrypted_rx) = mpsc::channel(1);
         let (handshake_tx, handshake_rx) = mpsc::channel(1);
-        let (handshake_done_tx, handshake_done_rx) = mpsc::channel(1);
-        let (packet_tx, mut packet_rx) = mpsc::channel(1);
+        let (handshake_done_tx, handshake_done_rx) = oneshot::channel();
+        let (packet_tx, mut packet_rx) = mpsc::channel::<PacketSendRequest>(1);
         let (handle_queue_tx, mut handle_queue_rx) = mpsc::channel(1);
-        let (reader_close_tx, mut reader_close_rx) = mpsc::channel(1);
+        let (reader_close_tx, mut reader_close_rx) = oneshot::channel::<()>();
 
         let packet_tx = Arc::new(packet_tx);
         let packet_tx2 = Arc::clone(&packet_tx);
@@ -377,7 +387,7 @@ impl DTLSConn {
             loop {
                 let rx = packet_rx.recv().await;
                 if let Some(r) = rx {
-                    let (pkt, result_tx) = r;
+                    let (pkt, result_tx) = *r;
 
                     // coap-harness fork (FORK.md change 14): boxed per batch of packets, so that this task,
                     // idle in `recv` for the connection's whole life, does not reserve room for it.
@@ -394,7 +404,7 @@ impl DTLSConn {
                     .await;
 
                     if let Some(tx) = result_tx {
-                        let _ = tx.send(result).await;
+                        let _ = tx.send(result);
                     }
                 } else {
                     trace!("{}: handle_outgoing_packets exit", srv_cli_str(is_client));
@@ -421,7 +431,7 @@ impl DTLSConn {
                 cipher_suite: cipher_suite2,
                 remote_epoch,
                 handshake_tx,
-                handshake_done_rx,
+                handshake_done_rx: Some(handshake_done_rx),
                 packet_tx: packet_tx2,
                 recorder: reader_recorder,
                 connection_ids: connection_ids2,
@@ -445,7 +455,7 @@ impl DTLSConn {
                     buf = vec![0u8; inbound_after_handshake];
                 }
                 tokio::select! {
-                    _ = reader_close_rx.recv() => {
+                    _ = &mut reader_close_rx => {
                         trace!(
                                 "{}: read_and_buffer exit",
                                 srv_cli_str(ctx.is_client),
@@ -525,18 +535,13 @@ impl DTLSConn {
             }
         };
 
-        if let Some(out) = rx {
-            match out {
-                Ok(val) => {
-                    let n = val.len();
-                    if p.len() < n {
-                        return Err(Error::ErrBufferTooSmall);
-                    }
-                    p[..n].copy_from_slice(&val);
-                    Ok(n)
-                }
-                Err(err) => Err(err),
+        if let Some(val) = rx {
+            let n = val.len();
+            if p.len() < n {
+                return Err(Error::ErrBufferTooSmall);
             }
+            p[..n].copy_from_slice(&val);
+            Ok(n)
         } else {
             Err(Error::ErrAlertFatalOrClose)
         }
@@ -657,15 +662,11 @@ impl DTLSConn {
     }
 
     pub(crate) async fn write_packets(&self, pkts: Vec<Packet>) -> Result<()> {
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
 
-        self.packet_tx.send((pkts, Some(tx))).await?;
+        self.packet_tx.send(Box::new((pkts, Some(tx)))).await?;
 
-        if let Some(result) = rx.recv().await {
-            result
-        } else {
-            Ok(())
-        }
+        rx.await.unwrap_or(Ok(()))
     }
 
     // coap-harness fork (FORK.md change 13): the connection IDs made it eight.
@@ -942,7 +943,7 @@ impl DTLSConn {
                 );
                 let alert_err = ctx
                     .packet_tx
-                    .send((
+                    .send(Box::new((
                         vec![Packet {
                             record: RecordLayer::new(
                                 PROTOCOL_VERSION1_2,
@@ -956,7 +957,7 @@ impl DTLSConn {
                             reset_local_sequence_number: false,
                         }],
                         None,
-                    ))
+                    )))
                     .await;
 
                 if let Err(alert_err) = alert_err {
@@ -982,7 +983,7 @@ impl DTLSConn {
         }
 
         if has_handshake {
-            let (done_tx, mut done_rx) = mpsc::channel(1);
+            let (done_tx, mut done_rx) = oneshot::channel();
             let rendezvous_at_handshake = async {
                 let (rendezvous_tx, rendezvous_rx) = oneshot::channel();
                 _ = ctx.handshake_tx.send((rendezvous_tx, done_tx)).await;
@@ -993,7 +994,7 @@ impl DTLSConn {
                     let mut wait_done_rx = true;
                     while wait_done_rx{
                         tokio::select!{
-                            _ = done_rx.recv() => {
+                            _ = &mut done_rx => {
                                 // If the other party may retransmit the flight,
                                 // we should respond even if it not a new message.
                                 wait_done_rx = false;
@@ -1010,7 +1011,7 @@ impl DTLSConn {
                         }
                     }
                 }
-                _ = ctx.handshake_done_rx.recv() => {}
+                _ = handshake_done(&mut ctx.handshake_done_rx) => {}
             }
         }
 
@@ -1033,7 +1034,7 @@ impl DTLSConn {
                 );
                 let alert_err = ctx
                     .packet_tx
-                    .send((
+                    .send(Box::new((
                         vec![Packet {
                             record: RecordLayer::new(
                                 PROTOCOL_VERSION1_2,
@@ -1047,7 +1048,7 @@ impl DTLSConn {
                             reset_local_sequence_number: false,
                         }],
                         None,
-                    ))
+                    )))
                     .await;
 
                 if let Err(alert_err) = alert_err {
@@ -1360,7 +1361,7 @@ impl DTLSConn {
 
                 ctx.replay_detector[h.epoch as usize].accept();
 
-                let _ = ctx.decrypted_tx.send(Ok(a.data)).await;
+                let _ = ctx.decrypted_tx.send(Box::new(a.data)).await;
                 //TODO
                 /*select {
                     case self.decrypted < - content.data:
@@ -1443,6 +1444,15 @@ fn unwrap_inner_plaintext(h: &RecordLayerHeader, mut inner: Vec<u8>) -> Result<V
     }
     plain.extend_from_slice(&inner);
     Ok(plain)
+}
+
+/// Resolves once the handshake has ended (its sender dropped), then at once on every later call: what
+/// `recv` on the bounded channel this replaced did. coap-harness fork (FORK.md change 16).
+async fn handshake_done(rx: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(done) = rx {
+        let _ = done.await;
+    }
+    *rx = None;
 }
 
 fn compact_raw_packets(raw_packets: &[Vec<u8>], maximum_transmission_unit: usize) -> Vec<Vec<u8>> {

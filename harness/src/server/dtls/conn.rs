@@ -9,6 +9,7 @@
 //! newest so far ([`PeerConn::follow`], called from the stack's reader right after it opened the datagram
 //! this connection handed over last).
 
+use super::driver::Inbound;
 use async_trait::async_trait;
 use std::any::Any;
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ pub(crate) struct PeerConn {
     peer: std::sync::Mutex<SocketAddr>,
     /// The source of the datagram handed to the DTLS stack last.
     last_from: std::sync::Mutex<SocketAddr>,
-    inbound: Mutex<mpsc::Receiver<(SocketAddr, Vec<u8>)>>,
+    inbound: Mutex<mpsc::Receiver<Inbound>>,
     flight: std::sync::Mutex<Flight>,
 }
 
@@ -51,7 +52,7 @@ impl PeerConn {
         socket: Weak<UdpSocket>,
         local: SocketAddr,
         peer: SocketAddr,
-        inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+        inbound: mpsc::Receiver<Inbound>,
     ) -> Self {
         PeerConn {
             socket,
@@ -121,7 +122,7 @@ impl Conn for PeerConn {
     /// session drops the `DTLSConn`, which ends that reader.
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
         let next = self.inbound.lock().await.recv().await;
-        match next {
+        match next.map(|datagram| *datagram) {
             Some((from, d)) => {
                 *self.last_from.lock().expect("last_from") = from;
                 if let Some(replay) = self.on_received(&d) {

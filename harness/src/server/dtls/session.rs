@@ -74,7 +74,7 @@ pub(crate) struct Session {
     pub peer: SocketAddr,
     pub generation: u64,
     /// Datagrams routed to the session, each with its source address.
-    pub inbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    pub inbound: mpsc::Receiver<super::driver::Inbound>,
     /// The connection ID the server asks this session's client to use (RFC 9146), when it uses them.
     pub connection_id: Option<Vec<u8>>,
     /// Notifications for this peer's Observe relations, to encrypt and send once established.
