@@ -2,8 +2,10 @@
 //! message ID) is remembered for EXCHANGE_LIFETIME so a retransmitted CON gets the same reply again without
 //! being processed twice. The cache is bounded: when full, the oldest entries go first.
 //!
-//! No insert ever rehashes the cache. Entries live in generations: hash tables allocated at a fixed size
-//! that are filled in insertion order and never grow. When the newest is full a new one opens, sized
+//! No insert rehashes the cache as it grows. Entries live in generations: hash tables allocated at a fixed
+//! size that are filled in insertion order and never grow. (The one exception: when the newest generation is
+//! also the oldest, entries removed from it leave tombstones, and hashbrown may then rehash it in place,
+//! without allocating; that happens only under light load, after everything older has expired.) When the newest is full a new one opens, sized
 //! like everything the cache holds then (so the total still doubles while the cache grows, from
 //! [`MIN_BUCKETS`] up to [`MAX_BUCKETS`] per table); a generation is dropped once all its entries have
 //! expired or been evicted. A single growing table instead copied every entry each time it doubled (1–2 ms
