@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use coap_harness::pki::Role;
 use coap_harness::report::Report;
 use common::Peer;
 use std::path::Path;
@@ -32,6 +33,44 @@ const SMALL: &str =
 fn read_report(dir: &Path) -> Report {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
     serde_json::from_str(&text).expect("report.json parses as a Report")
+}
+
+/// A separate `serve --any-token --coaps` with a fresh PKI and `extra` arguments, once its plain port answers:
+/// (the PKI's folder, its manifest, the DTLS port, the server).
+fn serve_coaps(extra: &[&str]) -> (tempfile::TempDir, coap_harness::pki::Manifest, u16, Peer) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
+        out: dir.path().to_path_buf(),
+        hosts: vec![],
+        force: false,
+    })
+    .unwrap()
+    .manifest;
+    let plain = common::free_udp_port();
+    let secure = common::free_udp_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
+        .args([
+            "serve",
+            "--any-token",
+            "--coap",
+            &format!("127.0.0.1:{plain}"),
+        ])
+        .args(["--coaps", &format!("127.0.0.1:{secure}")])
+        .arg("--cert")
+        .arg(pki.cert_path(Role::Server))
+        .arg("--key")
+        .arg(pki.key_path(Role::Server))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = Peer::new(child);
+    common::wait_for_coap(
+        format!("127.0.0.1:{plain}").parse().unwrap(),
+        Duration::from_secs(10),
+    );
+    (dir, pki, secure, server)
 }
 
 #[test]
@@ -243,38 +282,7 @@ fn serve_coaps_answers_libcoap_client() {
     if !common::require("coap-client-openssl") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pki = coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
-        out: dir.path().to_path_buf(),
-        hosts: vec![],
-        force: false,
-    })
-    .unwrap()
-    .manifest;
-    use coap_harness::pki::Role;
-    let plain = common::free_udp_port();
-    let secure = common::free_udp_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
-        .args([
-            "serve",
-            "--any-token",
-            "--coap",
-            &format!("127.0.0.1:{plain}"),
-        ])
-        .args(["--coaps", &format!("127.0.0.1:{secure}")])
-        .arg("--cert")
-        .arg(pki.cert_path(Role::Server))
-        .arg("--key")
-        .arg(pki.key_path(Role::Server))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let server = Peer::new(child);
-    common::wait_for_coap(
-        format!("127.0.0.1:{plain}").parse().unwrap(),
-        Duration::from_secs(10),
-    );
+    let (_dir, pki, secure, server) = serve_coaps(&[]);
     let out = Command::new("timeout")
         .args([
             "20",
@@ -352,39 +360,7 @@ async fn serve_coaps_answers_a_connection_id_of_the_length_asked() {
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
         assert!(stderr(&o).contains("connection-id-length"), "{bad}");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pki = coap_harness::pki::generate(&coap_harness::pki::PkiOptions {
-        out: dir.path().to_path_buf(),
-        hosts: vec![],
-        force: false,
-    })
-    .unwrap()
-    .manifest;
-    use coap_harness::pki::Role;
-    let plain = common::free_udp_port();
-    let secure = common::free_udp_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_coap-harness"))
-        .args([
-            "serve",
-            "--any-token",
-            "--coap",
-            &format!("127.0.0.1:{plain}"),
-        ])
-        .args(["--coaps", &format!("127.0.0.1:{secure}")])
-        .arg("--cert")
-        .arg(pki.cert_path(Role::Server))
-        .arg("--key")
-        .arg(pki.key_path(Role::Server))
-        .args(["--connection-id-length", "8"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Peer::new(child);
-    common::wait_for_coap(
-        format!("127.0.0.1:{plain}").parse().unwrap(),
-        Duration::from_secs(10),
-    );
+    let (_dir, pki, secure, _server) = serve_coaps(&["--connection-id-length", "8"]);
     let mut roots = rustls::RootCertStore::empty();
     for der in coap_harness::pki::read_certs(&pki.cert_path(Role::CaRoot)).unwrap() {
         roots.add(der.into()).unwrap();
